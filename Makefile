@@ -1,0 +1,26 @@
+# Every target installs and builds what it needs, so each works on a fresh clone.
+NPM ?= npm
+STAMP := node_modules/.tandem-installed
+
+.PHONY: install build test demo bench clean
+
+$(STAMP): package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+install: $(STAMP)
+
+build: install
+	$(NPM) run build
+
+test: build
+	npx vitest run
+
+demo: build
+	node dist/cli/tandem.js demo
+
+bench: build
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist node_modules

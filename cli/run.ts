@@ -1,0 +1,85 @@
+// `tandem control-plane` and `tandem sidecar`: flags in, a running server out, SIGTERM drains.
+import { parseHostPort } from '../common/addr';
+import { parseDuration } from '../control-plane/config';
+import { runControlPlane } from '../control-plane/main';
+import { runSidecar } from '../sidecar/main';
+import { parseFlags, parseLabels, UsageError } from './flags';
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+function duration(flag: string, v: string): number {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
+export async function controlPlaneCommand(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, {
+    config: { default: 'mesh.yaml' },
+    listen: { default: '127.0.0.1:15012' },
+    'xds-plaintext': {},
+    admin: { default: '127.0.0.1:15014' },
+    'ca-dir': { default: 'certs' },
+    'trust-domain': { default: 'cluster.local' },
+    'cert-ttl': { default: '1h' },
+  });
+  const cp = await runControlPlane({
+    config: f.config!,
+    listen: parseHostPort(f.listen!, '--listen'),
+    xdsPlaintext: f['xds-plaintext'] && f['xds-plaintext'] !== 'off' ? parseHostPort(f['xds-plaintext'], '--xds-plaintext') : undefined,
+    admin: parseHostPort(f.admin!, '--admin'),
+    caDir: f['ca-dir']!,
+    trustDomain: f['trust-domain']!,
+    certTtlMs: duration('cert-ttl', f['cert-ttl']!),
+  });
+  onSignals(() => cp.stop());
+}
+
+export async function sidecarCommand(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, {
+    service: { required: true },
+    namespace: { default: 'default' },
+    'service-account': {},
+    labels: {},
+    app: { default: '127.0.0.1:8080' },
+    inbound: { default: '0.0.0.0:15006' },
+    advertise: {},
+    outbound: { default: '127.0.0.1:15001' },
+    admin: { default: '127.0.0.1:15000' },
+    'control-plane': { default: '127.0.0.1:15012' },
+    'root-cert': { default: 'certs/root-cert.pem' },
+    token: { default: process.env.TANDEM_TOKEN },
+    concurrency: { default: '1' },
+    'access-log': { default: 'stdout' },
+  });
+  if (f.concurrency !== '1') throw new UsageError('--concurrency: only 1 is supported in this release');
+  const sc = await runSidecar({
+    service: f.service!,
+    namespace: f.namespace!,
+    serviceAccount: f['service-account'] ?? f.service!,
+    labels: parseLabels(f.labels),
+    app: parseHostPort(f.app!, '--app'),
+    inbound: parseHostPort(f.inbound!, '--inbound'),
+    advertise: f.advertise,
+    outbound: parseHostPort(f.outbound!, '--outbound'),
+    admin: parseHostPort(f.admin!, '--admin'),
+    controlPlane: parseHostPort(f['control-plane']!, '--control-plane'),
+    rootCert: f['root-cert']!,
+    accessLog: f['access-log']!,
+  });
+  onSignals(() => sc.stop(5000));
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// The one executable. Exit status: 0 success, 2 bad usage, 1 anything else.
+import { UsageError } from './flags';
+import { controlPlaneCommand, sidecarCommand } from './run';
+import { certsCommand } from './certs';
+import { statusCommand } from './status';
+import { demoCommand } from './demo';
+
+const USAGE = `usage: tandem <command> [flags]
+
+commands:
+  control-plane   run the control plane (xDS server and CA)
+  sidecar         run a sidecar next to a service
+  certs init      create the mesh root CA
+  status          one row per connected proxy, like istioctl proxy-status
+  demo            the whole mesh on this machine
+`;
+
+async function main(argv: string[]): Promise<number | 'running'> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'control-plane':
+      await controlPlaneCommand(rest);
+      return 'running';
+    case 'sidecar':
+      await sidecarCommand(rest);
+      return 'running';
+    case 'certs':
+      return certsCommand(rest);
+    case 'status':
+      return statusCommand(rest);
+    case 'demo':
+      return demoCommand(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 'running') process.exitCode = code;
+  },
+  (err: Error & { code?: string }) => {
+    process.stderr.write(`tandem: ${err.message}\n`);
+    process.exit(err instanceof UsageError || err.code === 'BAD_ADDRESS' ? 2 : 1);
+  },
+);

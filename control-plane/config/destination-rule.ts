@@ -1,0 +1,108 @@
+// DestinationRule: host, trafficPolicy and subsets.
+
+import type { ConsistentHash, DestinationRule, Subset, TrafficPolicy } from '../model/types';
+import { cookieName, DNS_LABEL, headerName, host, type Ctx } from './common';
+import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, strMap, type Node, type Read } from './reader';
+
+const consistentHash: Read<ConsistentHash> = (n) => {
+  const f = fields(n, ['httpHeaderName', 'httpCookie', 'useSourceIp']);
+  const hash: ConsistentHash = defined({
+    httpHeaderName: f.opt('httpHeaderName', (h) => headerName(nonEmpty(h), h)),
+    // path and ttl only matter to a proxy that issues the cookie; Tandem only reads it.
+    httpCookie: f.opt('httpCookie', (c) => {
+      const g = fields(c, ['name', 'path', 'ttl']);
+      g.opt('path', nonEmpty);
+      g.opt('ttl', duration());
+      return { name: g.req('name', (x) => cookieName(nonEmpty(x), x)) };
+    }),
+    useSourceIp: f.opt('useSourceIp', bool) || undefined,
+  });
+  if (Object.keys(hash).length !== 1) n.fail('must have exactly one of httpHeaderName, httpCookie, useSourceIp: true');
+  return hash;
+};
+
+const loadBalancer: Read<NonNullable<TrafficPolicy['loadBalancer']>> = (n) => {
+  const f = fields(n, ['simple', 'consistentHash']);
+  if (f.has('simple') && f.has('consistentHash')) n.fail('must have either simple or consistentHash, not both');
+  const simple = f.opt('simple', oneOf('ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'LEAST_CONN'));
+  return defined({
+    // LEAST_CONN is Istio's deprecated spelling of LEAST_REQUEST.
+    simple: simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple,
+    consistentHash: f.opt('consistentHash', consistentHash),
+  });
+};
+
+const connectionPool: Read<NonNullable<TrafficPolicy['connectionPool']>> = (n) => {
+  const f = fields(n, ['tcp', 'http']);
+  return defined({
+    tcp: f.opt('tcp', (t) => {
+      const g = fields(t, ['maxConnections', 'connectTimeout']);
+      return defined({
+        maxConnections: g.opt('maxConnections', int(0)),
+        connectTimeoutMs: g.opt('connectTimeout', duration({ positive: true })),
+      });
+    }),
+    http: f.opt('http', (h) => {
+      const g = fields(h, ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries']);
+      return defined({
+        http1MaxPendingRequests: g.opt('http1MaxPendingRequests', int(0)),
+        http2MaxRequests: g.opt('http2MaxRequests', int(0)),
+        maxRequestsPerConnection: g.opt('maxRequestsPerConnection', int(0)),
+        maxRetries: g.opt('maxRetries', int(0)),
+      });
+    }),
+  });
+};
+
+const outlierDetection: Read<NonNullable<TrafficPolicy['outlierDetection']>> = (n) => {
+  const f = fields(n, [
+    'consecutive5xxErrors', 'consecutiveGatewayErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent',
+  ]);
+  return defined({
+    consecutive5xxErrors: f.opt('consecutive5xxErrors', int(0)),
+    consecutiveGatewayErrors: f.opt('consecutiveGatewayErrors', int(0)),
+    intervalMs: f.opt('interval', duration({ positive: true })),
+    baseEjectionTimeMs: f.opt('baseEjectionTime', duration({ positive: true })),
+    maxEjectionPercent: f.opt('maxEjectionPercent', int(0, 100)),
+  });
+};
+
+const trafficPolicy: Read<TrafficPolicy> = (n) => {
+  const f = fields(n, ['loadBalancer', 'connectionPool', 'outlierDetection']);
+  return defined({
+    loadBalancer: f.opt('loadBalancer', loadBalancer),
+    connectionPool: f.opt('connectionPool', connectionPool),
+    outlierDetection: f.opt('outlierDetection', outlierDetection),
+  });
+};
+
+const subsetName: Read<string> = (n) => {
+  const s = nonEmpty(n);
+  return DNS_LABEL.test(s) ? s : n.fail(`must be a DNS label such as v1, got ${JSON.stringify(s)}`);
+};
+
+const subset: Read<Subset> = (n) => {
+  const f = fields(n, ['name', 'labels', 'trafficPolicy']);
+  return defined({
+    name: f.req('name', subsetName),
+    labels: f.opt('labels', strMap) ?? {},
+    trafficPolicy: f.opt('trafficPolicy', trafficPolicy),
+  });
+};
+
+export function destinationRule(spec: Node, ctx: Ctx): Omit<DestinationRule, 'name' | 'namespace' | 'source'> {
+  const f = fields(spec, ['host', 'trafficPolicy', 'subsets']);
+  const ruleHost = f.req('host', host(ctx));
+  const policy = f.opt('trafficPolicy', trafficPolicy);
+  const subsets = f.opt('subsets', list(subset)) ?? [];
+  subsets.forEach((s, i) => {
+    if (subsets.findIndex((t) => t.name === s.name) !== i) {
+      spec.at('subsets').at(i).at('name').fail(`duplicate subset ${JSON.stringify(s.name)}`);
+    }
+  });
+  return defined({
+    host: ruleHost,
+    trafficPolicy: policy,
+    subsets,
+  });
+}

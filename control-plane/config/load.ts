@@ -1,0 +1,118 @@
+// Reading configuration from disk: one YAML file, or every *.yaml/*.yml in a directory.
+
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { emptyMeshConfig, type MeshConfig } from '../model/types';
+import { ConfigError } from './errors';
+import { validateDocuments, type RawDocument } from './validate';
+
+export interface LoadResult {
+  config: MeshConfig;
+  /** the files read, in the order they were applied */
+  files: string[];
+  /** sha256 over file names and contents; equal hashes mean nothing changed */
+  hash: string;
+}
+
+export interface SourceFile {
+  file: string;
+  text: string;
+}
+
+export interface Snapshot {
+  files: SourceFile[];
+  hash: string;
+}
+
+const YAML_FILE = /\.ya?ml$/i;
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+
+const unreadable = (file: string, e: unknown): ConfigError =>
+  new ConfigError({ file, detail: `cannot read: ${(e as Error).message}` });
+
+/** The files that make up the config at `p`, read once. A missing path is an empty config. */
+export function readSnapshot(p: string): Snapshot {
+  let names: string[];
+  try {
+    const st = fs.statSync(p);
+    // Hidden files are skipped: editors' temporaries, and Kubernetes ConfigMap internals.
+    names = st.isDirectory()
+      ? fs.readdirSync(p).filter((n) => YAML_FILE.test(n) && !n.startsWith('.')).sort().map((n) => path.join(p, n))
+      : [p];
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') names = [];
+    else throw unreadable(p, e);
+  }
+  const hash = createHash('sha256');
+  const files: SourceFile[] = [];
+  for (const file of names) {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+    } catch (e) {
+      // Gone between listing and reading, or a directory named *.yaml: not part of the config.
+      if (errno(e) === 'ENOENT' || errno(e) === 'EISDIR') continue;
+      throw unreadable(file, e);
+    }
+    hash.update(`${file}\0${data.length}\0`).update(data);
+    files.push({ file, text: data.toString('utf8') });
+  }
+  return { files, hash: hash.digest('hex') };
+}
+
+function documents(text: string, file: string): RawDocument[] {
+  const docs = parseAllDocuments(text);
+  const out: RawDocument[] = [];
+  for (const [i, doc] of docs.entries()) {
+    const err = doc.errors[0];
+    if (err) {
+      const pos = err.linePos?.[0];
+      // The library's message ends with " at line L, column C:" and a code excerpt.
+      const detail = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError({
+        file,
+        line: pos?.line,
+        detail: pos ? `line ${pos.line}, column ${pos.col}: ${detail}` : detail,
+      });
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      throw new ConfigError({ file, doc: i, detail: (e as Error).message });
+    }
+    out.push({ file, doc: i, value });
+  }
+  return out;
+}
+
+/** Parses and validates a set of files as one config (cross-file references included). */
+export function parseSources(files: SourceFile[]): MeshConfig {
+  if (files.length === 0) return emptyMeshConfig();
+  const docs: RawDocument[] = [];
+  const errors: ConfigError[] = [];
+  for (const f of files) {
+    try {
+      docs.push(...documents(f.text, f.file));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      errors.push(e);
+    }
+  }
+  if (errors.length) throw ConfigError.aggregate(errors);
+  return validateDocuments(docs);
+}
+
+/** One file's text (the name is only used in errors and sources). */
+export function parseConfigText(text: string, file: string): MeshConfig {
+  return parseSources([{ file, text }]);
+}
+
+/** Loads a YAML file or a directory of them (non-recursive, sorted by name). */
+export function loadConfig(p: string): LoadResult {
+  const snap = readSnapshot(p);
+  return { config: parseSources(snap.files), files: snap.files.map((f) => f.file), hash: snap.hash };
+}

@@ -1,0 +1,363 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from './errors';
+import { parseConfigText } from './load';
+
+const FULL = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  annotations:
+    tandem.io/split-key: "header:X-User-Id"
+spec:
+  hosts: [reviews]
+  http:
+  - name: jason
+    match:
+    - uri: {prefix: /api}
+      headers:
+        X-End-User: {exact: jason}
+      method: {regex: "GET|HEAD"}
+      queryParams:
+        debug: {exact: "1"}
+    route:
+    - destination: {host: reviews, subset: v2, port: {number: 9080}}
+    timeout: 1.5s
+    retries: {attempts: 3, perTryTimeout: 500ms, retryOn: "5xx, connect-failure,503"}
+    fault:
+      delay: {fixedDelay: 100ms, percentage: {value: 10}}
+      abort: {httpStatus: 503}
+    headers:
+      request:
+        set: {X-Canary: "yes"}
+        remove: [X-Debug]
+    rewrite: {uri: /v2/api}
+  - route:
+    - destination: {host: reviews.default.svc.cluster.local, subset: v1}
+      weight: 90
+      headers: {response: {add: {x-version: v1}}}
+    - destination: {host: reviews, subset: v2}
+      weight: 10
+    mirror: {host: reviews, subset: v3}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: LEAST_REQUEST}
+    connectionPool:
+      tcp: {maxConnections: 100, connectTimeout: 2s}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRequestsPerConnection: 0, maxRetries: 3}
+    outlierDetection:
+      consecutive5xxErrors: 5
+      consecutiveGatewayErrors: 2
+      interval: 10s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 50
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpCookie: {name: user, ttl: 0s}}
+  - name: v3
+    labels: {version: v3}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: shop}
+spec:
+  hosts: [httpbin.org, payments]
+  location: MESH_EXTERNAL
+  ports:
+  - {number: 80, name: http, protocol: http}
+  - {number: 9000, name: grpc-api}
+  - {number: 5432, name: db}
+  endpoints:
+  - address: 127.0.0.1
+    ports: {http: 8081}
+    labels: {zone: a}
+  - address: "::1"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: shop}
+spec:
+  hosts: [httpbin.org]
+  http:
+  - route:
+    - destination: {host: httpbin.org}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: strict}
+spec:
+  selector: {matchLabels: {app: reviews}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-viewer}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules:
+  - from:
+    - source: {principals: ["cluster.local/ns/default/sa/frontend", "*/sa/admin"]}
+    to:
+    - operation: {methods: [GET], paths: ["/api/*"]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-all, namespace: locked}
+spec:
+  action: DENY
+  rules: [{}]
+---
+`;
+
+describe('a valid config with every kind', () => {
+  const c = parseConfigText(FULL, 'mesh.yaml');
+
+  it('reads VirtualService routes, matches, defaults and durations', () => {
+    expect(c.virtualServices).toHaveLength(2);
+    const vs = c.virtualServices[0];
+    expect(vs).toMatchObject({
+      name: 'reviews',
+      namespace: 'default',
+      hosts: ['reviews.default.svc.cluster.local'],
+      splitKey: { kind: 'header', name: 'x-user-id' },
+      source: { file: 'mesh.yaml', doc: 0 },
+    });
+    expect(vs.http[0]).toEqual({
+      name: 'jason',
+      match: [
+        {
+          uri: { prefix: '/api' },
+          headers: { 'x-end-user': { exact: 'jason' } },
+          method: { regex: 'GET|HEAD' },
+          queryParams: { debug: { exact: '1' } },
+        },
+      ],
+      route: [{ destination: { host: 'reviews.default.svc.cluster.local', subset: 'v2', port: 9080 }, weight: 100 }],
+      timeoutMs: 1500,
+      retries: { attempts: 3, perTryTimeoutMs: 500, retryOn: '5xx,connect-failure,503' },
+      fault: { delay: { fixedDelayMs: 100, percentage: 10 }, abort: { httpStatus: 503, percentage: 100 } },
+      headers: { request: { set: { 'x-canary': 'yes' }, remove: ['x-debug'] } },
+      rewrite: { uri: '/v2/api' },
+    });
+    expect(vs.http[1]).toEqual({
+      match: [],
+      route: [
+        {
+          destination: { host: 'reviews.default.svc.cluster.local', subset: 'v1' },
+          weight: 90,
+          headers: { response: { add: { 'x-version': 'v1' } } },
+        },
+        { destination: { host: 'reviews.default.svc.cluster.local', subset: 'v2' }, weight: 10 },
+      ],
+      mirror: { host: 'reviews.default.svc.cluster.local', subset: 'v3' },
+      mirrorPercentage: 100,
+    });
+  });
+
+  it('reads DestinationRule policies and subsets', () => {
+    expect(c.destinationRules).toEqual([
+      {
+        name: 'reviews',
+        namespace: 'default',
+        host: 'reviews.default.svc.cluster.local',
+        trafficPolicy: {
+          loadBalancer: { simple: 'LEAST_REQUEST' },
+          connectionPool: {
+            tcp: { maxConnections: 100, connectTimeoutMs: 2000 },
+            http: { http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRequestsPerConnection: 0, maxRetries: 3 },
+          },
+          outlierDetection: {
+            consecutive5xxErrors: 5,
+            consecutiveGatewayErrors: 2,
+            intervalMs: 10_000,
+            baseEjectionTimeMs: 30_000,
+            maxEjectionPercent: 50,
+          },
+        },
+        subsets: [
+          { name: 'v1', labels: { version: 'v1' } },
+          {
+            name: 'v2',
+            labels: { version: 'v2' },
+            trafficPolicy: { loadBalancer: { consistentHash: { httpCookie: { name: 'user' } } } },
+          },
+          { name: 'v3', labels: { version: 'v3' } },
+        ],
+        source: { file: 'mesh.yaml', doc: 1 },
+      },
+    ]);
+  });
+
+  it('reads ServiceEntry, keeping its dotted hosts literal everywhere', () => {
+    expect(c.serviceEntries).toEqual([
+      {
+        name: 'httpbin',
+        namespace: 'shop',
+        hosts: ['httpbin.org', 'payments.shop.svc.cluster.local'],
+        ports: [
+          { number: 80, name: 'http', protocol: 'HTTP' },
+          { number: 9000, name: 'grpc-api', protocol: 'GRPC' },
+          { number: 5432, name: 'db', protocol: 'TCP' },
+        ],
+        endpoints: [
+          { address: '127.0.0.1', ports: { http: 8081 }, labels: { zone: 'a' } },
+          { address: '::1', labels: {} },
+        ],
+        resolution: 'STATIC',
+        source: { file: 'mesh.yaml', doc: 2 },
+      },
+    ]);
+    expect(c.virtualServices[1].hosts).toEqual(['httpbin.org']);
+    expect(c.virtualServices[1].http[0].route[0].destination.host).toBe('httpbin.org');
+  });
+
+  it('reads security policies with their defaults', () => {
+    expect(c.peerAuthentications).toEqual([
+      { name: 'default', namespace: 'istio-system', mode: 'PERMISSIVE', source: { file: 'mesh.yaml', doc: 4 } },
+      { name: 'strict', namespace: 'default', selector: { app: 'reviews' }, mode: 'STRICT', source: { file: 'mesh.yaml', doc: 5 } },
+    ]);
+    expect(c.authorizationPolicies).toEqual([
+      {
+        name: 'reviews-viewer',
+        namespace: 'default',
+        action: 'ALLOW',
+        selector: { app: 'reviews' },
+        rules: [
+          {
+            from: [{ principals: ['cluster.local/ns/default/sa/frontend', '*/sa/admin'] }],
+            to: [{ methods: ['GET'], paths: ['/api/*'] }],
+          },
+        ],
+        source: { file: 'mesh.yaml', doc: 6 },
+      },
+      { name: 'deny-all', namespace: 'locked', action: 'DENY', rules: [{}], source: { file: 'mesh.yaml', doc: 7 } },
+    ]);
+  });
+
+  it('accepts an empty file', () => {
+    expect(parseConfigText('', 'empty.yaml').virtualServices).toEqual([]);
+    expect(parseConfigText('---\n# nothing\n---\n', 'empty.yaml').destinationRules).toEqual([]);
+  });
+});
+
+function rejects(text: string): ConfigError {
+  try {
+    parseConfigText(text, 'mesh.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('config was accepted');
+}
+
+const VS_HEAD = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+`;
+const DR = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+`;
+const vs = (spec: string): string => `${DR}---\n${VS_HEAD}spec:\n  hosts: [reviews]\n${spec}`;
+const route = (extra: string): string => vs(`  http:\n  - route:\n    - destination: {host: reviews}\n${extra}`);
+
+describe('rejected configs name file, document and field', () => {
+  it.each<[string, string, number | undefined, string | undefined, RegExp]>([
+    ['unknown kind', `apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {}\n`, 0, 'kind', /unknown kind "Gateway"/],
+    ['wrong apiVersion group', `apiVersion: security.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [r]}\n`, 0, 'apiVersion', /not valid for VirtualService/],
+    ['unknown top-level field', `${VS_HEAD}spec: {hosts: [r]}\nstatus: {}\n`, 0, 'status', /unknown field/],
+    ['unknown metadata field', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, uid: x}\nspec: {hosts: [r]}\n`, 0, 'metadata.uid', /unknown field/],
+    ['unknown nested field', route('      weigth: 100\n'), 1, 'spec.http[0].route[0].weigth', /unknown field/],
+    ['unknown field deep in a match', vs('  http:\n  - match: [{uri: {exact: /a, ignoreCase: true}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.ignoreCase', /unknown field/],
+    ['wrong type', vs('  http:\n  - route:\n    - destination: {host: reviews, port: {number: "80"}}\n'), 1, 'spec.http[0].route[0].destination.port.number', /must be an integer 1\.\.65535/],
+    ['hosts not a list', `${VS_HEAD}spec: {hosts: reviews}\n`, 0, 'spec.hosts', /must be a list/],
+    ['weight out of range', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 110}\n'), 1, 'spec.http[0].route[1].weight', /must be an integer 0\.\.100/],
+    ['weights not summing to 100', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 80}\n    - {destination: {host: reviews, subset: v2}, weight: 10}\n'), 1, 'spec.http[0].route', /must sum to 100, got 90/],
+    ['missing weight with several destinations', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 100}\n    - {destination: {host: reviews, subset: v2}}\n'), 1, 'spec.http[0].route[1].weight', /is required when a route has several/],
+    ['unknown subset', vs('  http:\n  - route:\n    - destination: {host: reviews, subset: v3}\n'), 1, 'spec.http[0].route[0].destination.subset', /subset "v3" is not defined by any DestinationRule for host reviews\.default\.svc\.cluster\.local/],
+    ['unknown mirror subset', route('    mirror: {host: reviews, subset: v9}\n'), 1, 'spec.http[0].mirror.subset', /subset "v9"/],
+    ['bad regex', vs('  http:\n  - match: [{uri: {regex: "(unclosed"}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.regex', /Invalid regular expression/],
+    ['two match kinds', vs('  http:\n  - match: [{uri: {exact: /a, prefix: /b}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri', /exactly one of exact, prefix, regex/],
+    ['bad duration', route('    timeout: 10\n'), 1, 'spec.http[0].timeout', /must be a duration/],
+    ['bad duration string', route('    retries: {attempts: 2, perTryTimeout: 2 seconds}\n'), 1, 'spec.http[0].retries.perTryTimeout', /invalid duration/],
+    ['negative count', `${DR}  trafficPolicy: {connectionPool: {http: {maxRetries: -1}}}\n`, 0, 'spec.trafficPolicy.connectionPool.http.maxRetries', /must be an integer >= 0/],
+    ['bad enum', `${DR}  trafficPolicy: {loadBalancer: {simple: FASTEST}}\n`, 0, 'spec.trafficPolicy.loadBalancer.simple', /must be one of ROUND_ROBIN/],
+    ['percentage out of range', route('    mirror: {host: reviews}\n    mirrorPercentage: {value: 150}\n'), 1, 'spec.http[0].mirrorPercentage.value', /must be a number 0\.\.100/],
+    ['bad split-key', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: r\n  annotations: {tandem.io/split-key: "query:user"}\nspec: {hosts: [r]}\n`, 0, 'metadata.annotations["tandem.io/split-key"]', /must be "header:NAME" or "cookie:NAME"/],
+    ['DISABLE mtls', `apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {mtls: {mode: DISABLE}}\n`, 0, 'spec.mtls.mode', /not supported/],
+    ['ServiceEntry resolution', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], resolution: DNS}\n`, 0, 'spec.resolution', /must be one of STATIC/],
+    ['ServiceEntry endpoint port name', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], endpoints: [{address: 10.0.0.1, ports: {https: 443}}]}\n`, 0, 'spec.endpoints[0].ports.https', /no port named "https"/],
+    ['document not a mapping', `- a\n- b\n`, 0, undefined, /must be a mapping/],
+  ])('%s', (_name, text, doc, field, detail) => {
+    const e = rejects(text);
+    expect(e.file).toBe('mesh.yaml');
+    expect(e.doc).toBe(doc);
+    expect(e.field).toBe(field);
+    expect(e.detail).toMatch(detail);
+    expect(e.message).toContain(`mesh.yaml: document ${doc}`);
+    if (field) expect(e.message).toContain(`: ${field}: `);
+  });
+
+  it('formats the message as file: document (kind ns/name): field: problem', () => {
+    const e = rejects(vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 101}\n'));
+    expect(e.message).toBe(
+      'mesh.yaml: document 1 (VirtualService default/reviews): spec.http[0].route[1].weight: must be an integer 0..100, got number 101',
+    );
+  });
+
+  it('reports a YAML syntax error with its line and no document', () => {
+    const e = rejects(`${DR}---\nkind: VirtualService\nspec: {hosts: [a\n  b: c\n`);
+    expect(e.doc).toBeUndefined();
+    expect(e.field).toBeUndefined();
+    expect(e.line).toBeGreaterThanOrEqual(9);
+    expect(e.message).toMatch(/^mesh\.yaml: line \d+, column \d+: /);
+  });
+
+  it('reports duplicate keys as YAML errors', () => {
+    expect(rejects(`${DR}  host: ratings\n`).message).toMatch(/^mesh\.yaml: line 7, column 3: Map keys must be unique/);
+  });
+
+  it('rejects duplicate kind/namespace/name, blaming the second', () => {
+    const e = rejects(`${DR}---\n${DR}`);
+    expect(e.doc).toBe(1);
+    expect(e.field).toBe('metadata.name');
+    expect(e.detail).toMatch(/duplicate DestinationRule default\/reviews \(first defined in mesh\.yaml document 0\)/);
+  });
+
+  it('allows the same name in another namespace or kind', () => {
+    const other = DR.replace('metadata: {name: reviews}', 'metadata: {name: reviews, namespace: prod}');
+    expect(() => parseConfigText(`${DR}---\n${other}---\n${VS_HEAD}spec: {hosts: [reviews]}\n`, 'mesh.yaml')).not.toThrow();
+  });
+
+  it('collects several problems, locating the first', () => {
+    const e = rejects(`${VS_HEAD}spec: {hosts: 1}\n---\n${DR}  extra: 1\n`);
+    expect(e.errors).toHaveLength(2);
+    expect(e.doc).toBe(0);
+    expect(e.field).toBe('spec.hosts');
+    expect(e.message.split('\n')).toEqual([e.errors[0].message, e.errors[1].message]);
+    expect(e.errors[1].field).toBe('spec.extra');
+  });
+
+  it('does not treat prototype names as known kinds or fields', () => {
+    expect(rejects(`apiVersion: networking.istio.io/v1\nkind: constructor\nmetadata: {name: x}\n`).field).toBe('kind');
+    expect(rejects(`${VS_HEAD}spec: {hosts: [r], toString: 1}\n`).field).toBe('spec.toString');
+  });
+});

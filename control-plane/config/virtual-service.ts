@@ -1,0 +1,141 @@
+// VirtualService: spec.hosts and spec.http[] routes.
+
+import type {
+  HTTPFaultInjection,
+  HTTPMatchRequest,
+  HTTPRetry,
+  HTTPRoute,
+  HTTPRouteDestination,
+  SplitKey,
+  VirtualService,
+} from '../model/types';
+import { cookieName, destination, headerName, headers, host, percent, stringMatch, type Ctx } from './common';
+import { defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Read } from './reader';
+
+export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
+
+// Envoy's retry_on conditions (HTTP and gRPC); Istio also accepts bare status codes.
+const RETRY_ON = new Set([
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited',
+  'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'retriable-headers',
+  'http3-post-connect-failure', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted',
+  'unavailable',
+]);
+
+const retryOn: Read<string> = (n) => {
+  const parts = str(n).split(',').map((p) => p.trim());
+  for (const p of parts) {
+    if (!RETRY_ON.has(p) && !/^[1-5]\d\d$/.test(p)) n.fail(`unknown retry condition ${JSON.stringify(p)}`);
+  }
+  return parts.join(',');
+};
+
+const retries: Read<HTTPRetry> = (n) => {
+  const f = fields(n, ['attempts', 'perTryTimeout', 'retryOn']);
+  return defined({
+    attempts: f.req('attempts', int(0)),
+    perTryTimeoutMs: f.opt('perTryTimeout', duration({ positive: true })),
+    retryOn: f.opt('retryOn', retryOn),
+  });
+};
+
+const fault: Read<HTTPFaultInjection> = (n) => {
+  const f = fields(n, ['delay', 'abort']);
+  if (!f.has('delay') && !f.has('abort')) n.fail('must have a delay, an abort or both');
+  return defined({
+    delay: f.opt('delay', (d) => {
+      const g = fields(d, ['fixedDelay', 'percentage']);
+      return { fixedDelayMs: g.req('fixedDelay', duration()), percentage: g.opt('percentage', percent) ?? 100 };
+    }),
+    abort: f.opt('abort', (a) => {
+      const g = fields(a, ['httpStatus', 'percentage']);
+      return { httpStatus: g.req('httpStatus', int(200, 599)), percentage: g.opt('percentage', percent) ?? 100 };
+    }),
+  });
+};
+
+const matchRequest: Read<HTTPMatchRequest> = (n) => {
+  const f = fields(n, ['name', 'uri', 'headers', 'method', 'queryParams']);
+  return defined({
+    name: f.opt('name', str),
+    uri: f.opt('uri', stringMatch),
+    headers: f.opt('headers', mapOf(stringMatch, headerName)),
+    method: f.opt('method', stringMatch),
+    queryParams: f.opt('queryParams', mapOf(stringMatch)),
+  });
+};
+
+const rewrite: Read<NonNullable<HTTPRoute['rewrite']>> = (n) => {
+  const f = fields(n, ['uri', 'authority']);
+  if (!f.has('uri') && !f.has('authority')) n.fail('must have uri, authority or both');
+  return defined({ uri: f.opt('uri', nonEmpty), authority: f.opt('authority', nonEmpty) });
+};
+
+/** Weights: one destination may omit its weight; several must all give one, summing to 100. */
+function weighted(routeNode: Node, raw: (Omit<HTTPRouteDestination, 'weight'> & { weight?: number })[]): HTTPRouteDestination[] {
+  if (raw.length === 1) {
+    const w = raw[0].weight ?? 100;
+    if (w !== 100) routeNode.at(0).at('weight').fail('must be 100 (or omitted) for a single destination');
+    return [{ ...raw[0], weight: 100 }];
+  }
+  raw.forEach((r, i) => {
+    if (r.weight === undefined) routeNode.at(i).at('weight').fail('is required when a route has several destinations');
+  });
+  const sum = raw.reduce((s, r) => s + (r.weight ?? 0), 0);
+  if (sum !== 100) routeNode.fail(`weights must sum to 100, got ${sum}`);
+  return raw as HTTPRouteDestination[];
+}
+
+const httpRoute =
+  (ctx: Ctx): Read<HTTPRoute> =>
+  (n) => {
+    const f = fields(n, [
+      'name', 'match', 'route', 'timeout', 'retries', 'mirror', 'mirrorPercentage', 'fault', 'headers', 'rewrite',
+    ]);
+    const routeDestination: Read<Omit<HTTPRouteDestination, 'weight'> & { weight?: number }> = (r) => {
+      const g = fields(r, ['destination', 'weight', 'headers']);
+      return defined({
+        destination: g.req('destination', destination(ctx)),
+        weight: g.opt('weight', int(0, 100)),
+        headers: g.opt('headers', headers),
+      });
+    };
+    const mirror = f.opt('mirror', destination(ctx));
+    if (!mirror && f.has('mirrorPercentage')) n.at('mirrorPercentage').fail('is only valid together with mirror');
+    return defined({
+      name: f.opt('name', str),
+      match: f.opt('match', list(matchRequest)) ?? [],
+      route: weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))),
+      timeoutMs: f.opt('timeout', duration()),
+      retries: f.opt('retries', retries),
+      mirror,
+      mirrorPercentage: mirror ? (f.opt('mirrorPercentage', percent) ?? 100) : undefined,
+      fault: f.opt('fault', fault),
+      headers: f.opt('headers', headers),
+      rewrite: f.opt('rewrite', rewrite),
+    });
+  };
+
+/** tandem.io/split-key: "header:NAME" or "cookie:NAME". */
+function splitKey(annotations: Record<string, string>): SplitKey | undefined {
+  const value = annotations[SPLIT_KEY_ANNOTATION];
+  if (value === undefined) return undefined;
+  const n = new Node(value, keyPath('metadata.annotations', SPLIT_KEY_ANNOTATION));
+  const m = /^(header|cookie):(.+)$/.exec(value);
+  if (!m) return n.fail(`must be "header:NAME" or "cookie:NAME", got ${JSON.stringify(value)}`);
+  const kind = m[1] as SplitKey['kind'];
+  return { kind, name: kind === 'header' ? headerName(m[2], n) : cookieName(m[2], n) };
+}
+
+export function virtualService(
+  spec: Node,
+  ctx: Ctx,
+  annotations: Record<string, string>,
+): Omit<VirtualService, 'name' | 'namespace' | 'source'> {
+  const f = fields(spec, ['hosts', 'http']);
+  return defined({
+    hosts: f.req('hosts', list(host(ctx, { wildcard: true }), { nonEmpty: true })),
+    http: f.opt('http', list(httpRoute(ctx))) ?? [],
+    splitKey: splitKey(annotations),
+  });
+}

@@ -1,0 +1,130 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ConfigError } from './errors';
+import type { LoadResult } from './load';
+import { ConfigWatcher } from './watch';
+
+const vs = (name: string): string => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}}
+spec: {hosts: [${name}]}
+`;
+
+async function until(cond: () => boolean, what: string, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let dir: string;
+let watcher: ConfigWatcher | undefined;
+let configs: LoadResult[];
+let errors: ConfigError[];
+const names = (): string[] => configs[configs.length - 1].config.virtualServices.map((v) => v.name);
+
+function watch(p: string): ConfigWatcher {
+  watcher = new ConfigWatcher(p, { onConfig: (r) => configs.push(r), onError: (e) => errors.push(e) });
+  watcher.start();
+  return watcher;
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-watch-'));
+  configs = [];
+  errors = [];
+});
+afterEach(() => {
+  watcher?.stop();
+  watcher = undefined;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ConfigWatcher', () => {
+  it('loads synchronously on start, then picks up an in-place edit', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file);
+    expect(configs).toHaveLength(1);
+    expect(names()).toEqual(['a']);
+    fs.writeFileSync(file, vs('b'));
+    await until(() => configs.length === 2, 'the edit');
+    expect(names()).toEqual(['b']);
+    expect(errors).toEqual([]);
+  });
+
+  it('picks up a file replaced by rename, as editors save', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file);
+    const tmp = path.join(dir, '.mesh.yaml.tmp');
+    fs.writeFileSync(tmp, vs('c'));
+    fs.renameSync(tmp, file);
+    await until(() => configs.length === 2, 'the replacement');
+    expect(names()).toEqual(['c']);
+  });
+
+  it('reports a bad edit once through onError, without onConfig, then recovers', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file);
+    fs.writeFileSync(file, vs('a').replace('[a]}', '[a], bogus: 1}'));
+    await until(() => errors.length === 1, 'the error');
+    expect(errors[0].file).toBe(file);
+    expect(errors[0].field).toBe('spec.bogus');
+    expect(configs).toHaveLength(1);
+    // Several poll rounds with the same bad content: still one report.
+    const polls = Date.now() + 600;
+    await until(() => Date.now() > polls, 'a few polls');
+    expect(errors).toHaveLength(1);
+    fs.writeFileSync(file, vs('d'));
+    await until(() => configs.length === 2, 'the fix');
+    expect(names()).toEqual(['d']);
+  });
+
+  it('starts empty when the file is missing and loads it when it appears', async () => {
+    const file = path.join(dir, 'later.yaml');
+    watch(file);
+    expect(configs).toHaveLength(1);
+    expect(configs[0].files).toEqual([]);
+    fs.writeFileSync(file, vs('e'));
+    await until(() => configs.length === 2, 'the new file');
+    expect(names()).toEqual(['e']);
+  });
+
+  it('notices files created and deleted in a watched directory', async () => {
+    fs.writeFileSync(path.join(dir, 'a.yaml'), vs('a'));
+    watch(dir);
+    fs.writeFileSync(path.join(dir, 'b.yaml'), vs('b'));
+    await until(() => configs.length === 2, 'the created file');
+    expect(names()).toEqual(['a', 'b']);
+    fs.unlinkSync(path.join(dir, 'a.yaml'));
+    await until(() => configs.length === 3, 'the deletion');
+    expect(names()).toEqual(['b']);
+  });
+
+  it('does not report a file briefly missing while an editor saves it', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file);
+    fs.renameSync(file, `${file}~`);
+    await new Promise((r) => setTimeout(r, 40)); // past the debounce, inside the settle time
+    fs.writeFileSync(file, vs('f'));
+    await until(() => configs.length >= 2, 'the rewritten file');
+    expect(configs.map((c) => c.files.length)).toEqual([1, 1]);
+    expect(names()).toEqual(['f']);
+  });
+
+  it('leaves nothing running after stop', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file).stop();
+    fs.writeFileSync(file, vs('b'));
+    const later = Date.now() + 400;
+    await until(() => Date.now() > later, 'a poll interval');
+    expect(configs).toHaveLength(1);
+  });
+});

@@ -1,0 +1,177 @@
+// Keeps a LoadResult current as the config file or directory changes on disk.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError } from './errors';
+import { parseSources, readSnapshot, type LoadResult, type Snapshot } from './load';
+
+export interface ConfigHandlers {
+  onConfig(result: LoadResult): void;
+  onError(error: ConfigError): void;
+}
+
+export interface WatchOptions {
+  /** fallback poll interval; default 250 */
+  pollMs?: number;
+}
+
+// fs.watch fires several events per save; read once things are quiet.
+const DEBOUNCE_MS = 30;
+// A file that vanishes may be an editor mid-save (rename away, write anew), so a
+// smaller set of files is only believed once it has stayed that way this long.
+const SETTLE_MS = 100;
+
+/**
+ * fs.watch on the containing directory gives fast notice (edits, rename-replace,
+ * files appearing); a poll covers what it misses (no directory yet, network
+ * filesystems). Either way a reload happens only when the content hash changed.
+ */
+export class ConfigWatcher {
+  private readonly pollMs: number;
+  private running = false;
+  private fsWatcher: fs.FSWatcher | undefined;
+  private watched: { dir: string; ino: number } | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
+  /** hash (or read-error text) of the last content acted on, good or bad */
+  private lastKey: string | undefined;
+  private lastFiles: string[] = [];
+  private shrink: { hash: string; since: number } | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly handlers: ConfigHandlers,
+    opts: WatchOptions = {},
+  ) {
+    this.pollMs = opts.pollMs ?? 250;
+  }
+
+  /** Loads synchronously (calling one handler), then watches. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.check(true);
+    this.ensureWatch();
+    this.pollTimer = setInterval(() => {
+      this.ensureWatch();
+      this.check(false);
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const t of [this.pollTimer, this.debounceTimer, this.settleTimer]) if (t) clearTimeout(t);
+    this.pollTimer = this.debounceTimer = this.settleTimer = undefined;
+    this.closeWatch();
+  }
+
+  private check(initial: boolean): void {
+    if (!this.running) return;
+    try {
+      this.reload(initial);
+    } catch (e) {
+      // A bug here must not take down the control plane through a timer callback.
+      process.emitWarning(`config watcher: ${(e as Error).stack ?? String(e)}`);
+    }
+  }
+
+  private reload(initial: boolean): void {
+    let snap: Snapshot;
+    try {
+      snap = readSnapshot(this.path);
+    } catch (e) {
+      const err = e instanceof ConfigError ? e : new ConfigError({ file: this.path, detail: String(e) });
+      const key = `error:${err.message}`;
+      if (key !== this.lastKey) {
+        this.lastKey = key;
+        this.deliver(() => this.handlers.onError(err));
+      }
+      return;
+    }
+    if (snap.hash === this.lastKey) {
+      this.shrink = undefined;
+      return;
+    }
+    const files = snap.files.map((f) => f.file);
+    if (!initial && this.lastFiles.some((f) => !files.includes(f))) {
+      const now = Date.now();
+      if (this.shrink?.hash !== snap.hash) this.shrink = { hash: snap.hash, since: now };
+      if (now - this.shrink.since < SETTLE_MS) {
+        if (!this.settleTimer) {
+          this.settleTimer = setTimeout(() => {
+            this.settleTimer = undefined;
+            this.check(false);
+          }, SETTLE_MS);
+          this.settleTimer.unref();
+        }
+        return;
+      }
+    }
+    this.shrink = undefined;
+    this.lastKey = snap.hash;
+    this.lastFiles = files;
+    let result: LoadResult;
+    try {
+      result = { config: parseSources(snap.files), files, hash: snap.hash };
+    } catch (e) {
+      const err = e instanceof ConfigError ? e : new ConfigError({ file: this.path, detail: String(e) });
+      this.deliver(() => this.handlers.onError(err));
+      return;
+    }
+    this.deliver(() => this.handlers.onConfig(result));
+  }
+
+  private deliver(call: () => void): void {
+    try {
+      call();
+    } catch (e) {
+      process.emitWarning(`config watcher handler threw: ${(e as Error).stack ?? String(e)}`);
+    }
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      this.check(false);
+    }, DEBOUNCE_MS);
+    this.debounceTimer.unref();
+  }
+
+  /** Watches the config directory, or the file's directory; re-arms if that is replaced. */
+  private ensureWatch(): void {
+    let dir = path.dirname(this.path);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(this.path);
+      if (st.isDirectory()) dir = this.path;
+      else st = fs.statSync(dir);
+    } catch {
+      try {
+        st = fs.statSync(dir);
+      } catch {
+        st = undefined;
+      }
+    }
+    if (this.watched && st && this.watched.dir === dir && this.watched.ino === st.ino) return;
+    this.closeWatch();
+    if (!st) return; // nothing to watch yet; the poll will notice it appearing
+    try {
+      const w = fs.watch(dir, { persistent: false }, () => this.schedule());
+      w.on('error', () => this.closeWatch());
+      this.fsWatcher = w;
+      this.watched = { dir, ino: st.ino };
+    } catch {
+      // Unwatchable (e.g. too many inotify watches): polling alone still works.
+    }
+  }
+
+  private closeWatch(): void {
+    this.fsWatcher?.close();
+    this.fsWatcher = undefined;
+    this.watched = undefined;
+  }
+}

@@ -1,0 +1,132 @@
+// Wiring only: config watcher -> snapshot cache -> ADS server, plus the admin server.
+import * as grpc from '@grpc/grpc-js';
+import type { AddressInfo } from 'node:net';
+import { adsService } from '../proto/ads';
+import { shortName } from '../proto/type-urls';
+import { loadOrCreateRootCA, issueServing, CONTROL_PLANE_SNI } from '../certs/ca';
+import { formatHostPort, type HostPort } from '../common/addr';
+import { logger } from '../common/log';
+import { adminServer } from '../common/admin-http';
+import { ConfigWatcher, type ConfigError } from './config';
+import type { MeshConfig } from './model/types';
+import { SnapshotCache } from './xds/cache';
+import { AdsServer, adsHandlers } from './xds/server';
+import { ControlPlaneMetrics } from './metrics';
+import { syncz } from './syncz';
+
+export interface ControlPlaneOptions {
+  config: string;
+  listen: HostPort;
+  xdsPlaintext?: HostPort;
+  admin: HostPort;
+  caDir: string;
+  trustDomain: string;
+  certTtlMs: number;
+  /** how long reconnecting clients wait after a restart; see AdsServer */
+  warmupMs?: number;
+}
+
+export interface ConfigStatus {
+  config?: MeshConfig;
+  files: string[];
+  hash?: string;
+  loadedAt?: string;
+  lastError?: { message: string; file?: string; document?: number; field?: string; at: string };
+}
+
+export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop(): Promise<void> }> {
+  const log = logger('control-plane');
+  const metrics = new ControlPlaneMetrics();
+  const root = loadOrCreateRootCA(o.caDir, o.trustDomain);
+  const cache = new SnapshotCache('cluster.local');
+  cache.on('buildError', (err: Error) => log.error(`snapshot build failed, serving the previous one: ${err.message}`));
+  const ads = new AdsServer(
+    cache,
+    {
+      onPush: (t) => metrics.pushes.inc({ type: shortName[t] }),
+      onNack: (s, t, msg) => {
+        metrics.nacks.inc({ type: shortName[t] });
+        log.warn(`${s.node?.id ?? s.key} rejected ${shortName[t]}: ${msg}`);
+      },
+      onAck: (_s, t, _v, since) => {
+        if (since) metrics.convergence.observe({ type: shortName[t] }, (Date.now() - since) / 1000);
+      },
+      onStreamsChanged: (n) => metrics.connectedProxies.set(n),
+    },
+    o.warmupMs ?? 5000,
+  );
+
+  const status: ConfigStatus = { files: [] };
+  const watcher = new ConfigWatcher(o.config, {
+    onConfig: (r) => {
+      try {
+        cache.setConfig(r.config);
+      } catch (err) {
+        reject({ message: `${o.config}: cannot translate config: ${(err as Error).message}` } as ConfigError);
+        return;
+      }
+      Object.assign(status, { config: r.config, files: r.files, hash: r.hash, loadedAt: new Date().toISOString() });
+      status.lastError = undefined;
+      metrics.configReloads.inc({ result: 'success' });
+      metrics.configValid.set(1);
+      log.info(`config loaded from ${r.files.length ? r.files.join(', ') : `${o.config} (absent: empty config)`}`);
+    },
+    onError: (e) => reject(e),
+  });
+  function reject(e: ConfigError): void {
+    status.lastError = { message: e.message, file: e.file, document: e.doc, field: e.field, at: new Date().toISOString() };
+    metrics.configReloads.inc({ result: 'error' });
+    metrics.configValid.set(0);
+    log.error(`config rejected, keeping the last good config: ${e.message}`);
+  }
+  watcher.start();
+
+  const serving = issueServing(root, {
+    commonName: CONTROL_PLANE_SNI,
+    dnsNames: [CONTROL_PLANE_SNI, 'localhost'],
+    ips: ['127.0.0.1'],
+    uris: [`spiffe://${o.trustDomain}/ns/tandem-system/sa/control-plane`],
+    ttlMs: 365 * 24 * 3600e3,
+    client: false,
+  });
+  const tlsServer = new grpc.Server();
+  tlsServer.addService(adsService, adsHandlers(ads));
+  await bind(tlsServer, o.listen, grpc.ServerCredentials.createSsl(Buffer.from(root.certPem), [
+    { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certPem + root.certPem) },
+  ], false));
+  log.info(`ADS (TLS) on ${formatHostPort(o.listen)}`);
+
+  let plainServer: grpc.Server | undefined;
+  if (o.xdsPlaintext) {
+    plainServer = new grpc.Server();
+    plainServer.addService(adsService, adsHandlers(ads));
+    await bind(plainServer, o.xdsPlaintext, grpc.ServerCredentials.createInsecure());
+    log.info(`ADS (plaintext, proxyless gRPC) on ${formatHostPort(o.xdsPlaintext)}`);
+  }
+
+  const admin = adminServer({
+    'GET /ready': () => (status.config || status.lastError ? { body: 'ready\n' } : { status: 503, body: 'loading config\n' }),
+    'GET /metrics': async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    'GET /debug/syncz': () => ({ body: syncz(ads) }),
+    'GET /debug/config': () => ({ body: { ...status, snapshotGeneration: cache.snapshot.generation } }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(o.admin.port, o.admin.host, () => resolve());
+  });
+  log.info(`admin on ${o.admin.host}:${(admin.address() as AddressInfo).port}`);
+
+  return {
+    async stop() {
+      watcher.stop();
+      admin.close();
+      for (const s of [tlsServer, plainServer]) s?.forceShutdown();
+    },
+  };
+}
+
+function bind(server: grpc.Server, a: HostPort, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(formatHostPort(a), creds, (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}

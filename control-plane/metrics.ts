@@ -1,0 +1,42 @@
+// Control-plane figures, under the tandem_ prefix.
+import * as client from 'prom-client';
+
+export class ControlPlaneMetrics {
+  readonly registry = new client.Registry();
+  readonly connectedProxies = new client.Gauge({ name: 'tandem_connected_proxies', help: 'xDS streams open now', registers: [this.registry] });
+  readonly pushes = new client.Counter({
+    name: 'tandem_xds_pushes_total',
+    help: 'xDS responses sent, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly nacks = new client.Counter({
+    name: 'tandem_xds_nacks_total',
+    help: 'xDS responses rejected by a client, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly convergence = new client.Histogram({
+    name: 'tandem_xds_push_convergence_seconds',
+    help: 'time from a config or endpoint change to the client acknowledging it',
+    labelNames: ['type'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly configReloads = new client.Counter({
+    name: 'tandem_config_reloads_total',
+    help: 'config loads, by result',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly configValid = new client.Gauge({
+    name: 'tandem_config_last_load_success',
+    help: '1 when the last config load succeeded, 0 when it was rejected (the last good config stays in force)',
+    registers: [this.registry],
+  });
+  readonly certsIssued = new client.Counter({
+    name: 'tandem_certificates_issued_total',
+    help: 'workload certificates signed',
+    registers: [this.registry],
+  });
+}

@@ -1,0 +1,200 @@
+// The validated mesh model. Everything downstream of config validation (translation,
+// the xDS server) reads only these types, never raw YAML.
+
+export type StringMatch = { exact: string } | { prefix: string } | { regex: string };
+
+export interface HTTPMatchRequest {
+  name?: string;
+  uri?: StringMatch;
+  /** header name (lower-cased) to match */
+  headers?: Record<string, StringMatch>;
+  method?: StringMatch;
+  queryParams?: Record<string, StringMatch>;
+}
+
+export interface HeaderOperations {
+  set?: Record<string, string>;
+  add?: Record<string, string>;
+  remove?: string[];
+}
+
+export interface Headers {
+  request?: HeaderOperations;
+  response?: HeaderOperations;
+}
+
+export interface Destination {
+  /** fully qualified host, e.g. reviews.default.svc.cluster.local */
+  host: string;
+  subset?: string;
+  port?: number;
+}
+
+export interface HTTPRouteDestination {
+  destination: Destination;
+  /** 0..100; a single destination defaults to 100 */
+  weight: number;
+  headers?: Headers;
+}
+
+export interface HTTPRetry {
+  attempts: number;
+  perTryTimeoutMs?: number;
+  /** comma-separated Envoy/Istio retry conditions, e.g. "5xx,connect-failure" */
+  retryOn?: string;
+}
+
+export interface Percent {
+  /** 0..100 */
+  value: number;
+}
+
+export interface HTTPFaultInjection {
+  delay?: { fixedDelayMs: number; percentage: number };
+  abort?: { httpStatus: number; percentage: number };
+}
+
+export interface HTTPRoute {
+  name?: string;
+  match: HTTPMatchRequest[];
+  route: HTTPRouteDestination[];
+  timeoutMs?: number;
+  retries?: HTTPRetry;
+  mirror?: Destination;
+  /** 0..100, defaults to 100 when mirror is set */
+  mirrorPercentage?: number;
+  fault?: HTTPFaultInjection;
+  headers?: Headers;
+  rewrite?: { uri?: string; authority?: string };
+}
+
+export interface Source {
+  file: string;
+  /** 0-based index of the YAML document within the file */
+  doc: number;
+}
+
+export interface SplitKey {
+  kind: 'header' | 'cookie';
+  name: string;
+}
+
+export interface VirtualService {
+  name: string;
+  namespace: string;
+  /** fully qualified */
+  hosts: string[];
+  http: HTTPRoute[];
+  splitKey?: SplitKey;
+  source: Source;
+}
+
+export type LbSimple = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+
+export interface ConsistentHash {
+  httpHeaderName?: string;
+  httpCookie?: { name: string };
+  useSourceIp?: boolean;
+}
+
+export interface TrafficPolicy {
+  loadBalancer?: { simple?: LbSimple; consistentHash?: ConsistentHash };
+  connectionPool?: {
+    tcp?: { maxConnections?: number; connectTimeoutMs?: number };
+    http?: {
+      http1MaxPendingRequests?: number;
+      http2MaxRequests?: number;
+      maxRequestsPerConnection?: number;
+      maxRetries?: number;
+    };
+  };
+  outlierDetection?: {
+    consecutive5xxErrors?: number;
+    consecutiveGatewayErrors?: number;
+    intervalMs?: number;
+    baseEjectionTimeMs?: number;
+    maxEjectionPercent?: number;
+  };
+}
+
+export interface Subset {
+  name: string;
+  labels: Record<string, string>;
+  trafficPolicy?: TrafficPolicy;
+}
+
+export interface DestinationRule {
+  name: string;
+  namespace: string;
+  /** fully qualified */
+  host: string;
+  trafficPolicy?: TrafficPolicy;
+  subsets: Subset[];
+  source: Source;
+}
+
+export interface ServicePort {
+  number: number;
+  name: string;
+  /** upper-cased: HTTP, HTTP2, GRPC, TCP, ... */
+  protocol: string;
+}
+
+export interface WorkloadEntry {
+  address: string;
+  /** port name to port number */
+  ports?: Record<string, number>;
+  labels: Record<string, string>;
+}
+
+export interface ServiceEntry {
+  name: string;
+  namespace: string;
+  /** fully qualified where short */
+  hosts: string[];
+  ports: ServicePort[];
+  endpoints: WorkloadEntry[];
+  resolution: 'STATIC';
+  source: Source;
+}
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+
+export interface PeerAuthentication {
+  name: string;
+  namespace: string;
+  /** absent: namespace-wide (or mesh-wide when in the root namespace) */
+  selector?: Record<string, string>;
+  mode: MtlsMode;
+  source: Source;
+}
+
+export interface AuthorizationRule {
+  from?: { principals?: string[] }[];
+  to?: { methods?: string[]; paths?: string[] }[];
+}
+
+export interface AuthorizationPolicy {
+  name: string;
+  namespace: string;
+  action: 'ALLOW' | 'DENY';
+  selector?: Record<string, string>;
+  rules: AuthorizationRule[];
+  source: Source;
+}
+
+export interface MeshConfig {
+  virtualServices: VirtualService[];
+  destinationRules: DestinationRule[];
+  serviceEntries: ServiceEntry[];
+  peerAuthentications: PeerAuthentication[];
+  authorizationPolicies: AuthorizationPolicy[];
+}
+
+export const emptyMeshConfig = (): MeshConfig => ({
+  virtualServices: [],
+  destinationRules: [],
+  serviceEntries: [],
+  peerAuthentications: [],
+  authorizationPolicies: [],
+});

@@ -1,0 +1,42 @@
+// /debug/syncz: per connected proxy, per type, what was sent, what was acked, the last NACK.
+import { shortName } from '../proto/type-urls';
+import type { AdsServer } from './xds/server';
+
+export interface SyncEntry {
+  id: string;
+  service?: string;
+  namespace?: string;
+  proxyless: boolean;
+  connectedAt: string;
+  types: Record<string, { sent?: string; acked?: string; status: 'SYNCED' | 'STALE' | 'NACK' | 'NOT SENT'; lastNack?: { version: string; message: string; at: string } }>;
+  certExpires: string | null;
+}
+
+export function syncz(ads: AdsServer): SyncEntry[] {
+  return [...ads.streams.values()].map((s) => {
+    const types: SyncEntry['types'] = {};
+    for (const [t, st] of s.types) {
+      let status: SyncEntry['types'][string]['status'] = 'NOT SENT';
+      if (st.sentVersion !== undefined) {
+        if (st.ackedVersion === st.sentVersion) status = 'SYNCED';
+        else if (st.lastNack && st.lastNack.version === st.sentVersion) status = 'NACK';
+        else status = 'STALE';
+      } else if (st.ackedVersion !== undefined) status = 'SYNCED';
+      types[shortName[t]] = {
+        sent: st.sentVersion ?? st.ackedVersion,
+        acked: st.ackedVersion,
+        status,
+        ...(st.lastNack ? { lastNack: { ...st.lastNack, at: new Date(st.lastNack.at).toISOString() } } : {}),
+      };
+    }
+    return {
+      id: s.node?.id ?? s.key,
+      service: s.workload?.service,
+      namespace: s.workload?.namespace,
+      proxyless: !s.workload,
+      connectedAt: new Date(s.connectedAt).toISOString(),
+      types,
+      certExpires: null,
+    };
+  });
+}

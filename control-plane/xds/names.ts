@@ -1,0 +1,7 @@
+// Resource names, Istio style, so operators recognise them in config dumps.
+export const OUTBOUND_LISTENER = 'outbound';
+export const OUTBOUND_ROUTE = 'outbound';
+
+export function clusterName(host: string, port: number, subset = ''): string {
+  return `outbound|${port}|${subset}|${host}`;
+}

@@ -1,0 +1,139 @@
+// "What to serve": an immutable, consistent set of xDS resources computed from one
+// config and one set of registered workloads. Proxyless listeners are made on demand
+// for whatever service name a client dials, and cached for the snapshot's life.
+import { createHash } from 'node:crypto';
+import type { MeshConfig, VirtualService } from '../model/types';
+import type { WorkloadInfo } from '../../proto/node-meta';
+import { collectServices, resolveService, type Service } from '../model/services';
+import { pack, type AnyMessage } from '../../proto/any';
+import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
+import { OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
+import { defaultRoute, destinationCluster, translateHttpRoute } from './translate-route';
+import { clusterSpecs, translateCluster, translateEndpoints } from './translate-cluster';
+
+type Obj = Record<string, unknown>;
+
+export interface Resource {
+  name: string;
+  any: AnyMessage;
+  /** the plain object, for /debug views */
+  obj: Obj;
+}
+
+export interface ServedSet {
+  version: string;
+  resources: Resource[];
+}
+
+const ROUTER_FILTERS = () => [{ name: 'envoy.filters.http.router', typed_config: pack(TypeUrl.Router, {}) }];
+
+function hcm(statPrefix: string, routeName: string): AnyMessage {
+  return pack(TypeUrl.HttpConnectionManager, {
+    stat_prefix: statPrefix,
+    rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: routeName },
+    http_filters: ROUTER_FILTERS(),
+    strip_any_host_port: true,
+  });
+}
+
+export class Snapshot {
+  readonly services: Map<string, Service>;
+  private readonly fixed: Record<XdsTypeUrl, Map<string, Resource>>;
+  private readonly vsByHost = new Map<string, VirtualService>();
+
+  constructor(
+    readonly generation: number,
+    readonly config: MeshConfig,
+    readonly workloads: WorkloadInfo[],
+    readonly domain: string,
+  ) {
+    this.services = collectServices(config, workloads, domain);
+    for (const vs of config.virtualServices) for (const h of vs.hosts) if (!this.vsByHost.has(h)) this.vsByHost.set(h, vs);
+    const referenced = new Set<string>();
+    for (const vs of config.virtualServices) {
+      for (const r of vs.http) {
+        for (const d of r.route) referenced.add(destinationCluster(d.destination, this.services));
+        if (r.mirror) referenced.add(destinationCluster(r.mirror, this.services));
+      }
+    }
+    const specs = clusterSpecs(config, this.services, referenced);
+    this.fixed = {
+      [TypeUrl.Cluster]: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
+      [TypeUrl.ClusterLoadAssignment]: toMap(
+        specs.map((c) => res(TypeUrl.ClusterLoadAssignment, c.name, translateEndpoints(c, config, workloads, domain))),
+      ),
+      [TypeUrl.Listener]: toMap([
+        res(TypeUrl.Listener, OUTBOUND_LISTENER, {
+          name: OUTBOUND_LISTENER,
+          address: { socket_address: { address: '0.0.0.0', port_value: 15001 } },
+          filter_chains: [
+            { filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm('outbound', OUTBOUND_ROUTE) }] },
+          ],
+        }),
+      ]),
+      [TypeUrl.RouteConfiguration]: toMap([
+        res(TypeUrl.RouteConfiguration, OUTBOUND_ROUTE, {
+          name: OUTBOUND_ROUTE,
+          virtual_hosts: [...this.services.values()].map((s) => this.virtualHost(s, s.aliases)),
+        }),
+      ]),
+    };
+  }
+
+  private virtualHost(s: Service, domains: string[]): Obj {
+    const vs = this.vsByHost.get(s.fqdn);
+    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, this.services)) : [defaultRoute(s)];
+    return { name: s.fqdn, domains, routes };
+  }
+
+  /**
+   * The resources of one type a subscriber gets: every resource for a wildcard
+   * subscription (names null), else the named ones that exist.
+   */
+  served(type: XdsTypeUrl, names: string[] | null): ServedSet {
+    const fixed = this.fixed[type];
+    let list: Resource[];
+    if (names === null) list = [...fixed.values()];
+    else list = names.map((n) => fixed.get(n) ?? this.onDemand(type, n)).filter((r): r is Resource => !!r);
+    list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { version: versionOf(list), resources: list };
+  }
+
+  private readonly demandCache = new Map<string, Resource | null>();
+
+  // A proxyless gRPC client dials xds:///reviews (or an FQDN, optionally :port) and asks
+  // for a Listener of exactly that name, then a RouteConfiguration we name the same.
+  private onDemand(type: XdsTypeUrl, name: string): Resource | undefined {
+    if (type !== TypeUrl.Listener && type !== TypeUrl.RouteConfiguration) return undefined;
+    const key = `${type} ${name}`;
+    if (!this.demandCache.has(key)) {
+      const found = resolveService(this.services, name);
+      let r: Resource | null = null;
+      if (found && type === TypeUrl.Listener) {
+        r = res(TypeUrl.Listener, name, { name, api_listener: { api_listener: hcm(name, name) } });
+      } else if (found) {
+        r = res(TypeUrl.RouteConfiguration, name, { name, virtual_hosts: [this.virtualHost(found.service, [name])] });
+      }
+      this.demandCache.set(key, r);
+    }
+    return this.demandCache.get(key) ?? undefined;
+  }
+}
+
+function res(type: XdsTypeUrl, name: string, obj: Obj): Resource {
+  return { name, obj, any: pack(type, obj) };
+}
+
+function toMap(list: Resource[]): Map<string, Resource> {
+  return new Map(list.map((r) => [r.name, r]));
+}
+
+// A version names content: the same resources always carry the same version, so a
+// reconnecting client that already holds them is not sent them again.
+function versionOf(list: Resource[]): string {
+  const h = createHash('sha256');
+  for (const r of list) {
+    h.update(r.name).update('\0').update(r.any.value).update('\0');
+  }
+  return h.digest('hex').slice(0, 12);
+}

@@ -1,0 +1,153 @@
+// Services, DestinationRules and endpoints -> Envoy Cluster and ClusterLoadAssignment objects.
+import type { DestinationRule, MeshConfig, TrafficPolicy } from '../model/types';
+import type { Service } from '../model/services';
+import type { WorkloadInfo } from '../../proto/node-meta';
+import { meshFqdn } from '../model/services';
+import { clusterName } from './names';
+import { duration } from './translate-route';
+import { toStruct } from '../../proto/struct';
+
+type Obj = Record<string, unknown>;
+
+export interface ClusterSpec {
+  name: string;
+  service: Service;
+  port: number;
+  labels: Record<string, string>;
+  policy?: TrafficPolicy;
+}
+
+/** Every cluster: one per service port in use, plus one per DestinationRule subset. */
+export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Set<string>): ClusterSpec[] {
+  const drByHost = new Map<string, DestinationRule>();
+  for (const dr of config.destinationRules) if (!drByHost.has(dr.host)) drByHost.set(dr.host, dr);
+  const out = new Map<string, ClusterSpec>();
+  const ports = portsByHost(config, services, referenced);
+  for (const s of services.values()) {
+    const dr = drByHost.get(s.fqdn);
+    for (const port of ports.get(s.fqdn) ?? [s.defaultPort]) {
+      const base = clusterName(s.fqdn, port);
+      out.set(base, { name: base, service: s, port, labels: {}, policy: dr?.trafficPolicy });
+      for (const sub of dr?.subsets ?? []) {
+        const name = clusterName(s.fqdn, port, sub.name);
+        out.set(name, { name, service: s, port, labels: sub.labels, policy: mergePolicy(dr?.trafficPolicy, sub.trafficPolicy) });
+      }
+    }
+  }
+  return [...out.values()];
+}
+
+// Routes may name a port other than the service's default: give each such port its clusters.
+function portsByHost(config: MeshConfig, services: Map<string, Service>, referenced: Set<string>): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const s of services.values()) out.set(s.fqdn, new Set([s.defaultPort]));
+  for (const se of config.serviceEntries) for (const h of se.hosts) for (const p of se.ports) out.get(h)?.add(p.number);
+  for (const name of referenced) {
+    const [, port, , host] = name.split('|');
+    out.get(host)?.add(Number(port));
+  }
+  return out;
+}
+
+// Istio: a subset's policy overrides the rule's, setting by setting.
+function mergePolicy(top?: TrafficPolicy, sub?: TrafficPolicy): TrafficPolicy | undefined {
+  if (!top) return sub;
+  if (!sub) return top;
+  return { ...top, ...sub };
+}
+
+export function translateCluster(c: ClusterSpec): Obj {
+  const p = c.policy;
+  const cluster: Obj = {
+    name: c.name,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: c.name },
+    connect_timeout: duration(p?.connectionPool?.tcp?.connectTimeoutMs ?? 10_000),
+    lb_policy: lbPolicy(p),
+    metadata: {
+      filter_metadata: {
+        tandem: toStruct({ mesh: c.service.mesh, protocol: c.service.protocol }),
+      },
+    },
+  };
+  const pool = p?.connectionPool;
+  if (pool) {
+    const t: Obj = {};
+    if (pool.tcp?.maxConnections !== undefined) t.max_connections = { value: pool.tcp.maxConnections };
+    if (pool.http?.http1MaxPendingRequests !== undefined) t.max_pending_requests = { value: pool.http.http1MaxPendingRequests };
+    if (pool.http?.http2MaxRequests !== undefined) t.max_requests = { value: pool.http.http2MaxRequests };
+    if (pool.http?.maxRetries !== undefined) t.max_retries = { value: pool.http.maxRetries };
+    if (Object.keys(t).length) cluster.circuit_breakers = { thresholds: [t] };
+  }
+  const od = p?.outlierDetection;
+  if (od) {
+    const o: Obj = {};
+    if (od.consecutive5xxErrors !== undefined) o.consecutive_5xx = { value: od.consecutive5xxErrors };
+    if (od.consecutiveGatewayErrors !== undefined) o.consecutive_gateway_failure = { value: od.consecutiveGatewayErrors };
+    if (od.intervalMs !== undefined) o.interval = duration(od.intervalMs);
+    if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = duration(od.baseEjectionTimeMs);
+    if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = { value: od.maxEjectionPercent };
+    cluster.outlier_detection = o;
+  }
+  return cluster;
+}
+
+function lbPolicy(p?: TrafficPolicy): string {
+  if (p?.loadBalancer?.consistentHash) return 'RING_HASH';
+  switch (p?.loadBalancer?.simple) {
+    case 'LEAST_REQUEST':
+      return 'LEAST_REQUEST';
+    case 'RANDOM':
+      return 'RANDOM';
+    default:
+      return 'ROUND_ROBIN';
+  }
+}
+
+const matches = (labels: Record<string, string>, want: Record<string, string>) =>
+  Object.entries(want).every(([k, v]) => labels[k] === v);
+
+export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads: WorkloadInfo[], domain: string): Obj {
+  const eps: { address: string; port: number; labels: Record<string, string> }[] = [];
+  if (c.service.mesh) {
+    const seen = new Set<string>();
+    for (const w of workloads) {
+      if (meshFqdn(w.service, w.namespace, domain) !== c.service.fqdn || !matches(w.labels, c.labels)) continue;
+      if (seen.has(w.inboundAddress)) continue;
+      seen.add(w.inboundAddress);
+      const i = w.inboundAddress.lastIndexOf(':');
+      eps.push({ address: w.inboundAddress.slice(0, i), port: Number(w.inboundAddress.slice(i + 1)), labels: w.labels });
+    }
+  } else {
+    for (const se of config.serviceEntries) {
+      if (!se.hosts.includes(c.service.fqdn)) continue;
+      const portName = se.ports.find((p) => p.number === c.port)?.name;
+      for (const e of se.endpoints) {
+        if (!matches(e.labels, c.labels)) continue;
+        eps.push({ address: e.address, port: (portName && e.ports?.[portName]) || c.port, labels: e.labels });
+      }
+    }
+  }
+  eps.sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`));
+  return {
+    cluster_name: c.name,
+    endpoints: eps.length
+      ? [
+          {
+            locality: {},
+            load_balancing_weight: { value: 1 },
+            lb_endpoints: eps.map((e) => ({
+              endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+              health_status: 'HEALTHY',
+              load_balancing_weight: { value: 1 },
+              metadata: {
+                filter_metadata: {
+                  tandem: toStruct({ labels: e.labels }),
+                },
+              },
+            })),
+          },
+        ]
+      : [],
+  };
+}

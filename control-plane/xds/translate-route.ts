@@ -1,0 +1,117 @@
+// VirtualService http routes -> Envoy v3 Route objects (plain protobufjs snake_case).
+import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService } from '../model/types';
+import type { Service } from '../model/services';
+import { clusterName } from './names';
+import { TypeUrl } from '../../proto/type-urls';
+import { pack } from '../../proto/any';
+
+type Obj = Record<string, unknown>;
+
+export function duration(ms: number): Obj {
+  return { seconds: Math.floor(ms / 1000), nanos: Math.round((ms % 1000) * 1e6) };
+}
+
+export function destinationCluster(d: Destination, services: Map<string, Service>): string {
+  const port = d.port ?? services.get(d.host)?.defaultPort ?? 80;
+  return clusterName(d.host, port, d.subset ?? '');
+}
+
+function stringMatcher(m: StringMatch): Obj {
+  if ('exact' in m) return { exact: m.exact };
+  if ('prefix' in m) return { prefix: m.prefix };
+  return { safe_regex: { regex: m.regex } };
+}
+
+function routeMatch(m: HTTPMatchRequest | undefined): Obj {
+  const out: Obj = {};
+  const uri = m?.uri;
+  if (!uri) out.prefix = '/';
+  else if ('exact' in uri) out.path = uri.exact;
+  else if ('prefix' in uri) out.prefix = uri.prefix;
+  else out.safe_regex = { regex: uri.regex };
+  const headers: Obj[] = [];
+  for (const [name, sm] of Object.entries(m?.headers ?? {})) headers.push({ name, string_match: stringMatcher(sm) });
+  if (m?.method) headers.push({ name: ':method', string_match: stringMatcher(m.method) });
+  if (headers.length) out.headers = headers;
+  const qp = Object.entries(m?.queryParams ?? {}).map(([name, sm]) => ({ name, string_match: stringMatcher(sm) }));
+  if (qp.length) out.query_parameters = qp;
+  return out;
+}
+
+function headerOps(ops: HeaderOperations | undefined, dir: 'request' | 'response'): Obj {
+  if (!ops) return {};
+  const add = [
+    ...Object.entries(ops.set ?? {}).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
+    ...Object.entries(ops.add ?? {}).map(([key, value]) => ({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
+  ];
+  const out: Obj = {};
+  if (add.length) out[`${dir}_headers_to_add`] = add;
+  if (ops.remove?.length) out[`${dir}_headers_to_remove`] = ops.remove;
+  return out;
+}
+
+function percent(p: number): Obj {
+  return { numerator: Math.round(p * 10000), denominator: 'MILLION' };
+}
+
+function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
+  const action: Obj = {};
+  if (r.route.length === 1 && !r.route[0].headers) {
+    action.cluster = destinationCluster(r.route[0].destination, services);
+  } else {
+    action.weighted_clusters = {
+      clusters: r.route.map((d) => ({
+        name: destinationCluster(d.destination, services),
+        weight: { value: d.weight },
+        ...headerOps(d.headers?.request, 'request'),
+        ...headerOps(d.headers?.response, 'response'),
+      })),
+    };
+  }
+  if (r.timeoutMs !== undefined) action.timeout = duration(r.timeoutMs);
+  if (r.retries) {
+    action.retry_policy = {
+      retry_on: r.retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
+      num_retries: { value: r.retries.attempts },
+      ...(r.retries.perTryTimeoutMs !== undefined ? { per_try_timeout: duration(r.retries.perTryTimeoutMs) } : {}),
+    };
+  }
+  if (r.mirror) {
+    action.request_mirror_policies = [
+      {
+        cluster: destinationCluster(r.mirror, services),
+        runtime_fraction: { default_value: percent(r.mirrorPercentage ?? 100) },
+      },
+    ];
+  }
+  if (r.rewrite?.uri !== undefined) action.prefix_rewrite = r.rewrite.uri;
+  if (r.rewrite?.authority !== undefined) action.host_rewrite_literal = r.rewrite.authority;
+  return action;
+}
+
+function faultConfig(r: HTTPRoute): Obj | undefined {
+  if (!r.fault) return undefined;
+  const f: Obj = {};
+  if (r.fault.delay) f.delay = { fixed_delay: duration(r.fault.delay.fixedDelayMs), percentage: percent(r.fault.delay.percentage) };
+  if (r.fault.abort) f.abort = { http_status: r.fault.abort.httpStatus, percentage: percent(r.fault.abort.percentage) };
+  return { 'envoy.filters.http.fault': pack(TypeUrl.HTTPFault, f) };
+}
+
+/** One Envoy route per match clause (Istio ORs the clauses of one http entry). */
+export function translateHttpRoute(vs: VirtualService, r: HTTPRoute, index: number, services: Map<string, Service>): Obj[] {
+  const matches = r.match.length ? r.match : [undefined];
+  const action = routeAction(r, services);
+  const fault = faultConfig(r);
+  return matches.map((m) => ({
+    name: r.name ?? `${vs.namespace}/${vs.name}/${index}`,
+    match: routeMatch(m),
+    route: action,
+    ...headerOps(r.headers?.request, 'request'),
+    ...headerOps(r.headers?.response, 'response'),
+    ...(fault ? { typed_per_filter_config: fault } : {}),
+  }));
+}
+
+export function defaultRoute(service: Service): Obj {
+  return { name: 'default', match: { prefix: '/' }, route: { cluster: clusterName(service.fqdn, service.defaultPort) } };
+}

@@ -1,0 +1,44 @@
+// The ADS gRPC service, wired to protobufjs so both ends share one strict codec.
+import type * as grpc from '@grpc/grpc-js';
+import { decode, encode, type AnyMessage } from './any';
+
+export interface XdsNode {
+  id?: string;
+  cluster?: string;
+  metadata?: unknown;
+  user_agent_name?: string;
+}
+
+export interface DiscoveryRequest {
+  version_info?: string;
+  node?: XdsNode;
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+
+export interface DiscoveryResponse {
+  version_info: string;
+  resources: AnyMessage[];
+  type_url: string;
+  nonce: string;
+}
+
+const REQ = 'envoy.service.discovery.v3.DiscoveryRequest';
+const RES = 'envoy.service.discovery.v3.DiscoveryResponse';
+
+export const adsService = {
+  StreamAggregatedResources: {
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (m: DiscoveryRequest) => Buffer.from(encode(REQ, m)),
+    requestDeserialize: (b: Buffer) => decode<DiscoveryRequest>(REQ, b),
+    responseSerialize: (m: DiscoveryResponse) => Buffer.from(encode(RES, m)),
+    responseDeserialize: (b: Buffer) => decode<DiscoveryResponse>(RES, b),
+  },
+} satisfies grpc.ServiceDefinition;
+
+export type AdsStream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+export type AdsClientStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;

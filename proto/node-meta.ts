@@ -1,0 +1,49 @@
+// What a sidecar announces about itself in its xDS Node, and how the control plane
+// reads it back. Keys follow Istio's node metadata where Istio has one.
+import type { XdsNode } from './ads';
+import { fromStruct, toStruct } from './struct';
+
+export interface WorkloadInfo {
+  id: string;
+  service: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  /** host:port other sidecars reach this workload's inbound listener on */
+  inboundAddress: string;
+}
+
+export function nodeFromWorkload(w: WorkloadInfo, userAgent = 'tandem-sidecar'): XdsNode {
+  return {
+    id: w.id,
+    cluster: w.service,
+    user_agent_name: userAgent,
+    metadata: toStruct({
+      SERVICE: w.service,
+      NAMESPACE: w.namespace,
+      SERVICE_ACCOUNT: w.serviceAccount,
+      LABELS: w.labels,
+      INBOUND_ADDRESS: w.inboundAddress,
+    }),
+  };
+}
+
+/** The workload a Node describes, or undefined for a client that is not a sidecar (proxyless gRPC). */
+export function workloadFromNode(node: XdsNode | undefined): WorkloadInfo | undefined {
+  if (!node) return undefined;
+  const m = fromStruct(node.metadata);
+  if (typeof m.SERVICE !== 'string' || typeof m.INBOUND_ADDRESS !== 'string') return undefined;
+  const labels: Record<string, string> = {};
+  if (m.LABELS && typeof m.LABELS === 'object' && !Array.isArray(m.LABELS)) {
+    for (const [k, v] of Object.entries(m.LABELS)) if (typeof v === 'string') labels[k] = v;
+  }
+  const namespace = typeof m.NAMESPACE === 'string' ? m.NAMESPACE : 'default';
+  return {
+    id: node.id ?? '',
+    service: m.SERVICE,
+    namespace,
+    serviceAccount: typeof m.SERVICE_ACCOUNT === 'string' ? m.SERVICE_ACCOUNT : m.SERVICE,
+    labels,
+    inboundAddress: m.INBOUND_ADDRESS,
+  };
+}

@@ -1,0 +1,32 @@
+// The type URLs xDS speaks, named once.
+const prefix = 'type.googleapis.com/';
+
+export const TypeUrl = {
+  Listener: `${prefix}envoy.config.listener.v3.Listener`,
+  RouteConfiguration: `${prefix}envoy.config.route.v3.RouteConfiguration`,
+  Cluster: `${prefix}envoy.config.cluster.v3.Cluster`,
+  ClusterLoadAssignment: `${prefix}envoy.config.endpoint.v3.ClusterLoadAssignment`,
+  HttpConnectionManager: `${prefix}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+  Router: `${prefix}envoy.extensions.filters.http.router.v3.Router`,
+  HTTPFault: `${prefix}envoy.extensions.filters.http.fault.v3.HTTPFault`,
+  RBAC: `${prefix}envoy.extensions.filters.http.rbac.v3.RBAC`,
+} as const;
+
+/** The four resource types served over ADS, in the order Envoy applies them. */
+export const xdsTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
+export type XdsTypeUrl = (typeof xdsTypes)[number];
+
+export const shortName: Record<XdsTypeUrl, 'CDS' | 'EDS' | 'LDS' | 'RDS'> = {
+  [TypeUrl.Cluster]: 'CDS',
+  [TypeUrl.ClusterLoadAssignment]: 'EDS',
+  [TypeUrl.Listener]: 'LDS',
+  [TypeUrl.RouteConfiguration]: 'RDS',
+};
+
+export function isXdsType(url: string): url is XdsTypeUrl {
+  return (xdsTypes as readonly string[]).includes(url);
+}
+
+export function typeNameOf(url: string): string {
+  return url.startsWith(prefix) ? url.slice(prefix.length) : url;
+}

@@ -1,0 +1,69 @@
+// Sidecar admin endpoints: /ready, /config_dump, /clusters.
+import type { EndpointStats, RuntimeConfig } from './runtime/config';
+import type { XdsClient } from './xds/client';
+import { shortName, TypeUrl } from '../proto/type-urls';
+import { adminServer } from '../common/admin-http';
+
+export interface AdminDeps {
+  xds: XdsClient;
+  runtime: () => RuntimeConfig | undefined;
+  id: string;
+  inboundAddress: string;
+  stats: Map<string, EndpointStats>;
+}
+
+/** Ready once every type has arrived and every referenced route and cluster's endpoints are in. */
+export function isReady(xds: XdsClient): boolean {
+  const st = (t: Parameters<typeof xds.status.get>[0]) => xds.status.get(t)!;
+  if (!st(TypeUrl.Cluster).received || !st(TypeUrl.Listener).received) return false;
+  const rds = st(TypeUrl.RouteConfiguration);
+  if (rds.names.some((n) => !xds.resources.routes.has(n))) return false;
+  const eds = st(TypeUrl.ClusterLoadAssignment);
+  return eds.names.every((n) => xds.resources.endpoints.has(n));
+}
+
+export function sidecarAdmin(d: AdminDeps) {
+  return adminServer({
+    'GET /ready': () => (isReady(d.xds) && d.runtime() ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' }),
+    'GET /config_dump': () => ({
+      body: {
+        node: { id: d.id, inbound: d.inboundAddress },
+        controlPlaneConnected: d.xds.connected,
+        runtimeGeneration: d.runtime()?.generation ?? 0,
+        types: Object.fromEntries(
+          [...d.xds.status].map(([t, st]) => [
+            shortName[t],
+            { version: st.version, subscribed: st.names, lastNack: st.lastError ?? null },
+          ]),
+        ),
+        clusters: dump(d.xds.resources.clusters, d.xds.status.get(TypeUrl.Cluster)!.resourceVersions),
+        endpoints: dump(d.xds.resources.endpoints, d.xds.status.get(TypeUrl.ClusterLoadAssignment)!.resourceVersions),
+        listeners: dump(d.xds.resources.listeners, d.xds.status.get(TypeUrl.Listener)!.resourceVersions),
+        routes: dump(d.xds.resources.routes, d.xds.status.get(TypeUrl.RouteConfiguration)!.resourceVersions),
+      },
+    }),
+    'GET /clusters': () => {
+      const rt = d.runtime();
+      return {
+        body: [...(rt?.clusters.values() ?? [])].map((c) => ({
+          name: c.model.name,
+          lb_policy: c.model.lbPolicy,
+          mesh: c.model.mesh,
+          endpoints: c.endpoints.map((e) => ({
+            address: `${e.address}:${e.port}`,
+            labels: e.labels,
+            health: 'HEALTHY',
+            ejected: false,
+            active_requests: e.stats.activeRequests,
+            total_requests: e.stats.totalRequests,
+            failures: e.stats.failures,
+          })),
+        })),
+      };
+    },
+  });
+}
+
+function dump<T>(m: Map<string, T>, versions: Map<string, string>) {
+  return [...m].map(([name, resource]) => ({ name, version: versions.get(name) ?? '', resource }));
+}

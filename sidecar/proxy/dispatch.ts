@@ -1,0 +1,167 @@
+// Dispatchers send one request to one endpoint. H2Dispatcher keeps one multiplexed
+// HTTP/2 session per peer (the sidecar-to-sidecar hop); H1Dispatcher keeps a
+// keep-alive pool (applications and plaintext ServiceEntry endpoints).
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+import { classifyUpstreamError, ConnectFailureError } from './errors';
+
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  authority: string;
+  headers: http.OutgoingHttpHeaders;
+  /** null: no body */
+  body: Readable | null;
+  connectTimeoutMs: number;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Readable;
+  trailers: Promise<http.IncomingHttpHeaders | undefined>;
+}
+
+export interface InFlight {
+  response: Promise<UpstreamResponse>;
+  abort(reason?: Error): void;
+}
+
+export interface Dispatcher {
+  dispatch(t: Target, req: UpstreamRequest): InFlight;
+  close(): void;
+}
+
+export class H2Dispatcher implements Dispatcher {
+  private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; ready: Promise<void> }>();
+
+  constructor(private readonly scheme: 'http' | 'https' = 'http', private readonly connectOpts: http2.SecureClientSessionOptions = {}) {}
+
+  private session(t: Target, connectTimeoutMs: number): { session: http2.ClientHttp2Session; ready: Promise<void> } {
+    const key = `${t.host}:${t.port}`;
+    const cur = this.sessions.get(key);
+    if (cur && !cur.session.closed && !cur.session.destroyed) return cur;
+    const session = http2.connect(`${this.scheme}://${key}`, this.connectOpts);
+    const drop = () => {
+      if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
+    };
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new ConnectFailureError(`connect to ${key} timed out after ${connectTimeoutMs}ms`));
+        session.destroy();
+      }, connectTimeoutMs);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      session.once('error', (err) => {
+        clearTimeout(timer);
+        reject(classifyUpstreamError(err, false));
+      });
+    });
+    ready.catch(() => undefined);
+    session.on('error', drop);
+    session.on('close', drop);
+    session.on('goaway', drop);
+    // idle peers should not keep the process alive
+    session.unref();
+    const entry = { session, ready };
+    this.sessions.set(key, entry);
+    return entry;
+  }
+
+  dispatch(t: Target, req: UpstreamRequest): InFlight {
+    let stream: http2.ClientHttp2Stream | undefined;
+    let aborted: Error | undefined;
+    const response = (async () => {
+      const { session, ready } = this.session(t, req.connectTimeoutMs);
+      await ready;
+      if (aborted) throw aborted;
+      const headers: http2.OutgoingHttpHeaders = {
+        ...req.headers,
+        ':method': req.method,
+        ':path': req.path,
+        ':authority': req.authority,
+        ':scheme': 'http',
+      };
+      let s: http2.ClientHttp2Stream;
+      try {
+        s = session.request(headers, { endStream: req.body === null });
+      } catch (err) {
+        throw classifyUpstreamError(err, true);
+      }
+      stream = s;
+      if (req.body) req.body.pipe(s);
+      const trailers = new Promise<http.IncomingHttpHeaders | undefined>((resolve) => {
+        s.once('trailers', (h) => resolve(h as http.IncomingHttpHeaders));
+        s.once('close', () => resolve(undefined));
+      });
+      return await new Promise<UpstreamResponse>((resolve, reject) => {
+        s.once('response', (h) => {
+          const status = Number(h[':status']);
+          resolve({ status, headers: h as http.IncomingHttpHeaders, body: s, trailers });
+        });
+        s.once('error', (err) => reject(aborted ?? classifyUpstreamError(err, true)));
+        s.once('close', () => reject(aborted ?? classifyUpstreamError(new Error(`stream closed with code ${s.rstCode}`), true)));
+      });
+    })();
+    return {
+      response,
+      abort(reason) {
+        aborted = reason ?? new Error('aborted');
+        stream?.close(http2.constants.NGHTTP2_CANCEL);
+      },
+    };
+  }
+
+  close(): void {
+    for (const { session } of this.sessions.values()) session.close();
+    this.sessions.clear();
+  }
+}
+
+export class H1Dispatcher implements Dispatcher {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
+
+  dispatch(t: Target, req: UpstreamRequest): InFlight {
+    let creq: http.ClientRequest | undefined;
+    let aborted: Error | undefined;
+    const response = new Promise<UpstreamResponse>((resolve, reject) => {
+      let connected = false;
+      const headers = { ...req.headers, host: req.authority };
+      creq = http.request({ host: t.host, port: t.port, method: req.method, path: req.path, headers, agent: this.agent, timeout: req.connectTimeoutMs });
+      creq.once('socket', (sock) => {
+        if (!sock.connecting) connected = true;
+        else sock.once('connect', () => (connected = true));
+      });
+      creq.once('timeout', () => {
+        if (!connected) creq!.destroy(new ConnectFailureError(`connect to ${t.host}:${t.port} timed out after ${req.connectTimeoutMs}ms`));
+        else creq!.setTimeout(0);
+      });
+      creq.once('error', (err) => reject(aborted ?? classifyUpstreamError(err, connected)));
+      creq.once('response', (res) => {
+        const trailers = new Promise<http.IncomingHttpHeaders | undefined>((r) => res.once('end', () => r(Object.keys(res.trailers).length ? res.trailers : undefined)));
+        resolve({ status: res.statusCode ?? 502, headers: res.headers, body: res, trailers });
+      });
+      if (req.body) req.body.pipe(creq);
+      else creq.end();
+    });
+    return {
+      response,
+      abort(reason) {
+        aborted = reason ?? new Error('aborted');
+        creq?.destroy(aborted);
+      },
+    };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,51 @@
+// Header hygiene between hops: hop-by-hop headers never cross, HTTP/2 pseudo-headers
+// never leak into HTTP/1.1, and header operations from routes are applied in order.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { HeaderOps } from '../xds/model';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'host',
+]);
+
+/** Copy end-to-end headers: drops hop-by-hop ones (and any named in Connection) and pseudo-headers. */
+export function endToEnd(h: IncomingHttpHeaders | OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const named = new Set(
+    String(h.connection ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k) || named.has(k)) continue;
+    out[k] = v;
+  }
+  // "TE: trailers" is the one TE value that is end to end (gRPC needs it)
+  if (typeof h.te === 'string' && /(^|,)\s*trailers\s*(,|$)/i.test(h.te)) out.te = 'trailers';
+  return out;
+}
+
+export function applyOps(h: OutgoingHttpHeaders, ops: HeaderOps | undefined): void {
+  if (!ops) return;
+  for (const [name, value, overwrite] of ops.add) {
+    const cur = h[name];
+    if (overwrite || cur === undefined) h[name] = value;
+    else h[name] = [...(Array.isArray(cur) ? cur : [String(cur)]), value];
+  }
+  for (const name of ops.remove) delete h[name];
+}
+
+export function first(v: string | string[] | number | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(',') : String(v);
+}

@@ -1,0 +1,60 @@
+// Responses the proxy makes itself, and the access-log entry every request gets.
+import type { DownstreamRequest, DownstreamResponse } from './downstream';
+import type { ProxyError } from './errors';
+import type { AccessEntry } from './access-log';
+import type { RequestInfo } from './request-info';
+import { first } from './headers';
+
+/** Returns false when headers had already gone out (the response is cut instead). */
+export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId?: string): boolean {
+  if (res.headersSent) {
+    (res as { destroy(e?: Error): void }).destroy();
+    return false;
+  }
+  const body = `${e.message}\n`;
+  const headers: Record<string, string | number> = { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-tandem-response-flags': e.flag };
+  if (requestId) headers['x-request-id'] = requestId;
+  if (e.status === 400 && 'shouldKeepAlive' in res) headers.connection = 'close';
+  (res as { writeHead(s: number, h: object): void }).writeHead(e.status, headers);
+  res.end(body);
+  return true;
+}
+
+export function logEntry(
+  direction: 'inbound' | 'outbound',
+  req: DownstreamRequest,
+  info: RequestInfo | undefined,
+  start: number,
+  status: number,
+  flags: string,
+  bytesSent: number,
+  upstreamMs: number | null,
+  upstreamHost: string | null,
+  upstreamCluster: string | null,
+  routeName: string | null,
+  peerPrincipal: string | null = null,
+): AccessEntry {
+  const tp = first(req.headers.traceparent);
+  return {
+    start_time: new Date(start).toISOString(),
+    method: req.method ?? '',
+    path: info?.path ?? req.url ?? '',
+    protocol: info?.protocol ?? `HTTP/${req.httpVersion}`,
+    response_code: status,
+    response_flags: flags,
+    bytes_received: Number(first(req.headers['content-length']) ?? 0) || 0,
+    bytes_sent: bytesSent,
+    duration_ms: Date.now() - start,
+    upstream_service_time_ms: upstreamMs,
+    upstream_host: upstreamHost,
+    upstream_cluster: upstreamCluster,
+    route_name: routeName,
+    request_id: info?.requestId ?? null,
+    trace_id: tp ? (tp.split('-')[1] ?? null) : null,
+    authority: info?.authority ?? null,
+    x_forwarded_for: first(req.headers['x-forwarded-for']) ?? null,
+    user_agent: first(req.headers['user-agent']) ?? null,
+    peer_principal: peerPrincipal,
+    direction,
+  };
+}

@@ -1,0 +1,49 @@
+// What the proxy needs to know about a downstream request, whichever protocol it came in.
+import { randomUUID } from 'node:crypto';
+import type { DownstreamRequest } from './downstream';
+import { first } from './headers';
+import { BadRequestError } from './errors';
+
+export interface RequestInfo {
+  method: string;
+  authority: string;
+  /** path and query */
+  path: string;
+  protocol: 'HTTP/1.1' | 'HTTP/2' | 'HTTP/1.0';
+  header(name: string): string | undefined;
+  requestId: string;
+  clientIp: string;
+  hasBody: boolean;
+}
+
+export function requestInfo(req: DownstreamRequest): RequestInfo {
+  const h = req.headers;
+  const h2 = req.httpVersionMajor === 2;
+  let authority = first(h2 ? (h[':authority'] ?? h.host) : h.host) ?? '';
+  let path = req.url ?? '/';
+  // absolute form, as an HTTP_PROXY client sends it
+  if (!h2 && /^https?:\/\//i.test(path)) {
+    let u: URL;
+    try {
+      u = new URL(path);
+    } catch {
+      throw new BadRequestError(`bad request target ${path}`);
+    }
+    authority = u.host;
+    path = `${u.pathname}${u.search}`;
+  }
+  if (!authority) throw new BadRequestError('missing Host header');
+  if (!path.startsWith('/')) throw new BadRequestError(`bad request target ${path}`);
+  const cl = first(h['content-length']);
+  return {
+    method: req.method ?? 'GET',
+    authority,
+    path,
+    protocol: h2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
+    header: (name) => first(h[name]),
+    requestId: first(h['x-request-id']) || randomUUID(),
+    clientIp: (req.socket?.remoteAddress ?? '').replace(/^::ffff:/, ''),
+    // HTTP/2 requests may stream a body with no length; HTTP/1.1 says so in its headers
+    hasBody: h2 ? !(req as { stream?: { readableEnded?: boolean; endAfterHeaders?: boolean } }).stream?.endAfterHeaders : (cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined,
+  };
+}

@@ -1,0 +1,131 @@
+// The immutable runtime config the request path reads. Compiled from the xDS
+// resources each time they change and swapped in one assignment; mutable per-
+// endpoint counters live in EndpointStats so they outlive swaps.
+import type { ClusterModel, EndpointModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
+import type { Resources } from '../xds/client';
+import { SmoothWeighted, makeBalancer, type Random } from './pickers';
+
+export class EndpointStats {
+  activeRequests = 0;
+  totalRequests = 0;
+  failures = 0;
+  constructor(readonly key: string) {}
+  active(): number {
+    return this.activeRequests;
+  }
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  labels: Record<string, string>;
+  stats: EndpointStats;
+  active(): number;
+}
+
+export interface ClusterRuntime {
+  model: ClusterModel;
+  endpoints: Endpoint[];
+  pick(): Endpoint | undefined;
+}
+
+export interface CompiledRoute {
+  model: RouteModel;
+  vhost: VirtualHostModel;
+  pickCluster(): RouteModel['clusters'][number];
+}
+
+interface CompiledVhost {
+  model: VirtualHostModel;
+  routes: CompiledRoute[];
+}
+
+export class RouteTable {
+  private readonly exact = new Map<string, CompiledVhost>();
+  private readonly suffix: [string, CompiledVhost][] = [];
+  private readonly prefix: [string, CompiledVhost][] = [];
+  private any?: CompiledVhost;
+
+  constructor(rc: RouteConfigModel | undefined, readonly stripPort: boolean) {
+    for (const vh of rc?.virtualHosts ?? []) {
+      const cv: CompiledVhost = { model: vh, routes: vh.routes.map((r) => compileRoute(r, vh)) };
+      for (const d of vh.domains) {
+        if (d === '*') this.any ??= cv;
+        else if (d.startsWith('*')) this.suffix.push([d.slice(1), cv]);
+        else if (d.endsWith('*')) this.prefix.push([d.slice(0, -1), cv]);
+        else if (!this.exact.has(d)) this.exact.set(d, cv);
+      }
+    }
+    // Envoy: the longest wildcard wins
+    this.suffix.sort((a, b) => b[0].length - a[0].length);
+    this.prefix.sort((a, b) => b[0].length - a[0].length);
+  }
+
+  /** Envoy's virtual host selection, then the first route that matches. */
+  match(authority: string, path: string, headers: (name: string) => string | undefined): CompiledRoute | undefined {
+    let host = authority.toLowerCase();
+    if (this.stripPort) host = host.replace(/:\d+$/, '');
+    const vh =
+      this.exact.get(host) ??
+      this.suffix.find(([s]) => host.endsWith(s))?.[1] ??
+      this.prefix.find(([p]) => host.startsWith(p))?.[1] ??
+      this.any;
+    if (!vh) return undefined;
+    const q = path.indexOf('?');
+    const pathOnly = q < 0 ? path : path.slice(0, q);
+    const query = q < 0 ? undefined : new URLSearchParams(path.slice(q + 1));
+    return vh.routes.find((r) => routeMatches(r.model, pathOnly, query, headers));
+  }
+}
+
+function compileRoute(model: RouteModel, vhost: VirtualHostModel): CompiledRoute {
+  const picker = new SmoothWeighted(model.clusters.map((c) => ({ item: c, weight: c.weight })));
+  return { model, vhost, pickCluster: model.clusters.length === 1 ? () => model.clusters[0] : () => picker.next() };
+}
+
+export function matchString(m: StringMatcher, v: string | undefined): boolean {
+  if (v === undefined) return false;
+  switch (m.kind) {
+    case 'exact':
+      return v === m.value;
+    case 'prefix':
+      return v.startsWith(m.value);
+    case 'regex':
+      return m.re.test(v);
+    case 'present':
+      return true;
+  }
+}
+
+function routeMatches(r: RouteModel, path: string, query: URLSearchParams | undefined, headers: (n: string) => string | undefined): boolean {
+  if (!matchString(r.path, path)) return false;
+  for (const h of r.headers) if (matchString(h.match, headers(h.name)) === h.invert) return false;
+  for (const q of r.query) if (!matchString(q.match, query?.get(q.name) ?? undefined)) return false;
+  return true;
+}
+
+export class RuntimeConfig {
+  readonly clusters = new Map<string, ClusterRuntime>();
+  readonly outbound: RouteTable;
+
+  constructor(
+    readonly generation: number,
+    res: Resources,
+    statsFor: (key: string) => EndpointStats,
+    random: Random,
+    listenerName = 'outbound',
+  ) {
+    const listener = res.listeners.get(listenerName);
+    this.outbound = new RouteTable(listener ? res.routes.get(listener.routeConfigName) : undefined, listener?.stripAnyHostPort ?? true);
+    for (const model of res.clusters.values()) {
+      const endpoints = (res.endpoints.get(model.name)?.endpoints ?? [])
+        .filter((e: EndpointModel) => e.healthy)
+        .map((e) => {
+          const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
+          return { address: e.address, port: e.port, labels: e.labels, stats, active: () => stats.activeRequests };
+        });
+      const balance = makeBalancer<Endpoint>(model.lbPolicy, random);
+      this.clusters.set(model.name, { model, endpoints, pick: () => balance(endpoints) });
+    }
+  }
+}

@@ -1,0 +1,186 @@
+// The sidecar's ADS client: subscribes CDS and LDS as wildcards, follows them with EDS
+// and RDS for the names they reference, ACKs what it applies, NACKs (per resource,
+// naming the field) what it cannot, keeps the last good resources, and reconnects with
+// jittered exponential backoff when the stream ends.
+import * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import { adsService, type AdsClientStream, type DiscoveryResponse, type XdsNode } from '../../proto/ads';
+import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
+import type { Logger } from '../../common/log';
+import { decoders, nameOf, DecodeError } from './decode';
+import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from './model';
+
+export interface Resources {
+  clusters: Map<string, ClusterModel>;
+  endpoints: Map<string, EndpointsModel>;
+  listeners: Map<string, ListenerModel>;
+  routes: Map<string, RouteConfigModel>;
+}
+
+export interface TypeStatus {
+  version: string;
+  nonce: string;
+  names: string[];
+  /** resource name -> version it was accepted at */
+  resourceVersions: Map<string, string>;
+  received: boolean;
+  lastError?: string;
+}
+
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+  random: () => number;
+}
+
+const ORDER: XdsTypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
+const FIELD: Record<XdsTypeUrl, keyof Resources> = {
+  [TypeUrl.Cluster]: 'clusters',
+  [TypeUrl.ClusterLoadAssignment]: 'endpoints',
+  [TypeUrl.Listener]: 'listeners',
+  [TypeUrl.RouteConfiguration]: 'routes',
+};
+const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
+
+export class XdsClient extends EventEmitter {
+  readonly resources: Resources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
+  readonly status = new Map<XdsTypeUrl, TypeStatus>(
+    ORDER.map((t) => [t, { version: '', nonce: '', names: [], resourceVersions: new Map(), received: false }]),
+  );
+  connected = false;
+  private client?: grpc.Client;
+  private stream?: AdsClientStream;
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private sentNode = false;
+
+  constructor(
+    private readonly target: string,
+    private readonly creds: grpc.ChannelCredentials,
+    private readonly node: XdsNode,
+    private readonly log: Logger,
+    private readonly backoff: BackoffPolicy = { baseMs: 200, maxMs: 5000, random: Math.random },
+    private readonly channelOptions: grpc.ChannelOptions = {},
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.client = new ADS_CLIENT(this.target, this.creds, this.channelOptions);
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.stream?.cancel();
+    this.client?.close();
+  }
+
+  private connect(): void {
+    if (this.stopped || !this.client) return;
+    const stream = (this.client as unknown as { StreamAggregatedResources(): AdsClientStream }).StreamAggregatedResources();
+    this.stream = stream;
+    this.sentNode = false;
+    let ended = false;
+    const onEnd = (why: string) => {
+      if (ended) return;
+      ended = true;
+      if (this.connected) this.log.warn(`xDS stream to ${this.target} ended (${why}); keeping the last good config`);
+      this.connected = false;
+      this.emit('disconnected');
+      this.scheduleReconnect();
+    };
+    stream.on('data', (res: DiscoveryResponse) => {
+      if (!this.connected) {
+        this.connected = true;
+        this.attempt = 0;
+        this.log.info(`xDS stream to ${this.target} up`);
+        this.emit('connected');
+      }
+      this.onResponse(res);
+    });
+    stream.on('error', (err: Error) => onEnd(err.message));
+    stream.on('end', () => onEnd('closed by the control plane'));
+    // A reconnecting client names the versions it holds, so unchanged config is not re-sent.
+    this.request(TypeUrl.Cluster);
+    this.request(TypeUrl.Listener);
+    for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) {
+      if (this.status.get(t)!.names.length) this.request(t);
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    // full jitter: uniform in [0, min(max, base * 2^attempt)]
+    const cap = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** this.attempt++);
+    const delay = Math.max(50, Math.floor(this.backoff.random() * cap));
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private request(type: XdsTypeUrl, errorDetail?: string): void {
+    const st = this.status.get(type)!;
+    this.stream?.write({
+      version_info: st.version,
+      node: this.sentNode ? undefined : this.node,
+      resource_names: st.names,
+      type_url: type,
+      response_nonce: st.nonce,
+      ...(errorDetail ? { error_detail: { code: 3, message: errorDetail } } : {}),
+    });
+    this.sentNode = true;
+  }
+
+  private onResponse(res: DiscoveryResponse): void {
+    const type = res.type_url;
+    if (!isXdsType(type)) return;
+    const st = this.status.get(type)!;
+    st.nonce = res.nonce;
+    const decode = decoders[type] as (a: DiscoveryResponse['resources'][number]) => ClusterModel | EndpointsModel | ListenerModel | RouteConfigModel;
+    const target = this.resources[FIELD[type]] as Map<string, unknown>;
+    const errors: string[] = [];
+    const seen = new Set<string>();
+    (res.resources ?? []).forEach((any, i) => {
+      try {
+        const m = decode(any);
+        const name = nameOf(m);
+        seen.add(name);
+        target.set(name, m);
+        st.resourceVersions.set(name, res.version_info);
+      } catch (err) {
+        if (err instanceof DecodeError) seen.add(err.resource);
+        errors.push(err instanceof DecodeError ? err.message : `resources[${i}]: ${(err as Error).message}`);
+      }
+    });
+    // State of the World: a listener or cluster missing from the response is gone.
+    // Routes and endpoints no longer subscribed are dropped by the subscription update.
+    if (type === TypeUrl.Cluster || type === TypeUrl.Listener) {
+      for (const name of [...target.keys()]) if (!seen.has(name)) { target.delete(name); st.resourceVersions.delete(name); }
+    }
+    st.received = true;
+    if (errors.length) {
+      st.lastError = errors.join('; ');
+      this.log.warn(`NACK ${shortName[type]} version ${res.version_info}: ${st.lastError}`);
+      this.request(type, st.lastError);
+    } else {
+      st.lastError = undefined;
+      st.version = res.version_info;
+      this.request(type);
+    }
+    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.resources.clusters.keys()]);
+    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.resources.listeners.values()].map((l) => l.routeConfigName));
+    this.emit('update', type);
+  }
+
+  private follow(type: XdsTypeUrl, names: string[]): void {
+    const st = this.status.get(type)!;
+    const want = [...new Set(names)].sort();
+    if (want.length === st.names.length && want.every((n, i) => n === st.names[i])) return;
+    st.names = want;
+    const target = this.resources[FIELD[type]] as Map<string, unknown>;
+    for (const n of [...target.keys()]) if (!want.includes(n)) { target.delete(n); st.resourceVersions.delete(n); }
+    this.request(type);
+  }
+}

@@ -1,0 +1,239 @@
+// One decode-and-validate function per resource type: bytes in, a checked model or a
+// DecodeError naming the resource and the field out. A DecodeError becomes a NACK.
+import { unpack, type AnyMessage, decode as decodeMsg } from '../../proto/any';
+import { TypeUrl, typeNameOf } from '../../proto/type-urls';
+import { fromStruct } from '../../proto/struct';
+import type {
+  ClusterModel,
+  EndpointsModel,
+  HeaderMatcher,
+  HeaderOps,
+  ListenerModel,
+  RouteConfigModel,
+  RouteModel,
+  StringMatcher,
+  VirtualHostModel,
+} from './model';
+
+export class DecodeError extends Error {
+  readonly code = 'XDS_DECODE';
+  constructor(readonly resource: string, readonly field: string, detail: string) {
+    super(`${resource}: ${field}: ${detail}`);
+  }
+}
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function ms(d: Obj | undefined): number {
+  if (!d) return 0;
+  return Number(d.seconds ?? 0) * 1000 + Math.round(Number(d.nanos ?? 0) / 1e6);
+}
+
+/** Fields this sidecar does not implement yet: better a NACK than silently different behaviour. */
+function refuse(resource: string, obj: Obj, fields: string[], at = ''): void {
+  for (const f of fields) {
+    const v = obj[f];
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
+      throw new DecodeError(resource, at + f, 'not supported by this sidecar');
+    }
+  }
+}
+
+export function decodeCluster(any: AnyMessage): ClusterModel {
+  const c = unpack<Obj>(any, TypeUrl.Cluster);
+  const name = String(c.name ?? '');
+  if (!name) throw new DecodeError('(cluster)', 'name', 'must be set');
+  const type = c.type ?? 'STATIC';
+  if (type !== 'EDS') throw new DecodeError(name, 'type', `${type} is not supported (only EDS)`);
+  const lb = c.lb_policy ?? 'ROUND_ROBIN';
+  if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM') {
+    throw new DecodeError(name, 'lb_policy', `${lb} is not supported yet`);
+  }
+  refuse(name, c, ['outlier_detection', 'circuit_breakers', 'transport_socket', 'load_assignment']);
+  const service = c.eds_cluster_config?.service_name;
+  if (service && service !== name) throw new DecodeError(name, 'eds_cluster_config.service_name', 'must equal the cluster name');
+  const meta = fromStruct(c.metadata?.filter_metadata?.tandem);
+  return {
+    name,
+    lbPolicy: lb,
+    connectTimeoutMs: ms(c.connect_timeout) || 10_000,
+    mesh: meta.mesh !== false,
+    protocol: typeof meta.protocol === 'string' ? meta.protocol : 'HTTP',
+  };
+}
+
+export function decodeEndpoints(any: AnyMessage): EndpointsModel {
+  const cla = unpack<Obj>(any, TypeUrl.ClusterLoadAssignment);
+  const name = String(cla.cluster_name ?? '');
+  if (!name) throw new DecodeError('(cluster load assignment)', 'cluster_name', 'must be set');
+  const endpoints: EndpointsModel['endpoints'] = [];
+  (cla.endpoints ?? []).forEach((loc: Obj, i: number) => {
+    (loc.lb_endpoints ?? []).forEach((lbe: Obj, j: number) => {
+      const at = `endpoints[${i}].lb_endpoints[${j}].endpoint.address.socket_address`;
+      const sa = lbe.endpoint?.address?.socket_address;
+      if (!sa?.address) throw new DecodeError(name, `${at}.address`, 'must be set');
+      const port = Number(sa.port_value ?? 0);
+      if (!(port > 0 && port < 65536)) throw new DecodeError(name, `${at}.port_value`, 'must be 1..65535');
+      const labels = fromStruct(lbe.metadata?.filter_metadata?.tandem).labels;
+      const hs = lbe.health_status ?? 'UNKNOWN';
+      endpoints.push({
+        address: sa.address,
+        port,
+        healthy: hs === 'UNKNOWN' || hs === 'HEALTHY',
+        labels: labels && typeof labels === 'object' ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {},
+      });
+    });
+  });
+  return { clusterName: name, endpoints };
+}
+
+const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
+
+export function decodeListener(any: AnyMessage): ListenerModel {
+  const l = unpack<Obj>(any, TypeUrl.Listener);
+  const name = String(l.name ?? '');
+  if (!name) throw new DecodeError('(listener)', 'name', 'must be set');
+  const chains: Obj[] = l.filter_chains ?? [];
+  if (chains.length !== 1) throw new DecodeError(name, 'filter_chains', 'exactly one filter chain is supported');
+  const filters: Obj[] = chains[0].filters ?? [];
+  const f = filters[0];
+  if (filters.length !== 1 || (f.name !== HCM_FILTER && f.typed_config?.type_url !== TypeUrl.HttpConnectionManager)) {
+    throw new DecodeError(name, 'filter_chains[0].filters', `exactly one ${HCM_FILTER} is supported`);
+  }
+  const at = 'filter_chains[0].filters[0].typed_config';
+  if (f.typed_config?.type_url !== TypeUrl.HttpConnectionManager) throw new DecodeError(name, `${at}.type_url`, 'must be HttpConnectionManager');
+  const hcm = unpack<Obj>(f.typed_config);
+  if (hcm.route_config) throw new DecodeError(name, `${at}.route_config`, 'inline routes are not supported; use rds');
+  const routeConfigName = hcm.rds?.route_config_name;
+  if (!routeConfigName) throw new DecodeError(name, `${at}.rds.route_config_name`, 'must be set');
+  const httpFilters: Obj[] = hcm.http_filters ?? [];
+  httpFilters.forEach((hf, i) => {
+    if (hf.name !== 'envoy.filters.http.router' && hf.name !== 'envoy.filters.http.fault') {
+      throw new DecodeError(name, `${at}.http_filters[${i}]`, `${hf.name} is not supported`);
+    }
+    if (hf.name === 'envoy.filters.http.fault' && hf.typed_config) {
+      const fault = decodeMsg<Obj>(typeNameOf(hf.typed_config.type_url), hf.typed_config.value);
+      refuse(name, fault, ['delay', 'abort'], `${at}.http_filters[${i}].typed_config.`);
+    }
+  });
+  return { name, routeConfigName, stripAnyHostPort: hcm.strip_any_host_port === true };
+}
+
+function stringMatcher(m: Obj | undefined, resource: string, at: string): StringMatcher {
+  if (!m) throw new DecodeError(resource, at, 'must be set');
+  if (m.ignore_case) throw new DecodeError(resource, `${at}.ignore_case`, 'not supported');
+  if (m.exact !== undefined) return { kind: 'exact', value: m.exact };
+  if (m.prefix !== undefined) return { kind: 'prefix', value: m.prefix };
+  if (m.safe_regex) return regexMatcher(m.safe_regex.regex, resource, `${at}.safe_regex.regex`);
+  throw new DecodeError(resource, at, 'one of exact, prefix, safe_regex is required');
+}
+
+function regexMatcher(src: string, resource: string, at: string): StringMatcher {
+  try {
+    // Envoy regexes match the whole value
+    return { kind: 'regex', value: src, re: new RegExp(`^(?:${src})$`) };
+  } catch (err) {
+    throw new DecodeError(resource, at, `bad regex: ${(err as Error).message}`);
+  }
+}
+
+function headerMatcher(h: Obj, resource: string, at: string): HeaderMatcher {
+  const name = String(h.name ?? '').toLowerCase();
+  if (!name) throw new DecodeError(resource, `${at}.name`, 'must be set');
+  let match: StringMatcher;
+  if (h.string_match) match = stringMatcher(h.string_match, resource, `${at}.string_match`);
+  else if (h.exact_match !== undefined) match = { kind: 'exact', value: h.exact_match };
+  else if (h.prefix_match !== undefined) match = { kind: 'prefix', value: h.prefix_match };
+  else if (h.safe_regex_match) match = regexMatcher(h.safe_regex_match.regex, resource, `${at}.safe_regex_match.regex`);
+  else if (h.present_match) match = { kind: 'present' };
+  else throw new DecodeError(resource, at, 'unsupported header match');
+  return { name, match, invert: h.invert_match === true };
+}
+
+function headerOps(o: Obj, dir: 'request' | 'response'): HeaderOps {
+  const add = (o[`${dir}_headers_to_add`] ?? []).map((h: Obj): [string, string, boolean] => [
+    String(h.header?.key ?? '').toLowerCase(),
+    String(h.header?.value ?? ''),
+    h.append_action === 'OVERWRITE_IF_EXISTS_OR_ADD' || (h.append_action === undefined && h.append?.value === false),
+  ]);
+  return { add, remove: (o[`${dir}_headers_to_remove`] ?? []).map((s: string) => s.toLowerCase()) };
+}
+
+function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
+  const m = r.match ?? {};
+  let path: StringMatcher;
+  if (m.prefix !== undefined) path = { kind: 'prefix', value: m.prefix };
+  else if (m.path !== undefined) path = { kind: 'exact', value: m.path };
+  else if (m.safe_regex) path = regexMatcher(m.safe_regex.regex, resource, `${at}.match.safe_regex.regex`);
+  else throw new DecodeError(resource, `${at}.match`, 'one of prefix, path, safe_regex is required');
+  if (m.case_sensitive?.value === false) throw new DecodeError(resource, `${at}.match.case_sensitive`, 'not supported');
+  const headers = (m.headers ?? []).map((h: Obj, i: number) => headerMatcher(h, resource, `${at}.match.headers[${i}]`));
+  const query = (m.query_parameters ?? []).map((q: Obj, i: number) => ({
+    name: String(q.name ?? ''),
+    match: q.present_match ? ({ kind: 'present' } as const) : stringMatcher(q.string_match, resource, `${at}.match.query_parameters[${i}].string_match`),
+    invert: false,
+  }));
+  const a = r.route;
+  if (!a) throw new DecodeError(resource, `${at}.route`, 'only route actions are supported');
+  refuse(resource, a, ['retry_policy', 'hash_policy'], `${at}.route.`);
+  refuse(resource, r, ['typed_per_filter_config'], `${at}.`);
+  let clusters: RouteModel['clusters'];
+  if (a.cluster) clusters = [{ name: a.cluster, weight: 1, requestHeaders: { add: [], remove: [] }, responseHeaders: { add: [], remove: [] } }];
+  else if (a.weighted_clusters?.clusters?.length) {
+    clusters = a.weighted_clusters.clusters.map((c: Obj, i: number) => {
+      if (!c.name) throw new DecodeError(resource, `${at}.route.weighted_clusters.clusters[${i}].name`, 'must be set');
+      return { name: c.name, weight: Number(c.weight?.value ?? 0), requestHeaders: headerOps(c, 'request'), responseHeaders: headerOps(c, 'response') };
+    });
+    if (clusters.every((c) => c.weight === 0)) throw new DecodeError(resource, `${at}.route.weighted_clusters`, 'total weight is 0');
+  } else throw new DecodeError(resource, `${at}.route`, 'cluster or weighted_clusters is required');
+  const mirrors = (a.request_mirror_policies ?? []).map((p: Obj, i: number) => {
+    if (!p.cluster) throw new DecodeError(resource, `${at}.route.request_mirror_policies[${i}].cluster`, 'must be set');
+    const f = p.runtime_fraction?.default_value;
+    const denom = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 }[String(f?.denominator ?? 'HUNDRED')] ?? 100;
+    return { cluster: p.cluster, fraction: f ? Number(f.numerator ?? 0) / denom : 1 };
+  });
+  return {
+    name: String(r.name ?? ''),
+    path,
+    headers,
+    query,
+    clusters,
+    timeoutMs: ms(a.timeout),
+    mirrors,
+    prefixRewrite: a.prefix_rewrite || undefined,
+    hostRewrite: a.host_rewrite_literal || undefined,
+    requestHeaders: headerOps(r, 'request'),
+    responseHeaders: headerOps(r, 'response'),
+  };
+}
+
+export function decodeRouteConfig(any: AnyMessage): RouteConfigModel {
+  const rc = unpack<Obj>(any, TypeUrl.RouteConfiguration);
+  const name = String(rc.name ?? '');
+  if (!name) throw new DecodeError('(route configuration)', 'name', 'must be set');
+  const virtualHosts: VirtualHostModel[] = (rc.virtual_hosts ?? []).map((vh: Obj, i: number) => {
+    const at = `virtual_hosts[${i}]`;
+    const domains: string[] = (vh.domains ?? []).map((d: string) => d.toLowerCase());
+    if (!domains.length) throw new DecodeError(name, `${at}.domains`, 'must not be empty');
+    return {
+      name: String(vh.name ?? ''),
+      domains,
+      routes: (vh.routes ?? []).map((r: Obj, j: number) => decodeRoute(r, name, `${at}.routes[${j}]`)),
+      requestHeaders: headerOps(vh, 'request'),
+      responseHeaders: headerOps(vh, 'response'),
+    };
+  });
+  return { name, virtualHosts };
+}
+
+export const decoders = {
+  [TypeUrl.Cluster]: decodeCluster,
+  [TypeUrl.ClusterLoadAssignment]: decodeEndpoints,
+  [TypeUrl.Listener]: decodeListener,
+  [TypeUrl.RouteConfiguration]: decodeRouteConfig,
+};
+
+/** The name a decoded resource goes by, for SotW bookkeeping. */
+export function nameOf(m: ClusterModel | EndpointsModel | ListenerModel | RouteConfigModel): string {
+  return 'clusterName' in m ? m.clusterName : m.name;
+}
