@@ -1,1 +1,192 @@
-export async function demoCommand(_argv: string[]): Promise<number> { throw new Error("demo: not built yet"); }
+// `tandem demo`: a control plane and a small shop on loopback, steady traffic, a live
+// per-service/per-version table, and a canary shift from 10% to 50% half way through.
+// Everything started here is stopped before it returns.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseDuration } from '../control-plane/config';
+import { parseFlags, UsageError } from './flags';
+import { agentClose, backend, call, frontend, Stats, type Server } from './demo-apps';
+
+const TANDEM = path.join(__dirname, 'tandem.js');
+
+export function meshYaml(v2Weight: number): string {
+  return `# written by tandem demo
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: reviews-canary
+    route:
+    - {destination: {host: reviews, subset: v1}, weight: ${100 - v2Weight}}
+    - {destination: {host: reviews, subset: v2}, weight: ${v2Weight}}
+    mirror: {host: reviews, subset: v3}
+    mirrorPercentage: {value: 100}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+`;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const ready = async (port: number) => (await call(port, '127.0.0.1', '/ready')).status === 200;
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, { duration: { default: '30s' }, rate: { default: '50' } });
+  let durationMs: number;
+  try {
+    durationMs = parseDuration(f.duration!);
+  } catch (err) {
+    throw new UsageError(`--duration: ${(err as Error).message}`);
+  }
+  const rate = Number(f.rate);
+  if (!(rate > 0)) throw new UsageError('--rate: requests per second, a positive number');
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-demo-'));
+  const children: ChildProcess[] = [];
+  const servers: Server[] = [];
+  const stats = new Stats();
+  const shadowHits = new Map<string, number>();
+  let stopped = false;
+  let wake: () => void = () => undefined;
+  const stopNow = () => {
+    stopped = true;
+    wake();
+  };
+  process.once('SIGINT', stopNow);
+  process.once('SIGTERM', stopNow);
+  const run = (args: string[], name: string) => {
+    const log = fs.openSync(path.join(dir, `${name}.log`), 'a');
+    const c = spawn(process.execPath, [TANDEM, ...args], { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    children.push(c);
+    return c;
+  };
+
+  try {
+    const configPath = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(configPath, meshYaml(10));
+    const [listen, admin] = [await freePort(), await freePort()];
+    const caDir = path.join(dir, 'certs');
+    run(['control-plane', '--config', configPath, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--ca-dir', caDir], 'control-plane');
+    await until('the control plane', () => ready(admin));
+
+    let frontendOutbound = 0;
+    const apps: { service: string; version: string; server: Server }[] = [];
+    for (const [service, version] of [['reviews', 'v1'], ['reviews', 'v2'], ['reviews', 'v3'], ['ratings', 'v1']]) {
+      const server = await backend(service, version, (shadow) => {
+        if (shadow) shadowHits.set(`${service} ${version}`, (shadowHits.get(`${service} ${version}`) ?? 0) + 1);
+      });
+      apps.push({ service, version, server });
+    }
+    const fe = await frontend(() => frontendOutbound, stats);
+    apps.push({ service: 'frontend', version: 'v1', server: fe });
+    servers.push(...apps.map((a) => a.server));
+
+    const sidecarAdmins: number[] = [];
+    for (const a of apps) {
+      const [inbound, outbound, sAdmin] = [await freePort(), await freePort(), await freePort()];
+      if (a.service === 'frontend') frontendOutbound = outbound;
+      run(
+        ['sidecar', '--service', a.service, '--labels', `version=${a.version}`, '--app', `127.0.0.1:${a.server.port}`,
+          '--inbound', `127.0.0.1:${inbound}`, '--outbound', `127.0.0.1:${outbound}`, '--admin', `127.0.0.1:${sAdmin}`,
+          '--control-plane', `127.0.0.1:${listen}`, '--root-cert', path.join(caDir, 'root-cert.pem'), '--access-log', 'off'],
+        `sidecar-${a.service}-${a.version}`,
+      );
+      sidecarAdmins.push(sAdmin);
+    }
+    await Promise.all(sidecarAdmins.map((p) => until('the sidecars', () => ready(p))));
+    // every reviews version must be an endpoint before traffic starts
+    await until('endpoints', async () => (await call(frontendOutbound, 'reviews', '/')).status === 200);
+
+    const out = process.stdout;
+    const tty = out.isTTY === true;
+    const started = Date.now();
+    let shifted = false;
+    let events = [`mesh up: control plane, 5 sidecars; reviews v1 90% / v2 10%, mirrored to v3; logs in ${dir}`];
+
+    const driver = setInterval(() => {
+      for (let i = 0; i < Math.max(1, Math.round(rate / 10)); i++) void call(fe.port, 'frontend', '/');
+    }, 100);
+
+    const render = () => {
+      const rows = stats.window(3000);
+      const reviewsTotal = rows.filter((r) => r.key.startsWith('reviews ')).reduce((s, r) => s + r.n, 0);
+      const lines = [
+        `tandem demo  ${((Date.now() - started) / 1000).toFixed(0)}s / ${(durationMs / 1000).toFixed(0)}s   (what \`tandem stat\` shows, measured by the frontend over the last 3s)`,
+        '',
+        'SERVICE   VERSION  SUCCESS   RPS    SHARE  LATENCY_P50  LATENCY_P95  LATENCY_P99',
+        ...rows.map((r) => {
+          const [svc, ver] = r.key.split(' ');
+          const share = svc === 'reviews' && reviewsTotal ? `${((100 * r.n) / reviewsTotal).toFixed(0)}%` : '-';
+          return [
+            svc.padEnd(9), ver.padEnd(8), `${r.n ? ((100 * r.ok) / r.n).toFixed(1) : '-'}%`.padEnd(9), r.rps.toFixed(1).padEnd(6), share.padEnd(6),
+            `${r.p50}ms`.padEnd(12), `${r.p95}ms`.padEnd(12), `${r.p99}ms`,
+          ].join(' ');
+        }),
+        ...[...shadowHits].map(([k, n]) => `${k.split(' ')[0].padEnd(9)} ${k.split(' ')[1].padEnd(8)} (mirror: ${n} shadow copies received, responses discarded)`),
+        '',
+        ...events.map((e) => `* ${e}`),
+      ];
+      out.write(tty ? `\x1b[H\x1b[2J${lines.join('\n')}\n` : `${lines.join('\n')}\n\n`);
+    };
+    if (tty) out.write('\x1b[2J');
+    let lastRender = 0;
+    while (!stopped && Date.now() - started < durationMs) {
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 1000);
+      });
+      if (!shifted && Date.now() - started >= durationMs / 2) {
+        shifted = true;
+        fs.writeFileSync(configPath, meshYaml(50));
+        events.push(`${((Date.now() - started) / 1000).toFixed(0)}s: canary shifted to v2 50% by editing ${configPath}`);
+      }
+      if (tty || Date.now() - lastRender >= 5000) {
+        render();
+        lastRender = Date.now();
+      }
+    }
+    clearInterval(driver);
+    render();
+    events = [];
+    return 0;
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => { const t = setTimeout(() => c.kill('SIGKILL'), 6000); c.once('exit', () => { clearTimeout(t); r(null); }); }) : null)));
+    for (const s of servers) s.close();
+    agentClose();
+    process.off('SIGINT', stopNow);
+    process.off('SIGTERM', stopNow);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

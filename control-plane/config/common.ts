@@ -5,7 +5,6 @@ import { defined, fields, int, list, mapOf, nonEmpty, num, str, strMap, type Nod
 
 /** What a kind validator needs to know about the resource it is reading. */
 export interface Ctx {
-  namespace: string;
   /** lower-cased host -> the mesh's name for it (see validate.ts) */
   resolveHost(host: string): string;
 }

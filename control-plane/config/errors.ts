@@ -45,6 +45,11 @@ export class ConfigError extends Error {
     this.errors = errors && errors.length > 1 ? errors : [this];
   }
 
+  /** For /debug/config and logs; `errors` would otherwise make the structure circular. */
+  toJSON(): { message: string; file: string; doc?: number; field?: string; line?: number } {
+    return { message: this.message, file: this.file, doc: this.doc, field: this.field, line: this.line };
+  }
+
   /** One error standing for all of `errors` (which must not be empty). */
   static aggregate(errors: readonly ConfigError[]): ConfigError {
     if (errors.length === 1) return errors[0];

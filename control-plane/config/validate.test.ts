@@ -354,6 +354,7 @@ describe('rejected configs name file, document and field', () => {
     expect(e.field).toBe('spec.hosts');
     expect(e.message.split('\n')).toEqual([e.errors[0].message, e.errors[1].message]);
     expect(e.errors[1].field).toBe('spec.extra');
+    expect(JSON.parse(JSON.stringify(e))).toMatchObject({ file: 'mesh.yaml', doc: 0, field: 'spec.hosts' });
   });
 
   it('does not treat prototype names as known kinds or fields', () => {

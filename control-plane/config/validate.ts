@@ -84,7 +84,7 @@ function addDocument(config: MeshConfig, value: unknown, source: Source, resolve
   meta.opt('labels', strMap);
 
   const spec = new Node(top.has('spec') ? top.node.at('spec').value : {}, 'spec');
-  const ctx: Ctx = { namespace, resolveHost: (h) => resolve(h, namespace) };
+  const ctx: Ctx = { resolveHost: (h) => resolve(h, namespace) };
   const base = { name, namespace };
   switch (kind) {
     case 'VirtualService':

@@ -1,0 +1,102 @@
+// The demo shop's applications, in the demo process: reviews v1/v2/v3 and ratings
+// answer; frontend calls reviews and ratings through its sidecar's outbound port and
+// records, per service and version, what came back and how long it took.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Sample {
+  at: number;
+  ok: boolean;
+  ms: number;
+}
+
+export class Stats {
+  readonly samples = new Map<string, Sample[]>();
+  record(key: string, s: Sample): void {
+    let list = this.samples.get(key);
+    if (!list) this.samples.set(key, (list = []));
+    list.push(s);
+  }
+  /** rows for the last windowMs */
+  window(windowMs: number, now = Date.now()): { key: string; n: number; ok: number; rps: number; p50: number; p95: number; p99: number }[] {
+    const out = [];
+    for (const [key, list] of [...this.samples].sort()) {
+      const recent = list.filter((s) => now - s.at <= windowMs);
+      const ms = recent.map((s) => s.ms).sort((a, b) => a - b);
+      const q = (p: number) => (ms.length ? ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] : 0);
+      out.push({ key, n: recent.length, ok: recent.filter((s) => s.ok).length, rps: recent.length / (windowMs / 1000), p50: q(0.5), p95: q(0.95), p99: q(0.99) });
+    }
+    return out;
+  }
+}
+
+export interface Server {
+  port: number;
+  close(): void;
+}
+
+export function serve(handler: http.RequestListener): Promise<Server> {
+  const s = http.createServer({ keepAliveTimeout: 30_000 }, handler);
+  return new Promise((resolve) =>
+    s.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (s.address() as AddressInfo).port,
+        close: () => {
+          s.closeAllConnections();
+          s.close();
+        },
+      }),
+    ),
+  );
+}
+
+/** A backend that says who it is; the host it was called by tells shadow copies apart. */
+export function backend(service: string, version: string, onHit: (shadow: boolean) => void): Promise<Server> {
+  return serve((req, res) => {
+    req.resume();
+    onHit(String(req.headers.host ?? '').includes('-shadow'));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ service, version }));
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+export function call(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { host }, agent }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.setTimeout(5000, () => req.destroy());
+    req.end();
+  });
+}
+
+export function frontend(outboundPort: () => number, stats: Stats): Promise<Server> {
+  return serve(async (req, res) => {
+    req.resume();
+    const [reviews, ratings] = await Promise.all(
+      ['reviews', 'ratings'].map(async (svc) => {
+        const t0 = Date.now();
+        const r = await call(outboundPort(), svc, '/');
+        let version = '?';
+        try {
+          version = JSON.parse(r.body).version;
+        } catch {
+          /* error bodies are plain text */
+        }
+        stats.record(`${svc} ${version}`, { at: Date.now(), ok: r.status === 200, ms: Date.now() - t0 });
+        return r.status;
+      }),
+    );
+    res.statusCode = reviews === 200 && ratings === 200 ? 200 : 502;
+    res.end();
+  });
+}
+
+export function agentClose(): void {
+  agent.destroy();
+}
