@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number | 'running'> {
       process.stdout.write(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)} (tandem --help lists them)`);
   }
 }
 

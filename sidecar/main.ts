@@ -67,7 +67,12 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   const inboundAddress = `${advertiseHost}:${inboundPort}`;
   const id = `${o.service}-${o.labels.version ?? 'v0'}~${inboundAddress}~${os.hostname()}.${process.pid}`;
 
-  const rootPem = fs.readFileSync(o.rootCert);
+  let rootPem: Buffer;
+  try {
+    rootPem = fs.readFileSync(o.rootCert);
+  } catch (err) {
+    throw new Error(`--root-cert: cannot read ${o.rootCert}: ${(err as Error).message}`);
+  }
   const xds = new XdsClient(
     formatHostPort(o.controlPlane),
     grpc.credentials.createSsl(rootPem),

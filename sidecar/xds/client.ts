@@ -67,7 +67,12 @@ export class XdsClient extends EventEmitter {
   }
 
   start(): void {
-    this.client = new ADS_CLIENT(this.target, this.creds, this.channelOptions);
+    // grpc-js's own reconnect backoff grows to 120 s; the contract says at most 5 s apart
+    this.client = new ADS_CLIENT(this.target, this.creds, {
+      'grpc.initial_reconnect_backoff_ms': this.backoff.baseMs,
+      'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
+      ...this.channelOptions,
+    });
     this.connect();
   }
 
