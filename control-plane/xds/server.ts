@@ -30,6 +30,8 @@ export interface StreamInfo {
   workload?: WorkloadInfo;
   connectedAt: number;
   types: Map<XdsTypeUrl, TypeState>;
+  /** a reconnecting client held through the warm-up: no pushes before this time */
+  heldUntil?: number;
 }
 
 export interface AdsEvents {
@@ -118,13 +120,20 @@ export class AdsServer {
       }
     }
     const requested = req.resource_names ?? [];
-    const names = requested.length === 0 && WILDCARD_TYPES.includes(type) ? null : [...requested].sort();
+    // An empty list means "everything" only on a type's first request (or while already
+    // wildcard); after named subscriptions it means "nothing any more".
+    const wildcard = requested.length === 0 && WILDCARD_TYPES.includes(type) && (isNew || st.names === null);
+    const names = wildcard ? null : [...requested].sort();
     const changed = isNew || !sameNames(st.names, names);
     st.names = names;
     if (isNew && req.version_info) {
       st.ackedVersion = req.version_info; // what a reconnecting client already holds
       if (Date.now() - this.startedAt < this.warmupMs) {
-        setTimeout(() => this.push(info, type, this.cache.snapshot), this.warmupMs - (Date.now() - this.startedAt));
+        info.heldUntil = this.startedAt + this.warmupMs;
+        setTimeout(() => {
+          info.heldUntil = undefined;
+          this.push(info, type, this.cache.snapshot);
+        }, this.warmupMs - (Date.now() - this.startedAt));
         return;
       }
     }
@@ -132,6 +141,9 @@ export class AdsServer {
   }
 
   private pushAll(info: StreamInfo, snap: Snapshot, changedAt: number): void {
+    // Held through the warm-up, the client is answered once, when it ends: snapshots built
+    // meanwhile (others reconnecting) would hand it endpoint sets with sidecars missing.
+    if (info.heldUntil !== undefined) return;
     for (const type of info.types.keys()) this.push(info, type, snap, false, changedAt);
   }
 
