@@ -104,7 +104,8 @@ export class AdsServer {
     if (!isXdsType(type)) return;
     let st = info.types.get(type);
     const isNew = !st;
-    if (req.response_nonce && st && req.response_nonce !== st.sentNonce) return; // stale: a newer response is in flight
+    // stale: a newer response is in flight (a nonce from before this stream sent anything is not stale, just old)
+    if (req.response_nonce && st?.sentNonce !== undefined && req.response_nonce !== st.sentNonce) return;
     if (!st) {
       st = { names: null };
       info.types.set(type, st);

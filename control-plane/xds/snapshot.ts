@@ -74,7 +74,8 @@ export class Snapshot {
       [TypeUrl.RouteConfiguration]: toMap([
         res(TypeUrl.RouteConfiguration, OUTBOUND_ROUTE, {
           name: OUTBOUND_ROUTE,
-          virtual_hosts: [...this.services.values()].map((s) => this.virtualHost(s, s.aliases)),
+          // sorted: the version must not depend on the order sidecars registered in
+          virtual_hosts: [...this.services.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1)).map((s) => this.virtualHost(s, s.aliases)),
         }),
       ]),
     };

@@ -99,7 +99,12 @@ export function matchString(m: StringMatcher, v: string | undefined): boolean {
 
 function routeMatches(r: RouteModel, path: string, query: URLSearchParams | undefined, headers: (n: string) => string | undefined): boolean {
   if (!matchString(r.path, path)) return false;
-  for (const h of r.headers) if (matchString(h.match, headers(h.name)) === h.invert) return false;
+  for (const h of r.headers) {
+    const v = headers(h.name);
+    // Envoy: an absent header fails the match, inverted or not
+    if (v === undefined && h.match.kind !== 'present') return false;
+    if (matchString(h.match, v) === h.invert) return false;
+  }
   for (const q of r.query) if (!matchString(q.match, query?.get(q.name) ?? undefined)) return false;
   return true;
 }

@@ -88,6 +88,8 @@ export class XdsClient extends EventEmitter {
     const stream = (this.client as unknown as { StreamAggregatedResources(): AdsClientStream }).StreamAggregatedResources();
     this.stream = stream;
     this.sentNode = false;
+    // nonces belong to a stream; a new stream starts without one
+    for (const st of this.status.values()) st.nonce = '';
     let ended = false;
     const onEnd = (why: string) => {
       if (ended) return;

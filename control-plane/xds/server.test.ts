@@ -1,0 +1,518 @@
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from '../config';
+import type { AdsStream, DiscoveryRequest, DiscoveryResponse } from '../../proto/ads';
+import { unpack } from '../../proto/any';
+import { nodeFromWorkload, type WorkloadInfo } from '../../proto/node-meta';
+import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
+import { SnapshotCache } from './cache';
+import { AdsServer, type AdsEvents } from './server';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const REVIEWS = 'reviews.default.svc.cluster.local';
+const C_REVIEWS = `outbound|80||${REVIEWS}`;
+const C_V1 = `outbound|80|v1|${REVIEWS}`;
+const C_V2 = `outbound|80|v2|${REVIEWS}`;
+const C_RATINGS = 'outbound|80||ratings.default.svc.cluster.local';
+
+const meshYaml = (v1: number, v2: number, extra = '') => `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: ${v1}
+    - destination: {host: reviews, subset: v2}
+      weight: ${v2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 80, name: http}]
+  endpoints: [{address: 10.0.0.9}]
+${extra}`;
+
+const config = (v1 = 90, v2 = 10, extra = '') => parseConfigText(meshYaml(v1, v2, extra), 'mesh.yaml');
+
+class FakeStream extends EventEmitter {
+  readonly sent: DiscoveryResponse[] = [];
+  ended = false;
+  destroyed?: Error;
+  write(msg: DiscoveryResponse): boolean {
+    this.sent.push(msg);
+    return true;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(err?: Error): void {
+    this.destroyed = err ?? new Error('destroyed');
+  }
+  send(req: DiscoveryRequest): void {
+    this.emit('data', req);
+  }
+  /** responses of one type, in order */
+  of(type: XdsTypeUrl): DiscoveryResponse[] {
+    return this.sent.filter((r) => r.type_url === type);
+  }
+  last(type: XdsTypeUrl): DiscoveryResponse | undefined {
+    return this.of(type).at(-1);
+  }
+  /** the responses written since the mark */
+  since(mark: number): DiscoveryResponse[] {
+    return this.sent.slice(mark);
+  }
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+interface Recorded {
+  pushes: XdsTypeUrl[];
+  nacks: { type: XdsTypeUrl; message: string }[];
+  acks: { type: XdsTypeUrl; version: string }[];
+  streams: number[];
+}
+
+async function setup(cfg = config()) {
+  const cache = new SnapshotCache('cluster.local');
+  cache.setConfig(cfg);
+  await tick();
+  const rec: Recorded = { pushes: [], nacks: [], acks: [], streams: [] };
+  const events: AdsEvents = {
+    onPush: (t) => rec.pushes.push(t),
+    onNack: (_i, t, m) => rec.nacks.push({ type: t, message: m }),
+    onAck: (_i, t, v) => rec.acks.push({ type: t, version: v }),
+    onStreamsChanged: (n) => rec.streams.push(n),
+  };
+  const server = new AdsServer(cache, events, 0);
+  const connect = () => {
+    const s = new FakeStream();
+    server.handle(s as unknown as AdsStream);
+    return s;
+  };
+  return { cache, server, rec, connect };
+}
+
+const infoOf = (server: AdsServer, i = 0) => [...server.streams.values()][i];
+
+const names = (res: DiscoveryResponse | undefined, type: XdsTypeUrl) =>
+  (res?.resources ?? []).map((a) => {
+    const o = unpack<Obj>(a, type);
+    return (o.name ?? o.cluster_name) as string;
+  });
+
+const endpointsOf = (res: DiscoveryResponse | undefined, cluster: string): string[] => {
+  const cla = (res?.resources ?? []).map((a) => unpack<Obj>(a, TypeUrl.ClusterLoadAssignment)).find((c) => c.cluster_name === cluster);
+  if (!cla) throw new Error(`no assignment for ${cluster}`);
+  return (cla.endpoints ?? []).flatMap((l: Obj) =>
+    (l.lb_endpoints ?? []).map((e: Obj) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`),
+  );
+};
+
+const workload = (id: string, version: string, port: number, service = 'reviews'): WorkloadInfo => ({
+  id,
+  service,
+  namespace: 'default',
+  serviceAccount: service,
+  labels: { version },
+  inboundAddress: `127.0.0.1:${port}`,
+});
+
+/** ACK the last response of a type */
+function ack(s: FakeStream, type: XdsTypeUrl, resourceNames: string[] = []): void {
+  const r = s.last(type)!;
+  s.send({ type_url: type, version_info: r.version_info, response_nonce: r.nonce, resource_names: resourceNames });
+}
+
+describe('AdsServer: versions, nonces, ACK and NACK', () => {
+  it('answers a first request with the resources, a version and a nonce', async () => {
+    const { server, cache, connect, rec } = await setup();
+    const s = connect();
+    expect(rec.streams).toEqual([1]);
+    s.send({ type_url: TypeUrl.Cluster, resource_names: [] });
+    expect(s.sent).toHaveLength(1);
+    const r = s.sent[0];
+    expect(r.type_url).toBe(TypeUrl.Cluster);
+    expect(r.version_info).toBe(cache.snapshot.served(TypeUrl.Cluster, null).version);
+    expect(r.version_info).not.toBe('');
+    expect(r.nonce).not.toBe('');
+    expect(names(r, TypeUrl.Cluster).sort()).toEqual([C_RATINGS, C_REVIEWS, C_V1, C_V2].sort());
+    const st = infoOf(server).types.get(TypeUrl.Cluster)!;
+    expect(st.names).toBeNull();
+    expect(st.sentVersion).toBe(r.version_info);
+    expect(st.sentNonce).toBe(r.nonce);
+    expect(st.ackedVersion).toBeUndefined();
+    expect(rec.pushes).toEqual([TypeUrl.Cluster]);
+  });
+
+  it('gives each response a fresh nonce', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster });
+    s.send({ type_url: TypeUrl.Listener });
+    expect(s.sent).toHaveLength(2);
+    expect(s.sent[0].nonce).not.toBe(s.sent[1].nonce);
+  });
+
+  it('records an ACK and sends nothing again', async () => {
+    const { server, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster });
+    const r = s.sent[0];
+    ack(s, TypeUrl.Cluster);
+    expect(s.sent).toHaveLength(1);
+    const st = infoOf(server).types.get(TypeUrl.Cluster)!;
+    expect(st.ackedVersion).toBe(r.version_info);
+    expect(st.lastNack).toBeUndefined();
+    expect(rec.acks).toEqual([{ type: TypeUrl.Cluster, version: r.version_info }]);
+    // a repeated ACK is just as quiet
+    ack(s, TypeUrl.Cluster);
+    expect(s.sent).toHaveLength(1);
+  });
+
+  it('records a NACK and does not resend the version it rejected', async () => {
+    const { server, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster });
+    const r = s.sent[0];
+    s.send({ type_url: TypeUrl.Cluster, version_info: '', response_nonce: r.nonce, error_detail: { code: 3, message: 'outbound|80||x: lb_policy: no' } });
+    expect(s.sent).toHaveLength(1);
+    const st = infoOf(server).types.get(TypeUrl.Cluster)!;
+    expect(st.lastNack).toMatchObject({ version: r.version_info, message: 'outbound|80||x: lb_policy: no' });
+    expect(st.ackedVersion).toBeUndefined();
+    expect(rec.nacks).toEqual([{ type: TypeUrl.Cluster, message: 'outbound|80||x: lb_policy: no' }]);
+    expect(rec.acks).toEqual([]);
+    await tick();
+    expect(s.sent).toHaveLength(1);
+  });
+
+  it('sends a new version after a NACK once the config changes', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    const r = s.sent[0];
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'], response_nonce: r.nonce, error_detail: { message: 'bad' } });
+    cache.setConfig(config(50, 50));
+    await tick();
+    expect(s.sent).toHaveLength(2);
+    expect(s.sent[1].version_info).not.toBe(r.version_info);
+  });
+
+  it('ignores a request carrying a stale nonce', async () => {
+    const { server, cache, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    const first = s.sent[0];
+    cache.setConfig(config(50, 50));
+    await tick();
+    expect(s.sent).toHaveLength(2);
+    const second = s.sent[1];
+    // the client answers the first response after the second was sent: neither an ACK nor a NACK
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'], version_info: first.version_info, response_nonce: first.nonce });
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'], response_nonce: first.nonce, error_detail: { message: 'old' } });
+    const st = infoOf(server).types.get(TypeUrl.RouteConfiguration)!;
+    expect(st.ackedVersion).toBeUndefined();
+    expect(st.lastNack).toBeUndefined();
+    expect(rec.acks).toEqual([]);
+    expect(rec.nacks).toEqual([]);
+    expect(s.sent).toHaveLength(2);
+    // the current nonce is still accepted
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'], version_info: second.version_info, response_nonce: second.nonce });
+    expect(st.ackedVersion).toBe(second.version_info);
+  });
+
+  it('ignores requests of a type it does not serve', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    s.send({ type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret' });
+    s.send({});
+    expect(s.sent).toEqual([]);
+  });
+});
+
+describe('AdsServer: reconnecting clients', () => {
+  it('sends nothing to a client whose first request carries the current version', async () => {
+    const { server, cache, connect } = await setup();
+    const snap = cache.snapshot;
+    const s = connect();
+    const cds = snap.served(TypeUrl.Cluster, null).version;
+    const rds = snap.served(TypeUrl.RouteConfiguration, ['outbound']).version;
+    s.send({ type_url: TypeUrl.Cluster, version_info: cds, response_nonce: '41' });
+    s.send({ type_url: TypeUrl.RouteConfiguration, version_info: rds, resource_names: ['outbound'], response_nonce: '42' });
+    await tick();
+    expect(s.sent).toEqual([]);
+    const info = infoOf(server);
+    expect(info.types.get(TypeUrl.Cluster)!.ackedVersion).toBe(cds);
+    expect(info.types.get(TypeUrl.RouteConfiguration)!.ackedVersion).toBe(rds);
+  });
+
+  it('sends the current resources to a client whose first request carries an older version', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster, version_info: 'old-version' });
+    expect(s.sent).toHaveLength(1);
+    expect(s.sent[0].version_info).toBe(cache.snapshot.served(TypeUrl.Cluster, null).version);
+  });
+
+  it('pushes a later change to a client whose reconnect was honoured', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    const rds = cache.snapshot.served(TypeUrl.RouteConfiguration, ['outbound']).version;
+    s.send({ type_url: TypeUrl.RouteConfiguration, version_info: rds, resource_names: ['outbound'] });
+    expect(s.sent).toEqual([]);
+    cache.setConfig(config(50, 50));
+    await tick();
+    expect(s.sent).toHaveLength(1);
+    expect(s.sent[0].version_info).not.toBe(rds);
+  });
+
+  // A nonce can only be stale relative to one this stream has sent. After an honoured
+  // reconnect nothing has been sent for the type, so a request carrying a nonce from the
+  // previous stream (the sidecar's XdsClient keeps st.nonce across reconnects) must still
+  // be acted on; otherwise its later subscription changes are silently dropped.
+  it('acts on a subscription change after an honoured reconnect even if it carries a nonce from the old stream', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    const eds = cache.snapshot.served(TypeUrl.ClusterLoadAssignment, [C_V1]).version;
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, version_info: eds, resource_names: [C_V1], response_nonce: '7' });
+    expect(s.sent).toEqual([]);
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, version_info: eds, resource_names: [C_V1, C_V2], response_nonce: '7' });
+    expect(s.sent).toHaveLength(1);
+    expect(names(s.sent[0], TypeUrl.ClusterLoadAssignment)).toEqual([C_V1, C_V2]);
+  });
+});
+
+describe('AdsServer: subscriptions', () => {
+  it('sends EDS only for the subscribed clusters', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_V1] });
+    expect(names(s.last(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment)).toEqual([C_V1]);
+    ack(s, TypeUrl.ClusterLoadAssignment, [C_V1]);
+    expect(s.sent).toHaveLength(1);
+    // widening the subscription re-sends with the new set
+    const last = s.last(TypeUrl.ClusterLoadAssignment)!;
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, version_info: last.version_info, response_nonce: last.nonce, resource_names: [C_V2, C_V1] });
+    expect(s.sent).toHaveLength(2);
+    expect(names(s.sent[1], TypeUrl.ClusterLoadAssignment)).toEqual([C_V1, C_V2]);
+    // the same names in another order are no change
+    ack(s, TypeUrl.ClusterLoadAssignment, [C_V1, C_V2]);
+    expect(s.sent).toHaveLength(2);
+  });
+
+  it('sends RDS only for the subscribed route configurations', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    expect(names(s.sent[0], TypeUrl.RouteConfiguration)).toEqual(['outbound']);
+    const s2 = connect();
+    s2.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['reviews'] });
+    expect(names(s2.sent[0], TypeUrl.RouteConfiguration)).toEqual(['reviews']);
+  });
+
+  it('treats empty resource names as a wildcard for CDS and LDS only', async () => {
+    const { server, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Listener, resource_names: [] });
+    expect(names(s.sent[0], TypeUrl.Listener)).toEqual(['outbound']);
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: [] });
+    expect(infoOf(server).types.get(TypeUrl.RouteConfiguration)!.names).toEqual([]);
+    expect(s.last(TypeUrl.RouteConfiguration)?.resources ?? []).toEqual([]);
+  });
+
+  it('serves a proxyless client the listener it names, on demand', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Listener, resource_names: ['reviews'] });
+    expect(names(s.sent[0], TypeUrl.Listener)).toEqual(['reviews']);
+    expect(unpack<Obj>(s.sent[0].resources[0], TypeUrl.Listener).api_listener).toBeDefined();
+  });
+
+  it('does not push EDS when only an unsubscribed cluster changes', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_RATINGS] });
+    ack(s, TypeUrl.ClusterLoadAssignment, [C_RATINGS]);
+    const mark = s.sent.length;
+    cache.addWorkload('other', workload('r1', 'v1', 15106));
+    await tick();
+    expect(s.since(mark)).toEqual([]);
+  });
+});
+
+describe('AdsServer: pushes on change', () => {
+  async function subscribedToAll() {
+    const env = await setup();
+    const s = env.connect();
+    s.send({ type_url: TypeUrl.Cluster });
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_REVIEWS, C_V1, C_V2, C_RATINGS] });
+    s.send({ type_url: TypeUrl.Listener });
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    expect(s.sent.map((r) => r.type_url)).toEqual([TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]);
+    ack(s, TypeUrl.Cluster);
+    ack(s, TypeUrl.ClusterLoadAssignment, [C_REVIEWS, C_V1, C_V2, C_RATINGS]);
+    ack(s, TypeUrl.Listener);
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    expect(s.sent).toHaveLength(4);
+    return { ...env, s };
+  }
+
+  it('pushes only RDS when a weight changes', async () => {
+    const { cache, s, rec } = await subscribedToAll();
+    const mark = s.sent.length;
+    const pushes = rec.pushes.length;
+    cache.setConfig(config(50, 50));
+    await tick();
+    const pushed = s.since(mark);
+    expect(pushed.map((r) => r.type_url)).toEqual([TypeUrl.RouteConfiguration]);
+    const rc = unpack<Obj>(pushed[0].resources[0], TypeUrl.RouteConfiguration);
+    const vh = rc.virtual_hosts.find((v: Obj) => v.name === REVIEWS);
+    expect(vh.routes[0].route.weighted_clusters.clusters.map((c: Obj) => c.weight.value)).toEqual([50, 50]);
+    expect(rec.pushes.slice(pushes)).toEqual([TypeUrl.RouteConfiguration]);
+  });
+
+  it('pushes nothing when the config is set again unchanged', async () => {
+    const { cache, s } = await subscribedToAll();
+    const mark = s.sent.length;
+    cache.setConfig(config());
+    await tick();
+    expect(s.since(mark)).toEqual([]);
+  });
+
+  it('pushes CDS and RDS, but neither LDS nor unchanged EDS, when a service is added', async () => {
+    const extra = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: details, namespace: default}
+spec:
+  hosts: [details.default.svc.cluster.local]
+  ports: [{number: 80, name: http}]
+  endpoints: [{address: 10.0.0.10}]
+`;
+    const { cache, s } = await subscribedToAll();
+    const mark = s.sent.length;
+    cache.setConfig(config(90, 10, extra));
+    await tick();
+    // EDS is subscribed by name: the new cluster's assignment is not sent until asked for
+    expect(s.since(mark).map((r) => r.type_url).sort()).toEqual([TypeUrl.Cluster, TypeUrl.RouteConfiguration].sort());
+    expect(names(s.last(TypeUrl.Cluster), TypeUrl.Cluster)).toContain('outbound|80||details.default.svc.cluster.local');
+  });
+
+  it('coalesces several changes in one tick into one push', async () => {
+    const { cache, s } = await subscribedToAll();
+    const mark = s.sent.length;
+    cache.setConfig(config(50, 50));
+    cache.setConfig(config(20, 80));
+    await tick();
+    const pushed = s.since(mark);
+    expect(pushed).toHaveLength(1);
+    const rc = unpack<Obj>(pushed[0].resources[0], TypeUrl.RouteConfiguration);
+    const vh = rc.virtual_hosts.find((v: Obj) => v.name === REVIEWS);
+    expect(vh.routes[0].route.weighted_clusters.clusters.map((c: Obj) => c.weight.value)).toEqual([20, 80]);
+  });
+
+  it('keeps the config in force when a new one cannot be built', async () => {
+    const { cache } = await subscribedToAll();
+    const before = cache.snapshot;
+    const bad = { ...config(), virtualServices: null } as never;
+    expect(() => cache.setConfig(bad)).toThrow();
+    await tick();
+    expect(cache.snapshot).toBe(before);
+  });
+});
+
+describe('AdsServer: sidecar registration', () => {
+  it("registers a sidecar's workload, shows its endpoint to others, and removes it when the stream ends", async () => {
+    const { server, connect, rec } = await setup();
+    const watcher = connect();
+    watcher.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_REVIEWS, C_V1, C_V2] });
+    expect(endpointsOf(watcher.last(TypeUrl.ClusterLoadAssignment), C_V1)).toEqual([]);
+    ack(watcher, TypeUrl.ClusterLoadAssignment, [C_REVIEWS, C_V1, C_V2]);
+
+    const w = workload('reviews-v1-abc', 'v1', 15106);
+    const sidecar = connect();
+    sidecar.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(w) });
+    const info = infoOf(server, 1);
+    expect(info.workload).toEqual(w);
+    expect(info.node?.id).toBe('reviews-v1-abc');
+    await tick();
+
+    const eds = watcher.last(TypeUrl.ClusterLoadAssignment);
+    expect(watcher.of(TypeUrl.ClusterLoadAssignment)).toHaveLength(2);
+    expect(endpointsOf(eds, C_REVIEWS)).toEqual(['127.0.0.1:15106']);
+    expect(endpointsOf(eds, C_V1)).toEqual(['127.0.0.1:15106']);
+    expect(endpointsOf(eds, C_V2)).toEqual([]);
+    ack(watcher, TypeUrl.ClusterLoadAssignment, [C_REVIEWS, C_V1, C_V2]);
+
+    sidecar.emit('end');
+    expect(sidecar.ended).toBe(true);
+    expect(server.streams.size).toBe(1);
+    expect(rec.streams).toEqual([1, 2, 1]);
+    await tick();
+    const after = watcher.last(TypeUrl.ClusterLoadAssignment);
+    expect(watcher.of(TypeUrl.ClusterLoadAssignment)).toHaveLength(3);
+    expect(endpointsOf(after, C_REVIEWS)).toEqual([]);
+    expect(endpointsOf(after, C_V1)).toEqual([]);
+  });
+
+  it('takes the node only from the first request that carries one', async () => {
+    const { server, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('a', 'v1', 15106)) });
+    s.send({ type_url: TypeUrl.Listener, node: nodeFromWorkload(workload('b', 'v2', 15206)) });
+    expect(infoOf(server).workload?.id).toBe('a');
+  });
+
+  it('registers nothing for a proxyless client', async () => {
+    const { server, cache, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Listener, resource_names: ['reviews'], node: { id: 'grpc-client', user_agent_name: 'grpc-node-js' } });
+    expect(infoOf(server).workload).toBeUndefined();
+    await tick();
+    expect(cache.snapshot.workloads).toEqual([]);
+  });
+
+  it('removes the workload when the stream errors or closes, once', async () => {
+    const { server, cache, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('a', 'v1', 15106)) });
+    await tick();
+    expect(cache.snapshot.workloads.map((w) => w.id)).toEqual(['a']);
+    s.emit('error', new Error('reset'));
+    s.emit('close');
+    expect(server.streams.size).toBe(0);
+    expect(rec.streams).toEqual([1, 0]);
+    await tick();
+    expect(cache.snapshot.workloads).toEqual([]);
+  });
+
+  it('keeps both endpoints while two sidecars of one subset are connected', async () => {
+    const { connect } = await setup();
+    const watcher = connect();
+    watcher.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_V1] });
+    const a = connect();
+    const b = connect();
+    a.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('a', 'v1', 15106)) });
+    b.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('b', 'v1', 15107)) });
+    await tick();
+    expect(endpointsOf(watcher.last(TypeUrl.ClusterLoadAssignment), C_V1)).toEqual(['127.0.0.1:15106', '127.0.0.1:15107']);
+    a.emit('end');
+    await tick();
+    expect(endpointsOf(watcher.last(TypeUrl.ClusterLoadAssignment), C_V1)).toEqual(['127.0.0.1:15107']);
+  });
+});
