@@ -1,0 +1,36 @@
+// The benchmark's backend: a tiny HTTP server answering every request with a small
+// fixed body. Runs in its own process so its CPU is accounted apart from the load
+// generator and the proxies; reports its port to the parent over IPC.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+const BODY = Buffer.from('{"service":"backend","ok":true}\n');
+
+let served = 0;
+
+const server = http.createServer((req, res) => {
+  served++;
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
+    res.end(BODY);
+  });
+});
+// Long idle timeouts so a keepalive pool in front (nginx, a sidecar) never races a close.
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 121_000;
+server.requestTimeout = 0;
+
+server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
+  const port = (server.address() as AddressInfo).port;
+  if (process.send) process.send({ port });
+  else console.log(`backend listening on 127.0.0.1:${port}`);
+});
+
+process.on('SIGTERM', () => {
+  server.closeAllConnections();
+  server.close(() => process.exit(0));
+});
+// The parent asks how many requests were served, to cross-check the load generator.
+process.on('message', (m: { id: number }) => process.send!({ id: m.id, served }));
+process.on('disconnect', () => process.exit(0));
