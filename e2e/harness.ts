@@ -1,0 +1,247 @@
+// Real processes on loopback for e2e tests: free ports, the built `tandem` binary,
+// readiness polling, and cleanup of everything a test started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const TANDEM = path.resolve(__dirname, '..', 'dist', 'cli', 'tandem.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const running = new Set<Proc>();
+
+export function start(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+  const child = spawn(process.execPath, [TANDEM, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (b: Buffer) => {
+    out += b.toString();
+    if (out.length > 1 << 20) out = out.slice(-(1 << 19));
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const p: Proc = {
+    child,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 8000);
+      const code = await exited;
+      clearTimeout(t);
+      running.delete(p);
+      return code;
+    },
+  };
+  running.add(p);
+  return p;
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop()));
+}
+
+export function tmpDir(prefix = 'tandem-e2e-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface HttpResult {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+export function request(port: number, opts: { path?: string; host?: string; method?: string; headers?: Record<string, string>; body?: string; absolute?: boolean } = {}): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.host) headers.host = opts.host;
+    const path = opts.absolute && opts.host ? `http://${opts.host}${opts.path ?? '/'}` : (opts.path ?? '/');
+    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.once('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** A tiny application: answers every request with its name and what it saw, and counts hits. */
+export interface App {
+  port: number;
+  name: string;
+  hits: number;
+  last?: http.IncomingHttpHeaders;
+  close(): Promise<void>;
+}
+
+const apps = new Set<App>();
+
+export async function startApp(name: string, handler?: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<App> {
+  const app: App = { port: 0, name, hits: 0, close: async () => undefined };
+  const server = http.createServer((req, res) => {
+    app.hits++;
+    app.last = req.headers;
+    if (handler) return handler(req, res);
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ app: name, host: req.headers.host, path: req.url, method: req.method, headers: req.headers }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  app.port = (server.address() as net.AddressInfo).port;
+  app.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+      apps.delete(app);
+    });
+  apps.add(app);
+  return app;
+}
+
+export async function closeApps(): Promise<void> {
+  await Promise.all([...apps].map((a) => a.close()));
+}
+
+export interface ControlPlane {
+  proc: Proc;
+  listen: number;
+  admin: number;
+  xdsPlaintext: number;
+  caDir: string;
+  configPath: string;
+}
+
+export async function startControlPlane(dir: string, configPath: string, ports?: Partial<Pick<ControlPlane, 'listen' | 'admin' | 'xdsPlaintext'>>): Promise<ControlPlane> {
+  const listen = ports?.listen ?? (await freePort());
+  const admin = ports?.admin ?? (await freePort());
+  const xdsPlaintext = ports?.xdsPlaintext ?? (await freePort());
+  const caDir = path.join(dir, 'certs');
+  const proc = start([
+    'control-plane',
+    '--config', configPath,
+    '--listen', `127.0.0.1:${listen}`,
+    '--admin', `127.0.0.1:${admin}`,
+    '--xds-plaintext', `127.0.0.1:${xdsPlaintext}`,
+    '--ca-dir', caDir,
+  ]);
+  await waitFor('control plane ready', async () => (await request(admin, { path: '/ready' })).status === 200);
+  return { proc, listen, admin, xdsPlaintext, caDir, configPath };
+}
+
+export interface Sidecar {
+  proc: Proc;
+  service: string;
+  inbound: number;
+  outbound: number;
+  admin: number;
+}
+
+export async function startSidecar(cp: ControlPlane, service: string, appPort: number, labels: Record<string, string> = {}): Promise<Sidecar> {
+  const [inbound, outbound, admin] = [await freePort(), await freePort(), await freePort()];
+  const args = [
+    'sidecar',
+    '--service', service,
+    '--app', `127.0.0.1:${appPort}`,
+    '--inbound', `127.0.0.1:${inbound}`,
+    '--outbound', `127.0.0.1:${outbound}`,
+    '--admin', `127.0.0.1:${admin}`,
+    '--control-plane', `127.0.0.1:${cp.listen}`,
+    '--root-cert', path.join(cp.caDir, 'root-cert.pem'),
+    '--access-log', 'off',
+  ];
+  if (Object.keys(labels).length) args.push('--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','));
+  const proc = start(args);
+  await waitFor(`sidecar ${service} ready`, async () => (await request(admin, { path: '/ready' })).status === 200);
+  return { proc, service, inbound, outbound, admin };
+}
+
+export async function json<T = unknown>(port: number, p: string): Promise<T> {
+  const r = await request(port, { path: p });
+  if (r.status !== 200) throw new Error(`GET ${p}: ${r.status} ${r.body}`);
+  return JSON.parse(r.body) as T;
+}
+
+/** Runs the built `tandem` CLI to completion (for one-shot commands such as `status`). */
+export function runTandem(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TANDEM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    child.once('error', (err) => {
+      clearTimeout(t);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The value of an unlabelled (or first matching) sample in Prometheus text, or undefined. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) return Number(m[3]);
+  }
+  return undefined;
+}
+
+/** Runs `n` calls of `fn` with at most `concurrency` in flight; results in call order. */
+export async function pool<T>(n: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, concurrency) }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
