@@ -26,7 +26,13 @@ export function dualProtocolServer(handler: RequestHandler): DualServer {
     res.once('close', () => active--);
     handler(req, res);
   };
-  const h1 = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: 60_000 }, track);
+  const h1 = http.createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: 60_000, connectionsCheckingInterval: 1000 },
+    track,
+  );
+  // h1 never listens itself (the sniffer hands it sockets), but its header-timeout
+  // tracking starts on 'listening': without this, slow headers would never get a 408.
+  h1.emit('listening');
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
     if (!socket.writable) return socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
@@ -53,7 +59,8 @@ export function dualProtocolServer(handler: RequestHandler): DualServer {
     active: () => active,
     drain(graceMs) {
       server.close();
-      h1.closeIdleConnections?.();
+      h1.close();
+      h1.closeIdleConnections();
       return new Promise((resolve) => {
         const deadline = Date.now() + graceMs;
         const tick = () => {
