@@ -103,12 +103,14 @@ export class H2Dispatcher implements Dispatcher {
         s.once('close', () => resolve(undefined));
       });
       return await new Promise<UpstreamResponse>((resolve, reject) => {
+        let settled = false;
         s.once('response', (h) => {
-          const status = Number(h[':status']);
-          resolve({ status, headers: h as http.IncomingHttpHeaders, body: s, trailers });
+          settled = true;
+          resolve({ status: Number(h[':status']), headers: h as http.IncomingHttpHeaders, body: s, trailers });
         });
-        s.once('error', (err) => reject(aborted ?? classifyUpstreamError(err, true)));
-        s.once('close', () => reject(aborted ?? classifyUpstreamError(new Error(`stream closed with code ${s.rstCode}`), true)));
+        // errors are built only when they matter: a stack trace per request is measurable
+        s.once('error', (err) => settled || ((settled = true), reject(aborted ?? classifyUpstreamError(err, true))));
+        s.once('close', () => settled || ((settled = true), reject(aborted ?? classifyUpstreamError(new Error(`stream closed with code ${s.rstCode}`), true))));
       });
     })();
     return {

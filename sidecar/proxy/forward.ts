@@ -29,7 +29,9 @@ export function forward(req: DownstreamRequest, res: DownstreamResponse, plan: F
   if (plan.timeoutMs > 0) {
     timer = setTimeout(() => inflight.abort(new UpstreamTimeoutError(`upstream request timeout after ${plan.timeoutMs}ms`)), plan.timeoutMs);
   }
-  const onDownstreamGone = () => inflight.abort(new UpstreamResetError('downstream went away'));
+  const onDownstreamGone = () => {
+    if (!res.writableFinished) inflight.abort(new UpstreamResetError('downstream went away'));
+  };
   res.once('close', onDownstreamGone);
   return inflight.response
     .then(
