@@ -2,7 +2,7 @@
 
 import type { ConsistentHash, DestinationRule, Subset, TrafficPolicy } from '../model/types';
 import { cookieName, DNS_LABEL, headerName, host, type Ctx } from './common';
-import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, strMap, type Node, type Read } from './reader';
+import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, str, strMap, type Node, type Read } from './reader';
 
 const consistentHash: Read<ConsistentHash> = (n) => {
   const f = fields(n, ['httpHeaderName', 'httpCookie', 'useSourceIp']);
@@ -91,7 +91,8 @@ const subset: Read<Subset> = (n) => {
 };
 
 export function destinationRule(spec: Node, ctx: Ctx): Omit<DestinationRule, 'name' | 'namespace' | 'source'> {
-  const f = fields(spec, ['host', 'trafficPolicy', 'subsets']);
+  const f = fields(spec, ['host', 'trafficPolicy', 'subsets', 'exportTo']);
+  f.opt('exportTo', list(str)); // everything is visible mesh-wide in Tandem
   const ruleHost = f.req('host', host(ctx));
   const policy = f.opt('trafficPolicy', trafficPolicy);
   const subsets = f.opt('subsets', list(subset)) ?? [];

@@ -50,7 +50,8 @@ function unique(items: unknown[], at: (i: number) => Node, what: string): void {
 }
 
 export function serviceEntry(spec: Node, ctx: Ctx): Omit<ServiceEntry, 'name' | 'namespace' | 'source'> {
-  const f = fields(spec, ['hosts', 'ports', 'endpoints', 'resolution', 'location']);
+  const f = fields(spec, ['hosts', 'ports', 'endpoints', 'resolution', 'location', 'exportTo']);
+  f.opt('exportTo', list(str)); // everything is visible mesh-wide in Tandem
   const hosts = f.req('hosts', list(host(ctx, { wildcard: true }), { nonEmpty: true }));
   hosts.forEach((h, i) => {
     if (h === '*') spec.at('hosts').at(i).fail('must not be "*"');

@@ -132,7 +132,11 @@ export function virtualService(
   ctx: Ctx,
   annotations: Record<string, string>,
 ): Omit<VirtualService, 'name' | 'namespace' | 'source'> {
-  const f = fields(spec, ['hosts', 'http']);
+  const f = fields(spec, ['hosts', 'http', 'gateways', 'exportTo']);
+  // Operators bring VirtualServices written for Istio: `gateways: [mesh]` means what
+  // Tandem does anyway; gateways themselves are not part of Tandem, so any other is refused.
+  f.opt('gateways', list((g) => (str(g) === 'mesh' ? 'mesh' : g.fail('only "mesh" is supported (Tandem has no gateways)'))));
+  f.opt('exportTo', list(str)); // visibility scoping: everything is visible mesh-wide in Tandem
   return defined({
     hosts: f.req('hosts', list(host(ctx, { wildcard: true }), { nonEmpty: true })),
     http: f.opt('http', list(httpRoute(ctx))) ?? [],
