@@ -24,10 +24,11 @@ export interface AccessEntry {
   direction: 'inbound' | 'outbound';
 }
 
-export type AccessLog = (e: AccessEntry) => void;
+/** null when access logging is off, so callers skip building entries at all */
+export type AccessLog = ((e: AccessEntry) => void) | null;
 
 export function accessLog(where: string): AccessLog {
-  if (where === 'off') return () => undefined;
+  if (where === 'off') return null;
   const out = where === 'stdout' ? process.stdout : fs.createWriteStream(where, { flags: 'a' });
   return (e) => {
     out.write(JSON.stringify(e) + '\n');

@@ -22,7 +22,7 @@ export function inboundHandler(d: InboundDeps) {
     const start = Date.now();
     let info: RequestInfo | undefined;
     const done = (status: number, flags: string, bytes: number, upMs: number | null) =>
-      d.log(logEntry('inbound', req, info, start, status, flags, bytes, upMs, appHost, 'inbound|app', null));
+      d.log?.(logEntry('inbound', req, info, start, status, flags, bytes, upMs, appHost, 'inbound|app', null));
     try {
       info = requestInfo(req);
       const headers = endToEnd(req.headers);

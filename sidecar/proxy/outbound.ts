@@ -30,7 +30,7 @@ export function outboundHandler(d: OutboundDeps) {
     let info: RequestInfo | undefined;
     const ctx = { cluster: null as string | null, host: null as string | null, route: null as string | null };
     const done = (status: number, flags: string, bytesSent: number, upstreamMs: number | null) =>
-      d.log(logEntry('outbound', req, info, start, status, flags, bytesSent, upstreamMs, ctx.host, ctx.cluster, ctx.route));
+      d.log?.(logEntry('outbound', req, info, start, status, flags, bytesSent, upstreamMs, ctx.host, ctx.cluster, ctx.route));
     try {
       info = requestInfo(req);
       const rt = d.runtime();
