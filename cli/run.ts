@@ -1,4 +1,5 @@
 // `tandem control-plane` and `tandem sidecar`: flags in, a running server out, SIGTERM drains.
+import cluster from 'node:cluster';
 import { parseHostPort } from '../common/addr';
 import { parseDuration } from '../control-plane/config';
 import { runControlPlane } from '../control-plane/main';
@@ -66,7 +67,9 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     concurrency: { default: '1' },
     'access-log': { default: 'stdout' },
   });
-  if (f.concurrency !== '1') throw new UsageError('--concurrency: only 1 is supported in this release');
+  const concurrency = Number(f.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError('--concurrency: a whole number of worker processes, 1..64');
+  if (concurrency > 1 && cluster.isPrimary) return runWorkers(concurrency);
   const sc = await runSidecar({
     service: f.service!,
     namespace: f.namespace!,
@@ -82,4 +85,30 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     accessLog: f['access-log']!,
   });
   onSignals(() => sc.stop(5000));
+}
+
+// --concurrency N: N workers each run a whole sidecar (its own xDS stream) and share the
+// listening sockets through node:cluster; the primary only forwards signals and waits.
+function runWorkers(n: number): void {
+  const started = new Map<number, number>();
+  const fork = () => started.set(cluster.fork().id, Date.now());
+  for (let i = 0; i < n; i++) fork();
+  let stopping = false;
+  const stop = (sig: NodeJS.Signals) => {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(sig);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGTERM'));
+  cluster.on('exit', (w, code) => {
+    if (!stopping && Date.now() - (started.get(w.id) ?? 0) < 5000) {
+      // it could not even start (a port in use, a bad flag): restarting would only loop
+      process.stderr.write(`tandem: sidecar worker ${w.process.pid} failed at start (${code})\n`);
+      stop('SIGTERM');
+      process.exitCode = 1;
+    } else if (!stopping) {
+      process.stderr.write(`tandem: sidecar worker ${w.process.pid} exited (${code}); starting another\n`);
+      fork();
+    } else if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0);
+  });
 }
