@@ -19,7 +19,8 @@ export interface DualServer {
   active(): number;
 }
 
-export function dualProtocolServer(handler: RequestHandler): DualServer {
+export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeoutMs?: number } = {}): DualServer {
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   let active = 0;
   const track: RequestHandler = (req, res) => {
     active++;
@@ -27,7 +28,7 @@ export function dualProtocolServer(handler: RequestHandler): DualServer {
     handler(req, res);
   };
   const h1 = http.createServer(
-    { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: 60_000, connectionsCheckingInterval: 1000 },
+    { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout, requestTimeout: 0, keepAliveTimeout: 60_000, connectionsCheckingInterval: Math.min(1000, headersTimeout / 2) },
     track,
   );
   // h1 never listens itself (the sniffer hands it sockets), but its header-timeout
