@@ -103,6 +103,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
     await bind(plainServer, o.xdsPlaintext, grpc.ServerCredentials.createInsecure());
     log.info(`ADS (plaintext, proxyless gRPC) on ${formatHostPort(o.xdsPlaintext)}`);
   }
+  ads.startWarmup();
 
   const admin = adminServer({
     'GET /ready': () => (status.config || status.lastError ? { body: 'ready\n' } : { status: 503, body: 'loading config\n' }),

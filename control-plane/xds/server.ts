@@ -47,7 +47,7 @@ export class AdsServer {
   readonly streams = new Map<string, StreamInfo>();
   private nonce = 0;
   private seq = 0;
-  private readonly startedAt = Date.now();
+  private startedAt = Date.now();
 
   /**
    * @param warmupMs after a restart, clients that already hold config (their request
@@ -62,6 +62,15 @@ export class AdsServer {
     cache.on('snapshot', (snap: Snapshot, changedAt: number) => {
       for (const s of this.streams.values()) this.pushAll(s, snap, changedAt);
     });
+  }
+
+  /**
+   * Starts the warm-up over; call when the ADS port begins accepting connections, so that
+   * startup work (serving certificate, binding) does not eat into the time reconnecting
+   * sidecars (backoff at most 5s) have to come back.
+   */
+  startWarmup(): void {
+    this.startedAt = Date.now();
   }
 
   private readonly writers = new Map<string, AdsStream>();
