@@ -140,6 +140,40 @@ export async function closeApps(): Promise<void> {
   await Promise.all([...apps].map((a) => a.close()));
 }
 
+/**
+ * Polls the admin /ready of a process just started, until it is ready and `ours` confirms
+ * the admin port is really that process's: a port from freePort can be taken by another
+ * process before ours binds it, and a /ready answered there must not count. A failure says
+ * how the process stood and what it printed.
+ */
+async function waitReady(what: string, p: Proc, admin: number, ours: () => Promise<boolean>): Promise<void> {
+  let last = 'no answer';
+  try {
+    await waitFor(what, async () => {
+      const { exitCode, signalCode } = p.child;
+      if (exitCode !== null || signalCode !== null) throw new Error(`process exited (${exitCode ?? signalCode})`);
+      const r = await request(admin, { path: '/ready' });
+      last = `${r.status} ${r.body.trim()}`;
+      return r.status === 200 && (await ours());
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last /ready: ${last}; output:\n${p.output().slice(-3000)}`);
+  }
+}
+
+/** Starts a process on freshly picked ports; when one was taken meanwhile (EADDRINUSE), again on others. */
+async function startOnFreePorts<T>(pick: () => Promise<T>, launch: (ports: T) => Promise<{ proc: Proc }>, retry = true): Promise<{ ports: T; proc: Proc }> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = await pick();
+    try {
+      const { proc } = await launch(ports);
+      return { ports, proc };
+    } catch (err) {
+      if (!retry || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 export interface ControlPlane {
   proc: Proc;
   listen: number;
@@ -150,20 +184,36 @@ export interface ControlPlane {
 }
 
 export async function startControlPlane(dir: string, configPath: string, ports?: Partial<Pick<ControlPlane, 'listen' | 'admin' | 'xdsPlaintext'>>): Promise<ControlPlane> {
-  const listen = ports?.listen ?? (await freePort());
-  const admin = ports?.admin ?? (await freePort());
-  const xdsPlaintext = ports?.xdsPlaintext ?? (await freePort());
   const caDir = path.join(dir, 'certs');
-  const proc = start([
-    'control-plane',
-    '--config', configPath,
-    '--listen', `127.0.0.1:${listen}`,
-    '--admin', `127.0.0.1:${admin}`,
-    '--xds-plaintext', `127.0.0.1:${xdsPlaintext}`,
-    '--ca-dir', caDir,
-  ]);
-  await waitFor('control plane ready', async () => (await request(admin, { path: '/ready' })).status === 200);
-  return { proc, listen, admin, xdsPlaintext, caDir, configPath };
+  const { ports: p, proc } = await startOnFreePorts(
+    async () => ({
+      listen: ports?.listen ?? (await freePort()),
+      admin: ports?.admin ?? (await freePort()),
+      xdsPlaintext: ports?.xdsPlaintext ?? (await freePort()),
+    }),
+    async ({ listen, admin, xdsPlaintext }) => {
+      const proc = start([
+        'control-plane',
+        '--config', configPath,
+        '--listen', `127.0.0.1:${listen}`,
+        '--admin', `127.0.0.1:${admin}`,
+        '--xds-plaintext', `127.0.0.1:${xdsPlaintext}`,
+        '--ca-dir', caDir,
+      ]);
+      // ours: a control plane reading this config (an absent file loads as no files)
+      const ours = async () => {
+        const files = (await json<{ files?: string[] }>(admin, '/debug/config')).files ?? [];
+        return files.length === 0 || files.some((f) => f.startsWith(configPath));
+      };
+      await waitReady('control plane ready', proc, admin, ours).catch(async (err) => {
+        await proc.stop('SIGKILL');
+        throw err;
+      });
+      return { proc };
+    },
+    !ports,
+  );
+  return { proc, ...p, caDir, configPath };
 }
 
 export interface Sidecar {
@@ -175,22 +225,32 @@ export interface Sidecar {
 }
 
 export async function startSidecar(cp: ControlPlane, service: string, appPort: number, labels: Record<string, string> = {}): Promise<Sidecar> {
-  const [inbound, outbound, admin] = [await freePort(), await freePort(), await freePort()];
-  const args = [
-    'sidecar',
-    '--service', service,
-    '--app', `127.0.0.1:${appPort}`,
-    '--inbound', `127.0.0.1:${inbound}`,
-    '--outbound', `127.0.0.1:${outbound}`,
-    '--admin', `127.0.0.1:${admin}`,
-    '--control-plane', `127.0.0.1:${cp.listen}`,
-    '--root-cert', path.join(cp.caDir, 'root-cert.pem'),
-    '--access-log', 'off',
-  ];
-  if (Object.keys(labels).length) args.push('--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','));
-  const proc = start(args);
-  await waitFor(`sidecar ${service} ready`, async () => (await request(admin, { path: '/ready' })).status === 200);
-  return { proc, service, inbound, outbound, admin };
+  const { ports, proc } = await startOnFreePorts(
+    async () => ({ inbound: await freePort(), outbound: await freePort(), admin: await freePort() }),
+    async ({ inbound, outbound, admin }) => {
+      const args = [
+        'sidecar',
+        '--service', service,
+        '--app', `127.0.0.1:${appPort}`,
+        '--inbound', `127.0.0.1:${inbound}`,
+        '--outbound', `127.0.0.1:${outbound}`,
+        '--admin', `127.0.0.1:${admin}`,
+        '--control-plane', `127.0.0.1:${cp.listen}`,
+        '--root-cert', path.join(cp.caDir, 'root-cert.pem'),
+        '--access-log', 'off',
+      ];
+      if (Object.keys(labels).length) args.push('--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','));
+      const proc = start(args);
+      // ours: the sidecar whose inbound address is the one given here
+      const ours = async () => (await json<{ node?: { inbound?: string } }>(admin, '/config_dump')).node?.inbound === `127.0.0.1:${inbound}`;
+      await waitReady(`sidecar ${service} ready`, proc, admin, ours).catch(async (err) => {
+        await proc.stop('SIGKILL');
+        throw err;
+      });
+      return { proc };
+    },
+  );
+  return { proc, service, ...ports };
 }
 
 export async function json<T = unknown>(port: number, p: string): Promise<T> {

@@ -50,7 +50,11 @@ interface ClusterInfo {
   endpoints: { address: string; health: string }[];
 }
 
-/** The mesh config: reviews split v1/v2 by weight, x-canary: yes pinned to v2. */
+/**
+ * The mesh config: reviews split v1/v2 by weight, x-canary: yes pinned to v2. The split
+ * route tags its responses `x-split: <v1>-<v2>`, so an observed split is known to come from
+ * this config and not, say, from round robin over all of reviews when no route is in force.
+ */
 function meshYaml(v1: number, v2: number, bad?: 'unknown-field' | 'missing-subset'): string {
   const v2Weight = bad === 'unknown-field' ? `wieght: ${v2}` : `weight: ${v2}`;
   const v2Subset = bad === 'missing-subset' ? 'v3' : 'v2';
@@ -86,6 +90,10 @@ spec:
         host: reviews
         subset: v2
   - name: split
+    headers:
+      response:
+        set:
+          x-split: "${v1}-${v2}"
     route:
     - destination:
         host: reviews
@@ -132,7 +140,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
 
   /** Sends `n` requests for reviews through the frontend sidecar; counts answers by app. */
   async function split(n: number, headers: Record<string, string> = {}, concurrency = 16) {
-    const counts = { v1: 0, v2: 0, failed: [] as string[] };
+    const counts = { v1: 0, v2: 0, failed: [] as string[], tags: new Set<string>() };
     await h.pool(n, concurrency, async (i) => {
       let r: h.HttpResult;
       try {
@@ -145,6 +153,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
         counts.failed.push(`${r.status} ${r.headers['x-tandem-response-flags'] ?? ''} ${r.body.trim()}`);
         return;
       }
+      counts.tags.add(String(r.headers['x-split'] ?? '-'));
       const app = (JSON.parse(r.body) as AppAnswer).app;
       if (app === 'reviews-v1') counts.v1++;
       else if (app === 'reviews-v2') counts.v2++;
@@ -153,14 +162,18 @@ describe('mesh e2e: control plane + four sidecars', () => {
     return counts;
   }
 
-  /** Polls small batches until the observed v2 share is within `tol` of `share`. */
-  async function waitForShare(share: number, tol = 0.1, timeoutMs = 5000): Promise<number> {
+  /**
+   * Polls small batches until every answer comes from the config with weights v1/v2 (its
+   * x-split tag) and the observed v2 share is within 10 points of its weight; returns when.
+   */
+  async function waitForSplit(v1: number, v2: number, timeoutMs = 5000): Promise<number> {
+    const share = v2 / (v1 + v2);
     return h.waitFor(
-      `v2 share ${share}`,
+      `a ${v1}/${v2} split`,
       async () => {
         const c = await split(20);
-        const got = c.failed.length ? -1 : c.v2 / 20;
-        return Math.abs(got - share) <= tol ? performance.now() : undefined;
+        const ok = c.failed.length === 0 && c.tags.size === 1 && c.tags.has(`${v1}-${v2}`) && Math.abs(c.v2 / 20 - share) <= 0.1;
+        return ok ? performance.now() : undefined;
       },
       timeoutMs,
       0,
@@ -168,9 +181,9 @@ describe('mesh e2e: control plane + four sidecars', () => {
   }
 
   /** Writes a valid config and waits until the frontend sidecar splits by it. */
-  async function applySplit(v1: number, v2: number): Promise<void> {
+  async function applySplit(v1: number, v2: number, timeoutMs = 5000): Promise<void> {
     writeConfig(meshYaml(v1, v2));
-    await waitForShare(v2 / (v1 + v2));
+    await waitForSplit(v1, v2, timeoutMs);
   }
 
   const debugConfig = () => h.json<DebugConfig>(cp.admin, '/debug/config');
@@ -205,7 +218,14 @@ describe('mesh e2e: control plane + four sidecars', () => {
       h.startSidecar(cp, 'ratings', apps.ratings.port, { version: 'v1' }),
       h.startSidecar(cp, 'frontend', apps.frontend.port, { version: 'v1' }),
     ]);
-    await h.waitFor('frontend sidecar to learn every endpoint', meshConverged, REQUESTS_OK_TIMEOUT);
+    try {
+      await h.waitFor('frontend sidecar to learn every endpoint', meshConverged, REQUESTS_OK_TIMEOUT);
+    } catch (err) {
+      const clusters = await h.request(front.admin, { path: '/clusters' }).catch((e: Error) => e.message);
+      const dump = await h.request(front.admin, { path: '/config_dump' }).catch((e: Error) => e.message);
+      const syncz = await h.request(cp.admin, { path: '/debug/syncz' }).catch((e: Error) => e.message);
+      throw new Error(`${(err as Error).message}\nclusters: ${JSON.stringify(clusters)}\ndump: ${JSON.stringify(dump).slice(0, 6000)}\nsyncz: ${JSON.stringify(syncz)}\ncp: ${cp.proc.output()}\n${[front, reviewsV1, reviewsV2, ratings].map((sc) => `${sc.service} (exit ${sc.proc.child.exitCode}): ${sc.proc.output()}`).join('\n')}`);
+    }
   });
 
   afterAll(async () => {
@@ -332,6 +352,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
       const c = await split(2000);
       expect(c.failed).toEqual([]);
       expect(c.v1 + c.v2).toBe(2000);
+      expect([...c.tags]).toEqual(['90-10']);
       expect(Math.abs(c.v2 / 2000 - 0.1)).toBeLessThanOrEqual(0.03);
       // the apps themselves agree
       expect(apps.v1.hits - before.v1).toBe(c.v1);
@@ -342,6 +363,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
       const c = await split(50, { 'x-canary': 'yes' });
       expect(c.failed).toEqual([]);
       expect(c).toMatchObject({ v1: 0, v2: 50 });
+      expect([...c.tags]).toEqual(['-']); // the canary route, not the split
       const other = await split(50, { 'x-canary': 'no' });
       expect(other.v1).toBeGreaterThan(0);
     });
@@ -365,17 +387,44 @@ describe('mesh e2e: control plane + four sidecars', () => {
       await applySplit(90, 10);
       const t0 = performance.now();
       writeConfig(meshYaml(50, 50));
-      const seenAt = await waitForShare(0.5, 0.1, 5000);
+      const seenAt = await waitForSplit(50, 50, 5000);
       const followMs = seenAt - t0;
       console.info(`config edit followed in ${followMs.toFixed(0)} ms`);
       expect(followMs).toBeLessThan(1000);
       const c = await split(400);
       expect(c.failed).toEqual([]);
+      expect([...c.tags]).toEqual(['50-50']);
       expect(Math.abs(c.v2 / 400 - 0.5)).toBeLessThanOrEqual(0.03);
       // the control plane says what it loaded
       const dbg = await debugConfig();
       expect(dbg.lastError).toBeUndefined();
       expect(dbg.files).toEqual([configPath]);
+    });
+
+    it('never applies the empty intermediate of a file rewritten in place (truncate, then write)', async () => {
+      const successes = async () => h.metricValue(await cpMetrics(), 'tandem_config_reloads_total', { result: 'success' }) ?? 0;
+      // The writer pauses between truncating and writing for longer than the watcher's
+      // debounce (30ms) but less than it lets an emptied file settle (100ms). A loaded
+      // machine can stretch the pause, so an attempt that overran is made again.
+      for (let attempt = 1; ; attempt++) {
+        await applySplit(90, 10);
+        const before = { generation: (await debugConfig()).snapshotGeneration, successes: await successes() };
+        const t0 = performance.now();
+        const fd = fs.openSync(configPath, 'w'); // truncated: for now an empty file, itself a valid (empty) config
+        try {
+          await new Promise((r) => setTimeout(r, 50));
+          fs.writeSync(fd, meshYaml(50, 50));
+        } finally {
+          fs.closeSync(fd);
+        }
+        const pauseMs = performance.now() - t0;
+        await waitForSplit(50, 50);
+        if (pauseMs >= 90 && attempt < 5) continue;
+        expect(pauseMs, 'the rewrite kept under 90ms in 5 attempts').toBeLessThan(90);
+        expect((await debugConfig()).snapshotGeneration).toBe(before.generation + 1);
+        expect(await successes()).toBe(before.successes + 1);
+        break;
+      }
     });
 
     it('rejects an invalid edit whole, reports it, keeps the last good config, then accepts a fix', async () => {
@@ -409,6 +458,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
         expect((await h.json<ConfigDump>(front.admin, '/config_dump')).types.RDS.version).toBe(routesVersion);
         const c = await split(200);
         expect(c.failed).toEqual([]);
+        expect([...c.tags]).toEqual(['80-20']);
         expect(c.v2).toBe(40);
       }
 
@@ -419,6 +469,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
       expect(h.metricValue(await cpMetrics(), 'tandem_config_last_load_success')).toBe(1);
       const c = await split(200);
       expect(c.failed).toEqual([]);
+      expect([...c.tags]).toEqual(['60-40']);
       expect(c.v2).toBe(80);
     });
   });
@@ -440,43 +491,47 @@ describe('mesh e2e: control plane + four sidecars', () => {
         }
       })();
 
-      expect(await cp.proc.stop('SIGKILL')).toBeNull();
-      await h.waitFor('sidecars to notice the control plane is gone', async () => {
-        const dumps = await Promise.all([front, reviewsV1, reviewsV2, ratings].map((s) => h.json<ConfigDump>(s.admin, '/config_dump')));
-        return dumps.every((d) => !d.controlPlaneConnected);
-      });
-      const during = await split(200);
-      expect(during.failed).toEqual([]);
-      // background traffic takes picks from the same weighted round-robin: not exact here
-      expect(Math.abs(during.v2 / 200 - 0.3)).toBeLessThanOrEqual(0.05);
-      for (const sc of [front, reviewsV1, reviewsV2, ratings]) expect((await h.request(sc.admin, { path: '/ready' })).status).toBe(200);
+      try {
+        expect(await cp.proc.stop('SIGKILL')).toBeNull();
+        await h.waitFor('sidecars to notice the control plane is gone', async () => {
+          const dumps = await Promise.all([front, reviewsV1, reviewsV2, ratings].map((s) => h.json<ConfigDump>(s.admin, '/config_dump')));
+          return dumps.every((d) => !d.controlPlaneConnected);
+        });
+        const during = await split(200);
+        expect(during.failed).toEqual([]);
+        expect([...during.tags]).toEqual(['70-30']);
+        // background traffic takes picks from the same weighted round-robin: not exact here
+        expect(Math.abs(during.v2 / 200 - 0.3)).toBeLessThanOrEqual(0.05);
+        for (const sc of [front, reviewsV1, reviewsV2, ratings]) expect((await h.request(sc.admin, { path: '/ready' })).status).toBe(200);
 
-      cp = await h.startControlPlane(dir, configPath, ports);
-      const restartedAt = performance.now();
-      const restartedWall = Date.now();
-      const synced = await h.waitFor(
-        'all four proxies to reconnect and sync',
-        async () => {
-          const entries = await h.json<SyncEntry[]>(cp.admin, '/debug/syncz');
-          const ok = entries.length === 4 && entries.every((e) => ['CDS', 'LDS', 'EDS', 'RDS'].every((t) => e.types[t]?.status === 'SYNCED'));
-          return ok ? entries : undefined;
-        },
-        20_000,
-        100,
-      );
-      console.info(`all proxies synced ${(performance.now() - restartedAt).toFixed(0)} ms after the restart`);
-      console.info('DEBUG connectedAt', synced.map((e) => `${e.service}:${Date.parse((e as unknown as { connectedAt: string }).connectedAt) - restartedWall}`).join(' '), 'failures', failures.length);
-      expect(synced.map((e) => e.service).sort()).toEqual(['frontend', 'ratings', 'reviews', 'reviews']);
+        cp = await h.startControlPlane(dir, configPath, ports);
+        const restartedAt = performance.now();
+        const synced = await h.waitFor(
+          'all four proxies to reconnect and sync',
+          async () => {
+            const entries = await h.json<SyncEntry[]>(cp.admin, '/debug/syncz');
+            const ok = entries.length === 4 && entries.every((e) => ['CDS', 'LDS', 'EDS', 'RDS'].every((t) => e.types[t]?.status === 'SYNCED'));
+            return ok ? entries : undefined;
+          },
+          20_000,
+          100,
+        );
+        console.info(`all proxies synced ${(performance.now() - restartedAt).toFixed(0)} ms after the restart`);
+        expect(synced.map((e) => e.service).sort()).toEqual(['frontend', 'ratings', 'reviews', 'reviews']);
 
-      await applySplit(20, 80);
-      const after = await split(200);
-      expect(after.failed).toEqual([]);
-      expect(Math.abs(after.v2 / 200 - 0.8)).toBeLessThanOrEqual(0.05);
-
-      stopTraffic = true;
-      await traffic;
+        // Reconnected sidecars are answered when the control plane's warm-up (5s from its
+        // start) ends, so this edit may wait for that; it must be followed all the same.
+        await applySplit(20, 80, 10_000);
+        const after = await split(200);
+        expect(after.failed).toEqual([]);
+        expect([...after.tags]).toEqual(['20-80']);
+        expect(Math.abs(after.v2 / 200 - 0.8)).toBeLessThanOrEqual(0.05);
+      } finally {
+        stopTraffic = true;
+        await traffic;
+      }
       expect(sent).toBeGreaterThan(0);
-      expect(failures).toEqual([]);
+      expect(failures.length, `${failures.length} of ${sent} failed, e.g. ${[...new Set(failures)].slice(0, 3).join(' | ')}`).toBe(0);
     });
   });
 });

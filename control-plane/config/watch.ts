@@ -17,9 +17,12 @@ export interface WatchOptions {
 
 // fs.watch fires several events per save; read once things are quiet.
 const DEBOUNCE_MS = 30;
-// A file that vanishes may be an editor mid-save (rename away, write anew), so a
-// smaller set of files is only believed once it has stayed that way this long.
+// A file that vanishes may be an editor mid-save (rename away, write anew), and a file
+// that is suddenly empty may be one rewritten in place (truncate, then write); so a
+// smaller set of files, or an emptied one, is only believed once it has stayed so this long.
 const SETTLE_MS = 100;
+
+const blank = (text: string): boolean => text.trim() === '';
 
 /**
  * fs.watch on the containing directory gives fast notice (edits, rename-replace,
@@ -37,6 +40,8 @@ export class ConfigWatcher {
   /** hash (or read-error text) of the last content acted on, good or bad */
   private lastKey: string | undefined;
   private lastFiles: string[] = [];
+  /** files that were empty (or whitespace) in the content last acted on */
+  private lastBlank = new Set<string>();
   private shrink: { hash: string; since: number } | undefined;
 
   constructor(
@@ -95,7 +100,8 @@ export class ConfigWatcher {
       return;
     }
     const files = snap.files.map((f) => f.file);
-    if (!initial && this.lastFiles.some((f) => !files.includes(f))) {
+    const emptied = snap.files.some((f) => blank(f.text) && !this.lastBlank.has(f.file));
+    if (!initial && (emptied || this.lastFiles.some((f) => !files.includes(f)))) {
       const now = Date.now();
       if (this.shrink?.hash !== snap.hash) this.shrink = { hash: snap.hash, since: now };
       if (now - this.shrink.since < SETTLE_MS) {
@@ -112,6 +118,7 @@ export class ConfigWatcher {
     this.shrink = undefined;
     this.lastKey = snap.hash;
     this.lastFiles = files;
+    this.lastBlank = new Set(snap.files.filter((f) => blank(f.text)).map((f) => f.file));
     let result: LoadResult;
     try {
       result = { config: parseSources(snap.files), files, hash: snap.hash };
