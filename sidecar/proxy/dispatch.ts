@@ -3,7 +3,8 @@
 // keep-alive pool (applications and plaintext ServiceEntry endpoints).
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import type { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 import { classifyUpstreamError, ConnectFailureError } from './errors';
 
 export interface Target {
@@ -128,8 +129,24 @@ export class H2Dispatcher implements Dispatcher {
   }
 }
 
+const IDLE_MS = 60_000;
+
+// Keeps an idle upstream socket no longer than the server does: Node reads the server's
+// "Keep-Alive: timeout=N" only for an agent with a timeout of its own, which would also
+// replace each request's connect timeout. Unbounded, a socket the server is just closing
+// gets reused, and the request fails with a reset (503 UR).
+class IdleAgent extends http.Agent {
+  override keepSocketAlive(socket: Duplex): boolean {
+    const keep = (super.keepSocketAlive(socket) as unknown) !== false;
+    const res = (socket as { _httpMessage?: { res?: http.IncomingMessage } })._httpMessage?.res;
+    const hint = /^timeout=(\d+)/.exec(String(res?.headers['keep-alive'] ?? ''))?.[1];
+    (socket as Socket).setTimeout(hint ? Math.max(1000, Number(hint) * 1000 - 1000) : IDLE_MS);
+    return keep;
+  }
+}
+
 export class H1Dispatcher implements Dispatcher {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
+  private readonly agent = new IdleAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
 
   dispatch(t: Target, req: UpstreamRequest): InFlight {
     let creq: http.ClientRequest | undefined;
