@@ -53,6 +53,10 @@ class FakeStream extends EventEmitter {
   readonly sent: DiscoveryResponse[] = [];
   ended = false;
   destroyed?: Error;
+  metadataSent = 0;
+  sendMetadata(): void {
+    this.metadataSent++;
+  }
   write(msg: DiscoveryResponse): boolean {
     this.sent.push(msg);
     return true;
@@ -144,6 +148,7 @@ describe('AdsServer: versions, nonces, ACK and NACK', () => {
     const { server, cache, connect, rec } = await setup();
     const s = connect();
     expect(rec.streams).toEqual([1]);
+    expect(s.metadataSent).toBe(1); // headers at once: the client knows it is connected
     s.send({ type_url: TypeUrl.Cluster, resource_names: [] });
     expect(s.sent).toHaveLength(1);
     const r = s.sent[0];

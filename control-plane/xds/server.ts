@@ -80,6 +80,8 @@ export class AdsServer {
     const info: StreamInfo = { key, connectedAt: Date.now(), types: new Map() };
     this.streams.set(key, info);
     this.writers.set(key, call);
+    // headers now, so a client that is sent nothing (its config is current) knows it is connected
+    call.sendMetadata(new grpc.Metadata());
     this.events.onStreamsChanged?.(this.streams.size);
     const close = () => {
       if (!this.streams.delete(key)) return;

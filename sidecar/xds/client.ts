@@ -67,13 +67,19 @@ export class XdsClient extends EventEmitter {
   }
 
   start(): void {
+    this.client = this.channel();
+    this.connect();
+  }
+
+  private channel(): grpc.Client {
     // grpc-js's own reconnect backoff grows to 120 s; the contract says at most 5 s apart
-    this.client = new ADS_CLIENT(this.target, this.creds, {
+    return new ADS_CLIENT(this.target, this.creds, {
       'grpc.initial_reconnect_backoff_ms': this.backoff.baseMs,
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
+      // the channel's own subchannel, so that a new channel really starts afresh (scheduleReconnect)
+      'grpc.use_local_subchannel_pool': 1,
       ...this.channelOptions,
     });
-    this.connect();
   }
 
   stop(): void {
@@ -99,13 +105,18 @@ export class XdsClient extends EventEmitter {
       this.emit('disconnected');
       this.scheduleReconnect();
     };
+    const up = () => {
+      if (this.connected) return;
+      this.connected = true;
+      this.attempt = 0;
+      this.log.info(`xDS stream to ${this.target} up`);
+      this.emit('connected');
+    };
+    // The control plane sends headers as soon as it takes a stream, so a reconnect that
+    // brings no new config (the versions we hold are current) still counts as up.
+    stream.on('metadata', up);
     stream.on('data', (res: DiscoveryResponse) => {
-      if (!this.connected) {
-        this.connected = true;
-        this.attempt = 0;
-        this.log.info(`xDS stream to ${this.target} up`);
-        this.emit('connected');
-      }
+      up();
       this.onResponse(res);
     });
     stream.on('error', (err: Error) => onEnd(err.message));
@@ -124,7 +135,15 @@ export class XdsClient extends EventEmitter {
     const cap = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** this.attempt++);
     const delay = Math.max(50, Math.floor(this.backoff.random() * cap));
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.connect(), delay);
+    this.timer = setTimeout(() => {
+      // A channel whose connection failed fails new calls at once until grpc-js's own backoff
+      // retries it, so a retry on it could be no attempt at all and a control plane that is
+      // back could wait ~10 s for its sidecars. A new channel makes every retry a real one.
+      if (this.stopped) return;
+      this.client?.close();
+      this.client = this.channel();
+      this.connect();
+    }, delay);
   }
 
   private request(type: XdsTypeUrl, errorDetail?: string): void {
