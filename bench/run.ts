@@ -1,6 +1,6 @@
 // `make bench`: requests/s, latency and proxy CPU per request, in one run, for
 //   direct  - load straight to a tiny backend HTTP server;
-//   tandem  - client -> client sidecar outbound -> (mTLS h2) -> server sidecar inbound -> backend;
+//   tandem  - client -> client sidecar outbound -> (h2 to the peer sidecar; plaintext h2c until mTLS lands) -> server sidecar inbound -> backend;
 //   nginx   - a reverse proxy with upstream keepalive in front of the same backend (if installed).
 // The load generator (autocannon), the backend, and every proxy run in separate processes;
 // proxy CPU is utime+stime from /proc/<pid>/stat, before/after each measured run, divided by
@@ -411,7 +411,7 @@ async function main(): Promise<number> {
   printText(header, cells);
   console.log('');
   const tandem = rows.find((r) => r.target === 'tandem');
-  if (tandem) console.log(`tandem proxy CPU = ${tandem.breakdown.map((b) => `${b.label} ${fmt.us(b.usPerReq)}`).join(' + ')} µs/req (two proxies, mTLS h2 between them)`);
+  if (tandem) console.log(`tandem proxy CPU = ${tandem.breakdown.map((b) => `${b.label} ${fmt.us(b.usPerReq)}`).join(' + ')} µs/req (two proxies, one multiplexed h2 connection between them; h2c until mTLS lands)`);
   console.log(nginxNote);
   console.log(`load generator CPU: ${rows.map((r) => `${r.target} ${fmt.us(r.loadgenUsPerReq)}`).join(', ')} µs/req (not counted as proxy CPU)`);
   console.log('');
@@ -421,7 +421,7 @@ async function main(): Promise<number> {
   console.log('');
   console.log(
     `_${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up, autocannon in its own process, ${os.cpus().length} x ${cpuModel}, Node ${process.version}. ` +
-      'tandem = client → client sidecar (outbound) → mTLS h2 → server sidecar (inbound) → backend; its proxy CPU is both sidecars together. ' +
+      'tandem = client → client sidecar (outbound) → h2 (h2c until mTLS lands) → server sidecar (inbound) → backend; its proxy CPU is both sidecars together. ' +
       (rows.some((r) => r.target === 'nginx') ? 'nginx = one plaintext HTTP/1.1 proxy (1 worker) with upstream keepalive. ' : '') +
       'CPU is utime+stime from /proc per completed request._',
   );
