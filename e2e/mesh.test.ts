@@ -85,6 +85,10 @@ spec:
     - headers:
         x-canary:
           exact: "yes"
+    - method:
+        exact: DELETE
+      uri:
+        prefix: /reviews/
     route:
     - destination:
         host: reviews
@@ -366,6 +370,20 @@ describe('mesh e2e: control plane + four sidecars', () => {
       expect([...c.tags]).toEqual(['-']); // the canary route, not the split
       const other = await split(50, { 'x-canary': 'no' });
       expect(other.v1).toBeGreaterThan(0);
+    });
+
+    it('routes by method and path (DELETE /reviews/...) to subset v2 only', async () => {
+      for (let i = 0; i < 20; i++) {
+        const del = await ask('reviews', { path: `/reviews/${i}`, method: 'DELETE' });
+        expect(del.status).toBe(200);
+        expect((JSON.parse(del.body) as AppAnswer).app).toBe('reviews-v2');
+        expect(del.headers['x-split']).toBeUndefined(); // the canary route, not the split
+      }
+      // the same method elsewhere, or another method on the path, takes the split
+      const elsewhere = await ask('reviews', { path: '/other', method: 'DELETE' });
+      expect(elsewhere.headers['x-split']).toBeDefined();
+      const get = await ask('reviews', { path: '/reviews/1', method: 'GET' });
+      expect(get.headers['x-split']).toBeDefined();
     });
 
     it('answers an unknown host with its own 404 (NR) without reaching any app', async () => {

@@ -35,12 +35,16 @@ export function requestInfo(req: DownstreamRequest): RequestInfo {
   if (!authority) throw new BadRequestError('missing Host header');
   if (!path.startsWith('/')) throw new BadRequestError(`bad request target ${path}`);
   const cl = first(h['content-length']);
+  const method = req.method ?? 'GET';
+  // Routes match the method as Envoy does, on the :method pseudo-header, which an
+  // HTTP/1.1 request does not carry: answer the pseudo-headers from the request line.
+  const pseudo: Record<string, string> = { ':method': method, ':authority': authority, ':path': path, ':scheme': 'http' };
   return {
-    method: req.method ?? 'GET',
+    method,
     authority,
     path,
     protocol: h2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
-    header: (name) => first(h[name]),
+    header: (name) => (name.startsWith(':') ? pseudo[name] : first(h[name])),
     requestId: first(h['x-request-id']) || randomUUID(),
     clientIp: (req.socket?.remoteAddress ?? '').replace(/^::ffff:/, ''),
     // HTTP/2 requests may stream a body with no length; HTTP/1.1 says so in its headers
