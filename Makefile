@@ -14,6 +14,7 @@ build: install
 	$(NPM) run build
 
 test: build
+	npx tsc -p tsconfig.test.json
 	npx vitest run
 
 demo: build

@@ -3,11 +3,11 @@
 // Everything started here is stopped before it returns.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDuration } from '../control-plane/config';
 import { parseFlags, UsageError } from './flags';
+import { freePort } from '../common/free-port';
 import { agentClose, backend, call, frontend, Stats, type Server } from './demo-apps';
 
 const TANDEM = path.join(__dirname, 'tandem.js');
@@ -37,17 +37,6 @@ spec:
   - {name: v2, labels: {version: v2}}
   - {name: v3, labels: {version: v3}}
 `;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
