@@ -1,0 +1,93 @@
+// Process lifecycle through the contract: exit codes, SIGTERM draining, the CA directory.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as h from './harness';
+
+let dir: string;
+let cp: h.ControlPlane;
+
+beforeAll(async () => {
+  dir = h.tmpDir('tandem-lifecycle-');
+  const config = path.join(dir, 'mesh.yaml');
+  fs.writeFileSync(config, '');
+  cp = await h.startControlPlane(dir, config);
+});
+
+afterAll(async () => {
+  await h.stopAll();
+  await h.closeApps();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('exit status', () => {
+  it('2 for bad usage, with a one-line error naming what was wrong', async () => {
+    for (const args of [['no-such-command'], ['sidecar'], ['sidecar', '--service', 'x', '--bogus', '1'], ['control-plane', '--listen', 'nope']]) {
+      const r = await h.runTandem(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+    expect((await h.runTandem(['sidecar'])).stderr).toMatch(/--service is required/);
+    expect((await h.runTandem(['control-plane', '--listen', 'nope'])).stderr).toMatch(/--listen: expected HOST:PORT/);
+  });
+
+  it('1 for anything else: a root that already exists is not overwritten', async () => {
+    const before = fs.readFileSync(path.join(cp.caDir, 'root-cert.pem'), 'utf8');
+    const r = await h.runTandem(['certs', 'init', '--dir', cp.caDir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/already exists; refusing to overwrite/);
+    expect(fs.readFileSync(path.join(cp.caDir, 'root-cert.pem'), 'utf8')).toBe(before);
+  });
+
+  it('1 when the sidecar cannot read its root certificate', async () => {
+    const r = await h.runTandem(['sidecar', '--service', 'x', '--root-cert', path.join(dir, 'missing.pem'), '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--root-cert: cannot read/);
+  });
+
+  it('0 for certs init in a fresh directory', async () => {
+    const r = await h.runTandem(['certs', 'init', '--dir', path.join(dir, 'fresh')]);
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'fresh', 'root-key.pem'))).toBe(true);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('a sidecar stops accepting, finishes what is in flight, and exits 0', async () => {
+    let release: () => void = () => undefined;
+    const slow = await h.startApp('slow', (req, res) => {
+      req.resume();
+      release = () => res.end('finished');
+    });
+    const sc = await h.startSidecar(cp, 'slow', slow.port);
+    // the request goes in through the sidecar's inbound port and waits on the app
+    const inflight = h.request(sc.inbound, { host: 'slow', path: '/wait' });
+    await h.waitFor('the request to reach the app', () => slow.hits === 1);
+    sc.proc.child.kill('SIGTERM');
+    const exited = new Promise<number | null>((r) => sc.proc.child.once('exit', (code) => r(code)));
+    // no longer accepting
+    await h.waitFor('the listener to close', async () => {
+      try {
+        await h.request(sc.outbound, { host: 'slow', path: '/' });
+        return false;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+      }
+    });
+    release();
+    const r = await inflight;
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('finished');
+    expect(await exited).toBe(0);
+  });
+
+  it('the control plane exits 0', async () => {
+    const other = h.tmpDir('tandem-lifecycle-cp-');
+    try {
+      const cp2 = await h.startControlPlane(other, path.join(other, 'absent.yaml'));
+      expect(await cp2.proc.stop('SIGTERM')).toBe(0);
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
