@@ -121,7 +121,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const tty = out.isTTY === true;
     const started = Date.now();
     let shifted = false;
-    let events = [`mesh up: control plane, 5 sidecars; reviews v1 90% / v2 10%, mirrored to v3; logs in ${dir}`];
+    let events = [`mesh up: control plane, 5 sidecars; reviews v1 90% / v2 10%, mirrored to v3; logs in ${dir} while it runs`];
 
     const driver = setInterval(() => {
       for (let i = 0; i < Math.max(1, Math.round(rate / 10)); i++) void call(fe.port, 'frontend', '/');
