@@ -15,7 +15,9 @@ build: install
 
 test: build
 	npx tsc -p tsconfig.test.json
-	npx vitest run
+	@rm -f dist/test-report.json
+	npx vitest run --reporter=default --reporter=json --outputFile.json=dist/test-report.json; \
+	  status=$$?; [ -f dist/test-report.json ] && node e2e/summary.cjs dist/test-report.json; exit $$status
 
 demo: build
 	node dist/cli/tandem.js demo
