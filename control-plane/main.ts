@@ -69,7 +69,8 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
       status.lastError = undefined;
       metrics.configReloads.inc({ result: 'success' });
       metrics.configValid.set(1);
-      log.info(`config loaded from ${r.files.length ? r.files.join(', ') : `${o.config} (absent: empty config)`}`);
+      if (r.files.length) log.info(`config loaded from ${r.files.join(', ')}`);
+      else log.warn(`no config at ${o.config}: serving an empty config until it appears`);
     },
     onError: (e) => reject(e),
   });
@@ -91,17 +92,17 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   });
   const tlsServer = new grpc.Server();
   tlsServer.addService(adsService, adsHandlers(ads));
-  await bind(tlsServer, o.listen, grpc.ServerCredentials.createSsl(Buffer.from(root.certPem), [
+  const listenPort = await bind(tlsServer, o.listen, grpc.ServerCredentials.createSsl(Buffer.from(root.certPem), [
     { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certPem + root.certPem) },
   ], false));
-  log.info(`ADS (TLS) on ${formatHostPort(o.listen)}`);
+  log.info(`ADS (TLS) on ${formatHostPort({ ...o.listen, port: listenPort })}`);
 
   let plainServer: grpc.Server | undefined;
   if (o.xdsPlaintext) {
     plainServer = new grpc.Server();
     plainServer.addService(adsService, adsHandlers(ads));
-    await bind(plainServer, o.xdsPlaintext, grpc.ServerCredentials.createInsecure());
-    log.info(`ADS (plaintext, proxyless gRPC) on ${formatHostPort(o.xdsPlaintext)}`);
+    const port = await bind(plainServer, o.xdsPlaintext, grpc.ServerCredentials.createInsecure());
+    log.info(`ADS (plaintext, proxyless gRPC) on ${formatHostPort({ ...o.xdsPlaintext, port })}`);
   }
   ads.startWarmup();
 
