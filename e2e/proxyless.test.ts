@@ -79,6 +79,10 @@ spec:
   - name: canary
     match: [{headers: {x-canary: {exact: "yes"}}}]
     route: [{destination: {host: reviews, subset: v2}}]
+  - name: fault
+    match: [{headers: {x-fault: {exact: "abort"}}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v1}}]
   - name: split
     route:
     - {destination: {host: reviews, subset: v1}, weight: ${v1}}
@@ -203,6 +207,20 @@ describe('proxyless gRPC client (grpc-js-xds) against the plaintext ADS port', (
     const other = new grpc.Metadata();
     other.set('x-canary', 'no');
     expect((await tally(clients[0].client, 200, other))['v1']).toBeGreaterThan(100);
+  });
+
+  it('injects the route\'s fault: an abort with HTTP 503 reaches the client as UNAVAILABLE, and no backend', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-fault', 'abort');
+    const before = v1.hits + v2.hits;
+    for (const c of clients) {
+      const err = await call(c.client, md).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect(err?.code, c.target).toBe(grpc.status.UNAVAILABLE);
+    }
+    expect(v1.hits + v2.hits).toBe(before);
   });
 
   it('shows each proxyless client in /debug/syncz with LDS, RDS, CDS and EDS SYNCED', async () => {

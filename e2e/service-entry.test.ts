@@ -9,7 +9,15 @@ let client: h.Sidecar;
 let v1: h.App;
 let v2: h.App;
 
-const yaml = (v1Port: number, v2Port: number) => `apiVersion: networking.istio.io/v1
+const yaml = (v1Port: number, v2Port: number, deadPort: number) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: down}
+spec:
+  hosts: [down.payments.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: ${deadPort}}}]
+---
+apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: payments}
 spec:
@@ -46,7 +54,8 @@ beforeAll(async () => {
   v1 = await h.startApp('payments-v1');
   v2 = await h.startApp('payments-v2');
   const config = path.join(dir, 'mesh.yaml');
-  fs.writeFileSync(config, yaml(v1.port, v2.port));
+  // nothing listens there: a port just found free and not bound again
+  fs.writeFileSync(config, yaml(v1.port, v2.port, await h.freePort()));
   const cp = await h.startControlPlane(dir, config);
   const app = await h.startApp('caller');
   client = await h.startSidecar(cp, 'caller', app.port);
@@ -74,8 +83,7 @@ describe('ServiceEntry', () => {
   });
 
   it('answers 503 UF when the endpoint refuses connections', async () => {
-    await v1.close();
-    const r = await h.request(client.outbound, { host: 'api.payments.example', path: '/charge' });
+    const r = await h.request(client.outbound, { host: 'down.payments.example', path: '/charge' });
     expect(r.status).toBe(503);
     expect(r.headers['x-tandem-response-flags']).toBe('UF');
   });

@@ -25,7 +25,12 @@ export interface ServedSet {
   resources: Resource[];
 }
 
-const ROUTER_FILTERS = () => [{ name: 'envoy.filters.http.router', typed_config: pack(TypeUrl.Router, {}) }];
+// The fault filter is empty at the listener; routes switch it on through
+// typed_per_filter_config. The router comes last, as Envoy and grpc-js-xds require.
+const ROUTER_FILTERS = () => [
+  { name: 'envoy.filters.http.fault', typed_config: pack(TypeUrl.HTTPFault, {}) },
+  { name: 'envoy.filters.http.router', typed_config: pack(TypeUrl.Router, {}) },
+];
 
 function hcm(statPrefix: string, routeName: string): AnyMessage {
   return pack(TypeUrl.HttpConnectionManager, {

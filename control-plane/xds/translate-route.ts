@@ -68,7 +68,11 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
       })),
     };
   }
-  if (r.timeoutMs !== undefined) action.timeout = duration(r.timeoutMs);
+  if (r.timeoutMs !== undefined) {
+    action.timeout = duration(r.timeoutMs);
+    // proxyless gRPC clients read the deadline from here, not from timeout
+    action.max_stream_duration = { max_stream_duration: duration(r.timeoutMs) };
+  }
   if (r.retries) {
     action.retry_policy = {
       retry_on: r.retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
