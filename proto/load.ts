@@ -21,6 +21,8 @@ const files = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'tandem/ca/v1/ca.proto',
 ];
 
 let root: protobuf.Root | undefined;

@@ -10,6 +10,8 @@ export const TypeUrl = {
   Router: `${prefix}envoy.extensions.filters.http.router.v3.Router`,
   HTTPFault: `${prefix}envoy.extensions.filters.http.fault.v3.HTTPFault`,
   RBAC: `${prefix}envoy.extensions.filters.http.rbac.v3.RBAC`,
+  UpstreamTlsContext: `${prefix}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
+  DownstreamTlsContext: `${prefix}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
 } as const;
 
 /** The four resource types served over ADS, in the order Envoy applies them. */
