@@ -1,9 +1,16 @@
-// The mesh root CA on disk and the certificates it signs. Keys are made with Node's
-// crypto (fast, native) and certificates assembled with node-forge.
+// The mesh root CA: making it, keeping it on disk, and refusing to start on one that is
+// unusable (a control plane signing with the wrong key would hand out certificates no
+// sidecar accepts, which is far harder to diagnose than a refusal to start).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import forge from 'node-forge';
+import { spkiDer, unsupportedKey } from './algs';
+import { basicConstraints, keyIdOf, keyUsage, KU, subjectKeyIdentifier } from './extensions';
+import { newKey } from './keys';
+import { isTrustDomain, SpiffeError } from './spiffe';
+import { CLOCK_SKEW_MS, distinguishedName, randomSerial, signCertificate } from './x509';
+
+export { CertificateAuthority, CONTROL_PLANE_SNI, type LeafOptions } from './authority';
 
 export interface KeyPair {
   certPem: string;
@@ -15,101 +22,99 @@ export const ROOT_KEY = 'root-key.pem';
 
 export class CaExistsError extends Error {
   readonly code = 'CA_EXISTS';
+  override readonly name = 'CaExistsError';
 }
 
-function newKeyPem(): string {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+export class CaLoadError extends Error {
+  readonly code = 'CA_UNREADABLE';
+  override readonly name = 'CaLoadError';
 }
 
-function serial(): string {
-  // positive, 16 random bytes
-  return '01' + crypto.randomBytes(15).toString('hex');
-}
+const TEN_YEARS_MS = 10 * 365 * 24 * 3600e3;
 
-export function createRootCA(trustDomain = 'cluster.local', ttlMs = 10 * 365 * 24 * 3600e3): KeyPair {
-  const keyPem = newKeyPem();
-  const key = forge.pki.privateKeyFromPem(keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey((key as forge.pki.rsa.PrivateKey).n, (key as forge.pki.rsa.PrivateKey).e);
-  cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + ttlMs);
-  const name = [{ name: 'organizationName', value: trustDomain }, { name: 'commonName', value: 'Tandem root CA' }];
-  cert.setSubject(name);
-  cert.setIssuer(name);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  cert.sign(key as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem };
+export function createRootCA(trustDomain = 'cluster.local', ttlMs = TEN_YEARS_MS, now = Date.now()): KeyPair {
+  if (!isTrustDomain(trustDomain)) throw new SpiffeError(`bad trust domain ${JSON.stringify(trustDomain)}`);
+  if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError(`root lifetime must be positive, not ${ttlMs}`);
+  const key = newKey();
+  const spki = spkiDer(key.publicKey);
+  const name = distinguishedName([['O', trustDomain], ['CN', 'Tandem root CA']]);
+  const cert = signCertificate({
+    serial: randomSerial(),
+    issuer: name,
+    subject: name,
+    notBefore: new Date(now - CLOCK_SKEW_MS),
+    notAfter: new Date(now + ttlMs),
+    spki,
+    extensions: [
+      basicConstraints(true),
+      keyUsage([KU.keyCertSign, KU.cRLSign]),
+      subjectKeyIdentifier(keyIdOf(spki)),
+    ],
+    signingKey: key.privateKey,
+  });
+  return { certPem: cert.toString(), keyPem: key.keyPem };
 }
 
 /** `tandem certs init`: make the root, refusing to overwrite one that exists. */
-export function initRootCA(dir: string, trustDomain?: string): KeyPair {
-  if (fs.existsSync(path.join(dir, ROOT_CERT)) || fs.existsSync(path.join(dir, ROOT_KEY))) {
-    throw new CaExistsError(`${path.join(dir, ROOT_CERT)} already exists; refusing to overwrite the mesh root`);
+export function initRootCA(dir: string, trustDomain?: string, now = Date.now()): KeyPair {
+  const certFile = path.join(dir, ROOT_CERT);
+  const keyFile = path.join(dir, ROOT_KEY);
+  for (const f of [certFile, keyFile]) {
+    if (fs.existsSync(f)) throw new CaExistsError(`${f} already exists; refusing to overwrite the mesh root`);
   }
-  const ca = createRootCA(trustDomain);
+  const ca = createRootCA(trustDomain, undefined, now);
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, ROOT_KEY), ca.keyPem, { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, ROOT_CERT), ca.certPem, { mode: 0o644 });
+  // the key first and exclusively: a crash in between leaves a key without a cert, which
+  // the next start reports instead of silently making a second root
+  fs.writeFileSync(keyFile, ca.keyPem, { mode: 0o600, flag: 'wx' });
+  fs.writeFileSync(certFile, ca.certPem, { mode: 0o644, flag: 'wx' });
   return ca;
 }
 
-/** The control plane's start: load the root, creating it on first start. */
-export function loadOrCreateRootCA(dir: string, trustDomain?: string): KeyPair {
+/** The control plane's start: load the root and check it, creating it when neither file exists. */
+export function loadOrCreateRootCA(dir: string, trustDomain?: string, now = Date.now()): KeyPair {
   const certFile = path.join(dir, ROOT_CERT);
   const keyFile = path.join(dir, ROOT_KEY);
-  if (!fs.existsSync(certFile) && !fs.existsSync(keyFile)) return initRootCA(dir, trustDomain);
-  return { certPem: fs.readFileSync(certFile, 'utf8'), keyPem: fs.readFileSync(keyFile, 'utf8') };
+  const hasCert = fs.existsSync(certFile);
+  const hasKey = fs.existsSync(keyFile);
+  if (!hasCert && !hasKey) return initRootCA(dir, trustDomain, now);
+  if (!hasCert || !hasKey) {
+    const [missing, present] = hasCert ? [keyFile, certFile] : [certFile, keyFile];
+    throw new CaLoadError(`${missing} is missing but ${present} exists: restore it, or remove both to make a new mesh root`);
+  }
+  const root = { certPem: read(certFile), keyPem: read(keyFile) };
+  checkRoot(root, certFile, keyFile, now);
+  return root;
 }
 
-export interface LeafOptions {
-  commonName: string;
-  dnsNames?: string[];
-  ips?: string[];
-  uris?: string[];
-  ttlMs: number;
-  server?: boolean;
-  client?: boolean;
+function read(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CaLoadError(`${file}: cannot read it (${(err as Error).message})`, { cause: err });
+  }
 }
 
-/** Sign a leaf certificate for a public key (PEM) with the root. */
-export function signLeaf(root: KeyPair, publicKeyPem: string, o: LeafOptions): string {
-  const caCert = forge.pki.certificateFromPem(root.certPem);
-  const caKey = forge.pki.privateKeyFromPem(root.keyPem) as forge.pki.rsa.PrivateKey;
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
-  cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + o.ttlMs);
-  cert.setSubject([{ name: 'commonName', value: o.commonName }]);
-  cert.setIssuer(caCert.subject.attributes);
-  const altNames = [
-    ...(o.dnsNames ?? []).map((value) => ({ type: 2, value })),
-    ...(o.uris ?? []).map((value) => ({ type: 6, value })),
-    ...(o.ips ?? []).map((ip) => ({ type: 7, ip })),
-  ];
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: o.server ?? true, clientAuth: o.client ?? true },
-    { name: 'subjectAltName', altNames, critical: !o.commonName },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  cert.sign(caKey, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
-}
+function checkRoot(root: KeyPair, certFile: string, keyFile: string, now: number): void {
+  let cert: crypto.X509Certificate;
+  try {
+    cert = new crypto.X509Certificate(root.certPem);
+  } catch (err) {
+    throw new CaLoadError(`${certFile}: not a PEM certificate (${(err as Error).message})`, { cause: err });
+  }
+  if (!cert.ca) throw new CaLoadError(`${certFile}: not a CA certificate (no basicConstraints CA:TRUE)`);
+  if (!cert.checkIssued(cert) || !cert.verify(cert.publicKey)) {
+    throw new CaLoadError(`${certFile}: not a self-signed root certificate`);
+  }
+  if (Date.parse(cert.validTo) <= now) throw new CaLoadError(`${certFile}: expired on ${cert.validTo}`);
 
-/** A key made here and a certificate for it, for a server this process runs. */
-export function issueServing(root: KeyPair, o: LeafOptions): KeyPair {
-  const keyPem = newKeyPem();
-  const pub = crypto.createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }).toString();
-  return { keyPem, certPem: signLeaf(root, pub, o) };
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(root.keyPem);
+  } catch (err) {
+    throw new CaLoadError(`${keyFile}: not a PEM private key (${(err as Error).message})`, { cause: err });
+  }
+  const bad = unsupportedKey(key);
+  if (bad) throw new CaLoadError(`${keyFile}: unsupported ${bad}`);
+  if (!cert.checkPrivateKey(key)) throw new CaLoadError(`${keyFile}: does not match the public key in ${certFile}`);
 }
-
-/** The name sidecars expect on the control plane's certificate, whatever address it listens on. */
-export const CONTROL_PLANE_SNI = 'tandem-control-plane';

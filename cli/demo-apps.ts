@@ -8,6 +8,8 @@ export interface Sample {
   at: number;
   ok: boolean;
   ms: number;
+  /** the backend's sidecar vouched for the caller (XFCC with the caller's SPIFFE ID): the hop was mTLS */
+  mtls: boolean;
 }
 
 export class Stats {
@@ -18,13 +20,13 @@ export class Stats {
     list.push(s);
   }
   /** rows for the last windowMs */
-  window(windowMs: number, now = Date.now()): { key: string; n: number; ok: number; rps: number; p50: number; p95: number; p99: number }[] {
+  window(windowMs: number, now = Date.now()): { key: string; n: number; ok: number; mtls: number; rps: number; p50: number; p95: number; p99: number }[] {
     const out = [];
     for (const [key, list] of [...this.samples].sort()) {
       const recent = list.filter((s) => now - s.at <= windowMs);
       const ms = recent.map((s) => s.ms).sort((a, b) => a - b);
       const q = (p: number) => (ms.length ? ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] : 0);
-      out.push({ key, n: recent.length, ok: recent.filter((s) => s.ok).length, rps: recent.length / (windowMs / 1000), p50: q(0.5), p95: q(0.95), p99: q(0.99) });
+      out.push({ key, n: recent.length, ok: recent.filter((s) => s.ok).length, mtls: recent.filter((s) => s.mtls).length, rps: recent.length / (windowMs / 1000), p50: q(0.5), p95: q(0.95), p99: q(0.99) });
     }
     return out;
   }
@@ -56,7 +58,9 @@ export function backend(service: string, version: string, onHit: (shadow: boolea
     req.resume();
     onHit(String(req.headers.host ?? '').includes('-shadow'));
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ service, version }));
+    // what the sidecar in front of this app says about the caller
+    const caller = /URI=([^;,]+)/.exec(String(req.headers['x-forwarded-client-cert'] ?? ''))?.[1] ?? null;
+    res.end(JSON.stringify({ service, version, caller }));
   });
 }
 
@@ -83,12 +87,13 @@ export function frontend(outboundPort: () => number, stats: Stats): Promise<Serv
         const t0 = Date.now();
         const r = await call(outboundPort(), svc, '/');
         let version = '?';
+        let caller: string | null = null;
         try {
-          version = JSON.parse(r.body).version;
+          ({ version, caller } = JSON.parse(r.body) as { version: string; caller: string | null });
         } catch {
           /* error bodies are plain text */
         }
-        stats.record(`${svc} ${version}`, { at: Date.now(), ok: r.status === 200, ms: Date.now() - t0 });
+        stats.record(`${svc} ${version}`, { at: Date.now(), ok: r.status === 200, ms: Date.now() - t0, mtls: !!caller });
         return r.status;
       }),
     );

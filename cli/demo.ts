@@ -5,10 +5,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseDuration } from '../control-plane/config';
+import { parseDuration } from '../common/duration';
 import { parseFlags, UsageError } from './flags';
 import { freePort } from '../common/free-port';
 import { agentClose, backend, call, frontend, Stats, type Server } from './demo-apps';
+import { ROOT_KEY } from '../certs/ca';
+import { mintToken } from '../certs/token';
 
 const TANDEM = path.join(__dirname, 'tandem.js');
 
@@ -102,13 +104,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
     servers.push(...apps.map((a) => a.server));
 
     const sidecarAdmins: number[] = [];
+    // each workload's bootstrap token, as `tandem token` mints them
+    const rootKey = fs.readFileSync(path.join(caDir, ROOT_KEY), 'utf8');
     for (const a of apps) {
+      const tokenFile = path.join(dir, `${a.service}-${a.version}.token`);
+      fs.writeFileSync(tokenFile, mintToken(rootKey, { namespace: 'default', serviceAccount: a.service, ttlMs: 3600e3 }), { mode: 0o600 });
       const [inbound, outbound, sAdmin] = [await freePort(), await freePort(), await freePort()];
       if (a.service === 'frontend') frontendOutbound = outbound;
       run(
         ['sidecar', '--service', a.service, '--labels', `version=${a.version}`, '--app', `127.0.0.1:${a.server.port}`,
           '--inbound', `127.0.0.1:${inbound}`, '--outbound', `127.0.0.1:${outbound}`, '--admin', `127.0.0.1:${sAdmin}`,
-          '--control-plane', `127.0.0.1:${listen}`, '--root-cert', path.join(caDir, 'root-cert.pem'), '--access-log', 'off'],
+          '--control-plane', `127.0.0.1:${listen}`, '--root-cert', path.join(caDir, 'root-cert.pem'), '--access-log', 'off', '--token', tokenFile],
         `sidecar-${a.service}-${a.version}`,
       );
       sidecarAdmins.push(sAdmin);
@@ -121,7 +127,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const tty = out.isTTY === true;
     const started = Date.now();
     let shifted = false;
-    let events = [`mesh up: control plane, 5 sidecars; reviews v1 90% / v2 10%, mirrored to v3; logs in ${dir} while it runs`];
+    let events = [
+      `mesh up: control plane, 5 sidecars, each with its own SPIFFE certificate from the mesh CA; every hop mTLS (STRICT); reviews v1 90% / v2 10%, mirrored to v3; logs in ${dir} while it runs`,
+    ];
 
     const driver = setInterval(() => {
       for (let i = 0; i < Math.max(1, Math.round(rate / 10)); i++) void call(fe.port, 'frontend', '/');
@@ -133,13 +141,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const lines = [
         `tandem demo  ${((Date.now() - started) / 1000).toFixed(0)}s / ${(durationMs / 1000).toFixed(0)}s   (what \`tandem stat\` shows, measured by the frontend over the last 3s)`,
         '',
-        'SERVICE   VERSION  SUCCESS   RPS    SHARE  LATENCY_P50  LATENCY_P95  LATENCY_P99',
+        'SERVICE   VERSION  SUCCESS   RPS    SHARE  LATENCY_P50  LATENCY_P95  LATENCY_P99  MTLS',
         ...rows.map((r) => {
           const [svc, ver] = r.key.split(' ');
           const share = svc === 'reviews' && reviewsTotal ? `${((100 * r.n) / reviewsTotal).toFixed(0)}%` : '-';
           return [
             svc.padEnd(9), ver.padEnd(8), `${r.n ? ((100 * r.ok) / r.n).toFixed(1) : '-'}%`.padEnd(9), r.rps.toFixed(1).padEnd(6), share.padEnd(6),
-            `${r.p50}ms`.padEnd(12), `${r.p95}ms`.padEnd(12), `${r.p99}ms`,
+            `${r.p50}ms`.padEnd(12), `${r.p95}ms`.padEnd(12), `${r.p99}ms`.padEnd(12),
+            // the share of requests the backend's sidecar received over mTLS from the frontend's identity
+            r.n ? `${((100 * r.mtls) / r.n).toFixed(0)}%` : '-',
           ].join(' ');
         }),
         ...[...shadowHits].map(([k, n]) => `${k.split(' ')[0].padEnd(9)} ${k.split(' ')[1].padEnd(8)} (mirror: ${n} shadow copies received, responses discarded)`),

@@ -1,7 +1,7 @@
 // `tandem control-plane` and `tandem sidecar`: flags in, a running server out, SIGTERM drains.
 import cluster from 'node:cluster';
 import { parseHostPort } from '../common/addr';
-import { parseDuration } from '../control-plane/config';
+import { parseDuration } from '../common/duration';
 import { runControlPlane } from '../control-plane/main';
 import { runSidecar } from '../sidecar/main';
 import { parseFlags, parseLabels, UsageError } from './flags';
@@ -64,9 +64,11 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     'control-plane': { default: '127.0.0.1:15012' },
     'root-cert': { default: 'certs/root-cert.pem' },
     token: { default: process.env.TANDEM_TOKEN },
+    'trust-domain': {},
     concurrency: { default: '1' },
     'access-log': { default: 'stdout' },
   });
+  if (!f.token) throw new UsageError('--token (or $TANDEM_TOKEN) is required: the bootstrap token file from `tandem token --namespace NS --service-account SA`');
   const concurrency = Number(f.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError('--concurrency: a whole number of worker processes, 1..64');
   if (concurrency > 1 && cluster.isPrimary) return runWorkers(concurrency);
@@ -82,6 +84,8 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     admin: parseHostPort(f.admin!, '--admin'),
     controlPlane: parseHostPort(f['control-plane']!, '--control-plane'),
     rootCert: f['root-cert']!,
+    token: f.token ?? '',
+    trustDomain: f['trust-domain'],
     accessLog: f['access-log']!,
   });
   onSignals(() => sc.stop(5000));

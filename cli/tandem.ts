@@ -3,6 +3,7 @@
 import { UsageError } from './flags';
 import { controlPlaneCommand, sidecarCommand } from './run';
 import { certsCommand } from './certs';
+import { tokenCommand } from './token';
 import { statusCommand } from './status';
 import { demoCommand } from './demo';
 
@@ -12,6 +13,7 @@ commands:
   control-plane   run the control plane (xDS server and CA)
   sidecar         run a sidecar next to a service
   certs init      create the mesh root CA
+  token           mint a bootstrap token for a workload (namespace, service account, services)
   status          one row per connected proxy, like istioctl proxy-status
   demo            the whole mesh on this machine
 `;
@@ -27,6 +29,8 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return 'running';
     case 'certs':
       return certsCommand(rest);
+    case 'token':
+      return tokenCommand(rest);
     case 'status':
       return statusCommand(rest);
     case 'demo':

@@ -1,4 +1,5 @@
-// HOST:PORT flags. ":8080" means all interfaces only when written so; ":0" picks a port.
+// HOST:PORT flags. ":8080" is loopback (nothing listens beyond it unless asked, e.g.
+// 0.0.0.0:8080); ":0" picks a port.
 export interface HostPort {
   host: string;
   port: number;
@@ -12,7 +13,7 @@ export function parseHostPort(s: string, flag = 'address'): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s.trim());
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new AddressError(`${flag}: expected HOST:PORT, got ${JSON.stringify(s)}`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
 export function formatHostPort(a: HostPort): string {

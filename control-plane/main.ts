@@ -1,16 +1,22 @@
-// Wiring only: config watcher -> snapshot cache -> ADS server, plus the admin server.
+// Wiring only: config watcher -> snapshot cache -> ADS server; the CA service beside it
+// on the TLS port; the admin server.
 import * as grpc from '@grpc/grpc-js';
 import type { AddressInfo } from 'node:net';
 import { adsService } from '../proto/ads';
+import { caService } from '../proto/ca';
 import { shortName } from '../proto/type-urls';
-import { loadOrCreateRootCA, issueServing, CONTROL_PLANE_SNI } from '../certs/ca';
+import { loadOrCreateRootCA, CertificateAuthority, CONTROL_PLANE_SNI } from '../certs/ca';
 import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
 import { adminServer } from '../common/admin-http';
 import { ConfigWatcher, type ConfigError } from './config';
 import type { MeshConfig } from './model/types';
 import { SnapshotCache } from './xds/cache';
-import { AdsServer, adsHandlers } from './xds/server';
+import { AdsServer, adsHandlers, type StreamPolicy } from './xds/server';
+import { caHandlers } from './identity/ca-service';
+import { CallRefused, peerIdentity } from './identity/peer';
+import { meshServerCredentials } from './identity/server-credentials';
+import { CertTracker } from './identity/cert-tracker';
 import { ControlPlaneMetrics } from './metrics';
 import { syncz } from './syncz';
 
@@ -38,7 +44,9 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   const log = logger('control-plane');
   const metrics = new ControlPlaneMetrics();
   const root = loadOrCreateRootCA(o.caDir, o.trustDomain);
-  const cache = new SnapshotCache('cluster.local');
+  const ca = new CertificateAuthority(root);
+  const certs = new CertTracker();
+  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain });
   cache.on('buildError', (err: Error) => log.error(`snapshot build failed, serving the previous one: ${err.message}`));
   const ads = new AdsServer(
     cache,
@@ -52,6 +60,11 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
         if (since) metrics.convergence.observe({ type: shortName[t] }, (Date.now() - since) / 1000);
       },
       onStreamsChanged: (n) => metrics.connectedProxies.set(n),
+      onRefused: (reason, msg) => {
+        metrics.streamsRefused.inc({ reason });
+        log.warn(`xDS stream refused (${reason}): ${msg}`);
+      },
+      onUnknownType: (s, t) => log.warn(`${s.node?.id ?? s.key} asked for ${t}, which is not served; answered with no resources`),
     },
     o.warmupMs ?? 5000,
   );
@@ -82,7 +95,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   }
   watcher.start();
 
-  const serving = issueServing(root, {
+  const serving = ca.issueServing({
     commonName: CONTROL_PLANE_SNI,
     dnsNames: [CONTROL_PLANE_SNI, 'localhost'],
     ips: ['127.0.0.1'],
@@ -90,26 +103,51 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
     ttlMs: 365 * 24 * 3600e3,
     client: false,
   });
+  // ADS on the TLS port serves only workloads with a mesh certificate, and registers them
+  const meshPolicy: StreamPolicy = {
+    register: true,
+    authenticate: (call) => {
+      const peer = peerIdentity(call, root.certPem, o.trustDomain);
+      if (!peer) throw new CallRefused(grpc.status.UNAUTHENTICATED, 'NO_CERTIFICATE', 'ADS on this port needs a workload certificate from the mesh CA');
+      return peer;
+    },
+  };
   const tlsServer = new grpc.Server();
-  tlsServer.addService(adsService, adsHandlers(ads));
-  const listenPort = await bind(tlsServer, o.listen, grpc.ServerCredentials.createSsl(Buffer.from(root.certPem), [
-    { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certPem + root.certPem) },
-  ], false));
-  log.info(`ADS (TLS) on ${formatHostPort({ ...o.listen, port: listenPort })}`);
+  tlsServer.addService(adsService, adsHandlers(ads, meshPolicy));
+  tlsServer.addService(
+    caService,
+    caHandlers({
+      ca,
+      trustDomain: o.trustDomain,
+      certTtlMs: o.certTtlMs,
+      onIssued: (id, services, via, cert) => {
+        metrics.certsIssued.inc({ via });
+        certs.issued(cert);
+        log.info(`issued a certificate for ${id} (services ${services.join(', ')}) on its ${via}`);
+      },
+      onRefused: (reason, msg) => {
+        metrics.csrRefused.inc({ reason });
+        log.warn(`certificate request refused (${reason}): ${msg}`);
+      },
+    }),
+  );
+  const listenPort = await bind(tlsServer, o.listen, meshServerCredentials(root.certPem, serving.certPem + root.certPem, serving.keyPem));
+  log.info(`ADS and CA (TLS) on ${formatHostPort({ ...o.listen, port: listenPort })}`);
 
   let plainServer: grpc.Server | undefined;
   if (o.xdsPlaintext) {
     plainServer = new grpc.Server();
-    plainServer.addService(adsService, adsHandlers(ads));
+    // config for proxyless clients; nothing here ever becomes an endpoint
+    plainServer.addService(adsService, adsHandlers(ads, { register: false, authenticate: () => undefined }));
     const port = await bind(plainServer, o.xdsPlaintext, grpc.ServerCredentials.createInsecure());
-    log.info(`ADS (plaintext, proxyless gRPC) on ${formatHostPort({ ...o.xdsPlaintext, port })}`);
+    log.info(`ADS (plaintext, proxyless gRPC, never registers endpoints) on ${formatHostPort({ ...o.xdsPlaintext, port })}`);
   }
   ads.startWarmup();
 
   const admin = adminServer({
     'GET /ready': () => (status.config || status.lastError ? { body: 'ready\n' } : { status: 503, body: 'loading config\n' }),
     'GET /metrics': async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-    'GET /debug/syncz': () => ({ body: syncz(ads) }),
+    'GET /debug/syncz': () => ({ body: syncz(ads, certs) }),
     'GET /debug/config': () => ({ body: { ...status, snapshotGeneration: cache.snapshot.generation } }),
   });
   await new Promise<void>((resolve, reject) => {

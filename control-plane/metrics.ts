@@ -36,7 +36,20 @@ export class ControlPlaneMetrics {
   });
   readonly certsIssued = new client.Counter({
     name: 'tandem_certificates_issued_total',
-    help: 'workload certificates signed',
+    help: 'workload certificates signed, by the credential that proved the identity (token or certificate)',
+    labelNames: ['via'],
+    registers: [this.registry],
+  });
+  readonly csrRefused = new client.Counter({
+    name: 'tandem_certificate_requests_refused_total',
+    help: 'certificate requests refused, by reason (forged, expired or mismatched credentials, bad CSRs)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly streamsRefused = new client.Counter({
+    name: 'tandem_xds_streams_refused_total',
+    help: 'ADS streams refused, by reason (no or bad certificate, identity or service not allowed, bad node)',
+    labelNames: ['reason'],
     registers: [this.registry],
   });
 }

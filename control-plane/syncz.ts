@@ -1,6 +1,7 @@
 // /debug/syncz: per connected proxy, per type, what was sent, what was acked, the last NACK.
 import { shortName } from '../proto/type-urls';
 import type { AdsServer } from './xds/server';
+import type { CertTracker } from './identity/cert-tracker';
 
 export interface SyncEntry {
   id: string;
@@ -9,10 +10,14 @@ export interface SyncEntry {
   proxyless: boolean;
   connectedAt: string;
   types: Record<string, { sent?: string; acked?: string; status: 'SYNCED' | 'STALE' | 'NACK' | 'NOT SENT'; lastNack?: { version: string; message: string; at: string } }>;
+  /** the SPIFFE ID of the certificate the stream connected with */
+  identity: string | null;
+  /** whether the stream made its workload an endpoint */
+  registered: boolean;
   certExpires: string | null;
 }
 
-export function syncz(ads: AdsServer): SyncEntry[] {
+export function syncz(ads: AdsServer, certs?: CertTracker): SyncEntry[] {
   return [...ads.streams.values()].map((s) => {
     const types: SyncEntry['types'] = {};
     for (const [t, st] of s.types) {
@@ -36,7 +41,9 @@ export function syncz(ads: AdsServer): SyncEntry[] {
       proxyless: !s.workload,
       connectedAt: new Date(s.connectedAt).toISOString(),
       types,
-      certExpires: null,
+      identity: s.peer?.spiffeId ?? null,
+      registered: s.registered,
+      certExpires: s.peer ? (certs?.currentExpiry(s.peer.serial, s.peer.certExpires) ?? s.peer.certExpires).toISOString() : null,
     };
   });
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 export const TANDEM = path.resolve(__dirname, '..', 'dist', 'cli', 'tandem.js');
 
 import { freePort } from '../common/free-port';
+import { mintToken } from '../certs/token';
 
 export { freePort };
 
@@ -217,7 +218,30 @@ export interface Sidecar {
   admin: number;
 }
 
-export async function startSidecar(cp: ControlPlane, service: string, appPort: number, labels: Record<string, string> = {}): Promise<Sidecar> {
+export interface SidecarOptions {
+  namespace?: string;
+  serviceAccount?: string;
+  /** a token file to use instead of one minted for this service (a path, or the token) */
+  token?: string;
+  /** more flags, e.g. --concurrency */
+  args?: string[];
+  accessLog?: string;
+}
+
+/** A bootstrap token for a workload, minted with the control plane's root key, written to a file. */
+export function mintTokenFile(cp: ControlPlane, o: { namespace?: string; serviceAccount: string; services?: string[]; ttlMs?: number }): string {
+  const keyPem = fs.readFileSync(path.join(cp.caDir, 'root-key.pem'), 'utf8');
+  const token = mintToken(keyPem, { namespace: o.namespace ?? 'default', serviceAccount: o.serviceAccount, services: o.services, ttlMs: o.ttlMs ?? 3600e3 });
+  const file = path.join(cp.caDir, `token-${o.namespace ?? 'default'}-${o.serviceAccount}-${(o.services ?? []).join('+')}-${++tokens}.jwt`);
+  fs.writeFileSync(file, token, { mode: 0o600 });
+  return file;
+}
+let tokens = 0;
+
+export async function startSidecar(cp: ControlPlane, service: string, appPort: number, labels: Record<string, string> = {}, o: SidecarOptions = {}): Promise<Sidecar> {
+  const namespace = o.namespace ?? 'default';
+  const serviceAccount = o.serviceAccount ?? service;
+  const token = o.token ?? mintTokenFile(cp, { namespace, serviceAccount, services: [service] });
   const { ports, proc } = await startOnFreePorts(
     async () => ({ inbound: await freePort(), outbound: await freePort(), admin: await freePort() }),
     async ({ inbound, outbound, admin }) => {
@@ -230,7 +254,11 @@ export async function startSidecar(cp: ControlPlane, service: string, appPort: n
         '--admin', `127.0.0.1:${admin}`,
         '--control-plane', `127.0.0.1:${cp.listen}`,
         '--root-cert', path.join(cp.caDir, 'root-cert.pem'),
-        '--access-log', 'off',
+        '--access-log', o.accessLog ?? 'off',
+        '--namespace', namespace,
+        '--service-account', serviceAccount,
+        '--token', token,
+        ...(o.args ?? []),
       ];
       if (Object.keys(labels).length) args.push('--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','));
       const proc = start(args);

@@ -39,8 +39,14 @@ describe('exit status', () => {
     expect(fs.readFileSync(path.join(cp.caDir, 'root-cert.pem'), 'utf8')).toBe(before);
   });
 
+  it('2 when the sidecar has no bootstrap token', async () => {
+    const r = await h.runTandem(['sidecar', '--service', 'x', '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--token .* is required/);
+  });
+
   it('1 when the sidecar cannot read its root certificate', async () => {
-    const r = await h.runTandem(['sidecar', '--service', 'x', '--root-cert', path.join(dir, 'missing.pem'), '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    const r = await h.runTandem(['sidecar', '--service', 'x', '--token', 'a.b.c', '--root-cert', path.join(dir, 'missing.pem'), '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/--root-cert: cannot read/);
   });
@@ -53,22 +59,26 @@ describe('exit status', () => {
 });
 
 describe('SIGTERM', () => {
-  it('a sidecar stops accepting, finishes what is in flight, and exits 0', async () => {
+  it('a sidecar stops accepting, finishes what is in flight (over the mTLS h2 hop), and exits 0', async () => {
     let release: () => void = () => undefined;
     const slow = await h.startApp('slow', (req, res) => {
       req.resume();
-      release = () => res.end('finished');
+      if (req.url === '/wait') release = () => res.end('finished');
+      else res.end('pong');
     });
     const sc = await h.startSidecar(cp, 'slow', slow.port);
-    // the request goes in through the sidecar's inbound port and waits on the app
-    const inflight = h.request(sc.inbound, { host: 'slow', path: '/wait' });
+    const caller = await h.startSidecar(cp, 'caller', (await h.startApp('caller')).port);
+    await h.waitFor('the caller to see slow', async () => (await h.request(caller.outbound, { host: 'slow', path: '/ping' })).status === 200);
+    slow.hits = 0;
+    // the request goes caller sidecar -> mTLS h2 -> slow's sidecar and waits on the app
+    const inflight = h.request(caller.outbound, { host: 'slow', path: '/wait' });
     await h.waitFor('the request to reach the app', () => slow.hits === 1);
     sc.proc.child.kill('SIGTERM');
     const exited = new Promise<number | null>((r) => sc.proc.child.once('exit', (code) => r(code)));
     // no longer accepting
     await h.waitFor('the listener to close', async () => {
       try {
-        await h.request(sc.outbound, { host: 'slow', path: '/' });
+        await h.request(sc.outbound, { host: 'slow', path: '/ping' });
         return false;
       } catch (err) {
         return (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';

@@ -11,6 +11,8 @@ export interface WorkloadInfo {
   labels: Record<string, string>;
   /** host:port other sidecars reach this workload's inbound listener on */
   inboundAddress: string;
+  /** the port of the application behind the sidecar (Istio's workload port, for portLevelMtls) */
+  appPort?: number;
 }
 
 export function nodeFromWorkload(w: WorkloadInfo, userAgent = 'tandem-sidecar'): XdsNode {
@@ -24,6 +26,7 @@ export function nodeFromWorkload(w: WorkloadInfo, userAgent = 'tandem-sidecar'):
       SERVICE_ACCOUNT: w.serviceAccount,
       LABELS: w.labels,
       INBOUND_ADDRESS: w.inboundAddress,
+      ...(w.appPort ? { APP_PORT: w.appPort } : {}),
     }),
   };
 }
@@ -45,5 +48,6 @@ export function workloadFromNode(node: XdsNode | undefined): WorkloadInfo | unde
     serviceAccount: typeof m.SERVICE_ACCOUNT === 'string' ? m.SERVICE_ACCOUNT : m.SERVICE,
     labels,
     inboundAddress: m.INBOUND_ADDRESS,
+    ...(typeof m.APP_PORT === 'number' && Number.isInteger(m.APP_PORT) ? { appPort: m.APP_PORT } : {}),
   };
 }

@@ -1,6 +1,9 @@
 // Sidecar admin endpoints: /ready, /config_dump, /clusters.
 import type { EndpointStats, RuntimeConfig } from './runtime/config';
 import type { XdsClient } from './xds/client';
+import type { WorkloadIdentity } from './identity/workload-identity';
+import { certSummary } from './identity/workload-identity';
+import type { SidecarMetrics } from './metrics';
 import { shortName, TypeUrl } from '../proto/type-urls';
 import { adminServer } from '../common/admin-http';
 
@@ -10,6 +13,8 @@ export interface AdminDeps {
   id: string;
   inboundAddress: string;
   stats: Map<string, EndpointStats>;
+  identity: WorkloadIdentity;
+  metrics: SidecarMetrics;
 }
 
 /** Ready once every type has arrived and every referenced route and cluster's endpoints are in. */
@@ -24,7 +29,12 @@ export function isReady(xds: XdsClient): boolean {
 
 export function sidecarAdmin(d: AdminDeps) {
   return adminServer({
-    'GET /ready': () => (isReady(d.xds) && d.runtime() ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' }),
+    'GET /ready': () => {
+      if (!d.identity.current) return { status: 503, body: 'waiting for a workload certificate\n' };
+      return isReady(d.xds) && d.runtime() ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' };
+    },
+    'GET /certs': () => ({ body: certSummary(d.identity.current) }),
+    'GET /metrics': async () => ({ type: d.metrics.registry.contentType, body: await d.metrics.registry.metrics() }),
     'GET /config_dump': () => ({
       body: {
         node: { id: d.id, inbound: d.inboundAddress },

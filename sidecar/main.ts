@@ -1,9 +1,11 @@
-// Wiring only: xDS client -> runtime config (swapped whole) -> listeners; admin beside.
+// Wiring only: workload identity (key, CSR, certificate, rotation) -> xDS client ->
+// runtime config (swapped whole) -> listeners; admin beside.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { AddressInfo } from 'node:net';
 import { CONTROL_PLANE_SNI } from '../certs/ca';
+import { spiffeUri } from '../certs/spiffe';
 import { nodeFromWorkload } from '../proto/node-meta';
 import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
@@ -14,6 +16,11 @@ import { H1Dispatcher, H2Dispatcher } from './proxy/dispatch';
 import { outboundHandler } from './proxy/outbound';
 import { inboundHandler } from './proxy/inbound';
 import { accessLog } from './proxy/access-log';
+import { WorkloadIdentity } from './identity/workload-identity';
+import { requestCertificate } from './identity/ca-client';
+import { MeshTls } from './identity/mesh-tls';
+import { readToken, trustDomainOf } from './identity/bootstrap';
+import { SidecarMetrics } from './metrics';
 import { sidecarAdmin } from './admin';
 
 export interface SidecarOptions {
@@ -28,11 +35,16 @@ export interface SidecarOptions {
   admin: HostPort;
   controlPlane: HostPort;
   rootCert: string;
+  /** a token file, or the token itself */
+  token: string;
+  /** default: the root certificate's O= (what `tandem certs init` writes) */
+  trustDomain?: string;
   accessLog: string;
 }
 
 export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: number): Promise<void> }> {
   const log = logger(`sidecar ${o.service}`);
+  const metrics = new SidecarMetrics();
   const stats = new Map<string, EndpointStats>();
   const statsFor = (k: string) => {
     let s = stats.get(k);
@@ -41,10 +53,35 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   };
   const random = Math.random;
 
+  let rootPem: string;
+  try {
+    rootPem = fs.readFileSync(o.rootCert, 'utf8');
+  } catch (err) {
+    throw new Error(`--root-cert: cannot read ${o.rootCert}: ${(err as Error).message}`, { cause: err });
+  }
+  readToken(o.token); // a missing or empty token is a startup error, not a retry loop
+  const trustDomain = o.trustDomain ?? trustDomainOf(rootPem);
+  const spiffeId = spiffeUri({ trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount });
+  const cpTarget = formatHostPort(o.controlPlane);
+  const identity = new WorkloadIdentity({
+    spiffeId,
+    trustDomain,
+    rootPem,
+    token: () => readToken(o.token),
+    request: (key, id, cred) => requestCertificate({ target: cpTarget, rootPem }, key, id, cred),
+    log,
+  });
+  const meshTls = new MeshTls(identity, rootPem);
+  identity.on('rotated', (c) => {
+    metrics.certExpiry.set(c.info.notAfter.getTime() / 1000);
+    metrics.rotations.inc();
+    log.info(`certificate ${c.info.serial} for ${c.info.spiffeId} until ${c.info.notAfter.toISOString()}`);
+  });
+
   const access = accessLog(o.accessLog);
-  const mesh = new H2Dispatcher('http');
+  const mesh = new H2Dispatcher();
   const externalH1 = new H1Dispatcher();
-  const externalH2 = new H2Dispatcher('http');
+  const externalH2 = new H2Dispatcher();
   const appDispatcher = new H1Dispatcher();
 
   // listeners first: the advertised inbound address must be the real one
@@ -60,26 +97,43 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       random,
     }),
   );
-  const inbound = dualProtocolServer(inboundHandler({ app: o.app, dispatcher: appDispatcher, log: access }));
+  const inbound = dualProtocolServer(
+    inboundHandler({
+      app: o.app,
+      dispatcher: appDispatcher,
+      log: access,
+      inbound: () => runtime?.inbound,
+      ownIdentity: () => identity.current?.info.spiffeId,
+    }),
+    {
+      tls: {
+        server: meshTls.server,
+        plaintextAllowed: () => runtime?.inbound?.plaintextAllowed ?? false,
+        onRefused: (reason) => metrics.inboundRefused.inc({ reason }),
+      },
+    },
+  );
   const inboundPort = await listen(inbound, o.inbound);
   const outboundPort = await listen(outbound, o.outbound);
-  const advertiseHost = o.advertise ?? (o.inbound.host === '0.0.0.0' || o.inbound.host === '::' ? '127.0.0.1' : o.inbound.host);
-  const inboundAddress = `${advertiseHost}:${inboundPort}`;
+  const inboundAddress = advertisedAddress(o.advertise, o.inbound, inboundPort);
   const id = `${o.service}-${o.labels.version ?? 'v0'}~${inboundAddress}~${os.hostname()}.${process.pid}`;
 
-  let rootPem: Buffer;
-  try {
-    rootPem = fs.readFileSync(o.rootCert);
-  } catch (err) {
-    throw new Error(`--root-cert: cannot read ${o.rootCert}: ${(err as Error).message}`);
-  }
   const xds = new XdsClient(
-    formatHostPort(o.controlPlane),
-    grpc.credentials.createSsl(rootPem),
-    nodeFromWorkload({ id, service: o.service, namespace: o.namespace, serviceAccount: o.serviceAccount, labels: o.labels, inboundAddress }),
+    cpTarget,
+    () => {
+      const c = identity.current!;
+      return grpc.credentials.createSsl(Buffer.from(rootPem), Buffer.from(c.key.keyPem), Buffer.from(c.chainPem));
+    },
+    nodeFromWorkload({ id, service: o.service, namespace: o.namespace, serviceAccount: o.serviceAccount, labels: o.labels, inboundAddress, appPort: o.app.port }),
     log,
     undefined,
-    { 'grpc.ssl_target_name_override': CONTROL_PLANE_SNI, 'grpc.default_authority': CONTROL_PLANE_SNI },
+    {
+      'grpc.ssl_target_name_override': CONTROL_PLANE_SNI,
+      'grpc.default_authority': CONTROL_PLANE_SNI,
+      // a half-open stream is noticed, so the control plane does not keep a dead endpoint either
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    },
   );
   let generation = 0;
   let compileScheduled = false;
@@ -88,28 +142,46 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     compileScheduled = true;
     setImmediate(() => {
       compileScheduled = false;
-      runtime = new RuntimeConfig(++generation, xds.resources, statsFor, random);
+      runtime = new RuntimeConfig(++generation, xds.resources, statsFor, random, meshTls);
+      // endpoints that left every cluster take their counters with them
+      const live = new Set<string>();
+      for (const c of runtime.clusters.values()) for (const e of c.endpoints) live.add(e.stats.key);
+      for (const k of stats.keys()) if (!live.has(k) && stats.get(k)!.activeRequests === 0) stats.delete(k);
     });
   });
-  xds.start();
+  // ADS needs the workload certificate: start it once the first one is in
+  identity.once('rotated', () => xds.start());
+  identity.start();
 
-  const admin = sidecarAdmin({ xds, runtime: () => runtime, id, inboundAddress, stats });
+  const admin = sidecarAdmin({ xds, runtime: () => runtime, id, inboundAddress, stats, identity, metrics });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(o.admin.port, o.admin.host, () => resolve());
   });
   log.info(
-    `inbound ${inboundAddress} -> app ${formatHostPort(o.app)}; outbound ${o.outbound.host}:${outboundPort}; admin ${o.admin.host}:${(admin.address() as AddressInfo).port}; control plane ${formatHostPort(o.controlPlane)}`,
+    `${spiffeId}: inbound ${inboundAddress} -> app ${formatHostPort(o.app)}; outbound ${o.outbound.host}:${outboundPort}; admin ${o.admin.host}:${(admin.address() as AddressInfo).port}; control plane ${cpTarget}`,
   );
 
   return {
     async stop(graceMs = 5000) {
       await Promise.all([outbound.drain(graceMs), inbound.drain(graceMs)]);
+      identity.stop();
       xds.stop();
       admin.close();
       for (const d of [mesh, externalH1, externalH2, appDispatcher]) d.close();
     },
   };
+}
+
+/**
+ * The address peers are told to use: --advertise HOST or HOST:PORT (a NAT or a port
+ * mapping in front of the sidecar), else the inbound listener's (127.0.0.1 for 0.0.0.0).
+ */
+function advertisedAddress(advertise: string | undefined, inbound: HostPort, boundPort: number): string {
+  const bracket = (h: string) => (h.includes(':') ? `[${h}]` : h);
+  if (advertise && /^(\[[^\]]+\]|[^:]+):\d+$/.test(advertise)) return advertise;
+  const host = advertise ?? (inbound.host === '0.0.0.0' || inbound.host === '::' ? '127.0.0.1' : inbound.host);
+  return `${bracket(host)}:${boundPort}`;
 }
 
 function listen(s: DualServer, a: HostPort): Promise<number> {

@@ -1,6 +1,6 @@
 // DestinationRule: host, trafficPolicy and subsets.
 
-import type { ConsistentHash, DestinationRule, Subset, TrafficPolicy } from '../model/types';
+import type { ClientTls, ConsistentHash, DestinationRule, Subset, TrafficPolicy } from '../model/types';
 import { cookieName, DNS_LABEL, headerName, host, type Ctx } from './common';
 import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, str, strMap, type Node, type Read } from './reader';
 
@@ -67,9 +67,36 @@ const outlierDetection: Read<NonNullable<TrafficPolicy['outlierDetection']>> = (
   });
 };
 
+// Istio's ClientTLSSettings. Files are paths on the sidecar's machine, read when it
+// connects; credentialName names a Kubernetes secret, which Tandem has no way to read.
+const clientTls: Read<ClientTls> = (n) => {
+  const f = fields(n, ['mode', 'sni', 'caCertificates', 'clientCertificate', 'privateKey', 'subjectAltNames', 'insecureSkipVerify', 'credentialName', 'caCrl']);
+  if (f.has('credentialName')) n.at('credentialName').fail('not supported by Tandem (no Kubernetes secrets): use clientCertificate, privateKey and caCertificates files');
+  if (f.has('caCrl')) n.at('caCrl').fail('not supported by Tandem');
+  const mode = f.opt('mode', oneOf('DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL')) ?? 'DISABLE';
+  const tls: ClientTls = defined({
+    mode,
+    sni: f.opt('sni', nonEmpty),
+    caCertificates: f.opt('caCertificates', nonEmpty),
+    clientCertificate: f.opt('clientCertificate', nonEmpty),
+    privateKey: f.opt('privateKey', nonEmpty),
+    subjectAltNames: f.opt('subjectAltNames', list(nonEmpty)),
+    insecureSkipVerify: f.opt('insecureSkipVerify', bool) || undefined,
+  });
+  if (mode === 'MUTUAL' && (!tls.clientCertificate || !tls.privateKey)) n.fail('mode MUTUAL needs clientCertificate and privateKey');
+  if (mode !== 'MUTUAL' && (tls.clientCertificate || tls.privateKey)) n.fail(`clientCertificate and privateKey are only for mode MUTUAL, not ${mode}`);
+  if (mode === 'DISABLE' && (tls.caCertificates || tls.sni || tls.subjectAltNames || tls.insecureSkipVerify)) {
+    n.fail('caCertificates, sni, subjectAltNames and insecureSkipVerify mean nothing with mode DISABLE');
+  }
+  // the mesh root and the workload certificate are the mesh's own under ISTIO_MUTUAL
+  if (mode === 'ISTIO_MUTUAL' && (tls.caCertificates || tls.insecureSkipVerify)) n.fail('caCertificates and insecureSkipVerify are only for modes SIMPLE and MUTUAL');
+  return tls;
+};
+
 const trafficPolicy: Read<TrafficPolicy> = (n) => {
-  const f = fields(n, ['loadBalancer', 'connectionPool', 'outlierDetection']);
+  const f = fields(n, ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls']);
   return defined({
+    tls: f.opt('tls', clientTls),
     loadBalancer: f.opt('loadBalancer', loadBalancer),
     connectionPool: f.opt('connectionPool', connectionPool),
     outlierDetection: f.opt('outlierDetection', outlierDetection),

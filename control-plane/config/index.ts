@@ -1,5 +1,5 @@
 // Public surface of the config package.
-export { parseDuration } from './duration';
+export { parseDuration } from '../../common/duration';
 export { fqdn } from './hosts';
 export { ConfigError } from './errors';
 export { validateDocuments, type RawDocument, type ValidateOptions } from './validate';

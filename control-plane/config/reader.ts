@@ -1,7 +1,7 @@
 // Typed readers over parsed YAML. Every value carries its field path, so any failure
 // names exactly where it happened (spec.http[0].route[1].weight).
 
-import { parseDuration } from './duration';
+import { parseDuration } from '../../common/duration';
 import { FieldError } from './errors';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;

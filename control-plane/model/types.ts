@@ -97,7 +97,21 @@ export interface ConsistentHash {
   useSourceIp?: boolean;
 }
 
+/** DestinationRule `tls`: how the client sidecar talks to the destination. */
+export interface ClientTls {
+  /** ISTIO_MUTUAL (mesh mTLS, the default for mesh services), DISABLE, SIMPLE or MUTUAL (TLS the sidecar originates) */
+  mode: 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+  sni?: string;
+  /** files on the sidecar's machine, as in Istio */
+  caCertificates?: string;
+  clientCertificate?: string;
+  privateKey?: string;
+  subjectAltNames?: string[];
+  insecureSkipVerify?: boolean;
+}
+
 export interface TrafficPolicy {
+  tls?: ClientTls;
   loadBalancer?: { simple?: LbSimple; consistentHash?: ConsistentHash };
   connectionPool?: {
     tcp?: { maxConnections?: number; connectTimeoutMs?: number };
@@ -158,27 +172,78 @@ export interface ServiceEntry {
   source: Source;
 }
 
-export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+/** A resolved mTLS mode; UNSET is not one (it means "inherit" and is absent in the model). */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 export interface PeerAuthentication {
   name: string;
   namespace: string;
   /** absent: namespace-wide (or mesh-wide when in the root namespace) */
   selector?: Record<string, string>;
-  mode: MtlsMode;
+  /** absent: UNSET (or no `mtls`), inherit from the level above */
+  mode?: MtlsMode;
+  /** port -> mode; undefined: UNSET, inherit from this policy's mode. Only with a selector. */
+  portLevelMtls?: Record<number, MtlsMode | undefined>;
   source: Source;
 }
 
-export interface AuthorizationRule {
-  from?: { principals?: string[] }[];
-  to?: { methods?: string[]; paths?: string[] }[];
+/**
+ * Istio's Source. Values are as written, except that principals are matched with
+ * "spiffe://" in front and serviceAccounts may omit the namespace (the policy's). An
+ * absent list, like an empty one, does not constrain.
+ */
+export interface AuthorizationSource {
+  principals?: string[];
+  notPrincipals?: string[];
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  /** CIDRs or bare IPs */
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+  /** "sa" or "ns/sa" */
+  serviceAccounts?: string[];
+  notServiceAccounts?: string[];
 }
+
+export interface AuthorizationOperation {
+  hosts?: string[];
+  notHosts?: string[];
+  ports?: number[];
+  notPorts?: number[];
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+}
+
+/** Istio's Condition; `key` is one of the attributes listed in config/security.ts. */
+export interface AuthorizationCondition {
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
+export interface AuthorizationRule {
+  /** absent: from anyone; several: any of them */
+  from?: AuthorizationSource[];
+  /** absent: any operation; several: any of them */
+  to?: AuthorizationOperation[];
+  /** all of them must hold */
+  when?: AuthorizationCondition[];
+}
+
+export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT';
 
 export interface AuthorizationPolicy {
   name: string;
   namespace: string;
-  action: 'ALLOW' | 'DENY';
+  action: AuthorizationAction;
   selector?: Record<string, string>;
+  /** empty: ALLOW matches nothing (allow-nothing); DENY always has rules */
   rules: AuthorizationRule[];
   source: Source;
 }

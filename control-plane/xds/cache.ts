@@ -3,21 +3,23 @@
 import { EventEmitter } from 'node:events';
 import type { MeshConfig } from '../model/types';
 import { emptyMeshConfig } from '../model/types';
-import type { WorkloadInfo } from '../../proto/node-meta';
-import { Snapshot } from './snapshot';
+import type { Workload } from '../model/workload';
+import { Snapshot, type SnapshotOptions } from './snapshot';
 
 export class SnapshotCache extends EventEmitter {
   private config: MeshConfig = emptyMeshConfig();
-  private readonly workloads = new Map<string, WorkloadInfo>();
+  private readonly workloads = new Map<string, Workload>();
   private current: Snapshot;
   private generation = 0;
   private scheduled = false;
+  /** the workloads changed since `current` was built */
+  private stale = false;
   /** when the change being built was first seen, for push-convergence figures */
   changedAt = 0;
 
-  constructor(private readonly domain: string) {
+  constructor(private readonly opts: SnapshotOptions) {
     super();
-    this.current = new Snapshot(0, this.config, [], domain);
+    this.current = new Snapshot(0, this.config, [], opts);
   }
 
   get snapshot(): Snapshot {
@@ -26,35 +28,42 @@ export class SnapshotCache extends EventEmitter {
 
   /** Throws, leaving the config in force, when the new config cannot be translated. */
   setConfig(config: MeshConfig): void {
-    new Snapshot(-1, config, [...this.workloads.values()], this.domain);
+    // built here, so a config that cannot be translated is refused at load, not later
+    const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts);
+    this.generation++;
     this.config = config;
-    this.schedule();
+    this.current = next;
+    this.schedule(false);
   }
 
   /** Register a sidecar's workload under its stream key; a second stream of the same key replaces it. */
-  addWorkload(key: string, w: WorkloadInfo): void {
+  addWorkload(key: string, w: Workload): void {
     this.workloads.set(key, w);
-    this.schedule();
+    this.schedule(true);
   }
 
   removeWorkload(key: string): void {
-    if (this.workloads.delete(key)) this.schedule();
+    if (this.workloads.delete(key)) this.schedule(true);
   }
 
-  private schedule(): void {
+  private schedule(rebuild: boolean): void {
     if (!this.changedAt) this.changedAt = Date.now();
+    this.stale ||= rebuild;
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
       const changedAt = this.changedAt;
       this.changedAt = 0;
-      try {
-        this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.domain);
-      } catch (err) {
-        // A config that validates but cannot be translated must not take the mesh down.
-        this.emit('buildError', err);
-        return;
+      if (this.stale) {
+        this.stale = false;
+        try {
+          this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts);
+        } catch (err) {
+          // A config that validates but cannot be translated must not take the mesh down.
+          this.emit('buildError', err);
+          return;
+        }
       }
       this.emit('snapshot', this.current, changedAt);
     });

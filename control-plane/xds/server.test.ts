@@ -6,7 +6,7 @@ import { unpack } from '../../proto/any';
 import { nodeFromWorkload, type WorkloadInfo } from '../../proto/node-meta';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { SnapshotCache } from './cache';
-import { AdsServer, type AdsEvents } from './server';
+import { AdsServer, type AdsEvents, type StreamPolicy } from './server';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -51,6 +51,12 @@ const config = (v1 = 90, v2 = 10, extra = '') => parseConfigText(meshYaml(v1, v2
 
 class FakeStream extends EventEmitter {
   readonly sent: DiscoveryResponse[] = [];
+  /** the status a refusal ended the call with (grpc-js turns an 'error' event into it) */
+  status?: { code: number; details: string };
+  constructor() {
+    super();
+    this.on('error', (e: { code: number; details: string }) => (this.status ??= { code: e.code, details: e.details }));
+  }
   ended = false;
   destroyed?: Error;
   metadataSent = 0;
@@ -93,7 +99,7 @@ interface Recorded {
 }
 
 async function setup(cfg = config()) {
-  const cache = new SnapshotCache('cluster.local');
+  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' });
   cache.setConfig(cfg);
   await tick();
   const rec: Recorded = { pushes: [], nacks: [], acks: [], streams: [] };
@@ -104,13 +110,20 @@ async function setup(cfg = config()) {
     onStreamsChanged: (n) => rec.streams.push(n),
   };
   const server = new AdsServer(cache, events, 0);
-  const connect = () => {
+  const connect = (policy: StreamPolicy = peerPolicy('reviews')) => {
     const s = new FakeStream();
-    server.handle(s as unknown as AdsStream);
+    server.handle(s as unknown as AdsStream, policy);
     return s;
   };
   return { cache, server, rec, connect };
 }
+
+// A stream whose certificate (checked by grpc-js and peerIdentity, tested elsewhere) says
+// default/<sa> and allows the given services.
+const peerPolicy = (sa: string, services = [sa], register = true): StreamPolicy => ({
+  register,
+  authenticate: () => ({ spiffeId: `spiffe://cluster.local/ns/default/sa/${sa}`, namespace: 'default', serviceAccount: sa, services, certExpires: new Date(0), serial: '01' }),
+});
 
 const infoOf = (server: AdsServer, i = 0) => [...server.streams.values()][i];
 
@@ -236,17 +249,32 @@ describe('AdsServer: versions, nonces, ACK and NACK', () => {
     expect(rec.acks).toEqual([]);
     expect(rec.nacks).toEqual([]);
     expect(s.sent).toHaveLength(2);
+    // a stale request that names other resources changes nothing either (the case the guard is for)
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['reviews'], version_info: first.version_info, response_nonce: first.nonce });
+    expect(st.names).toEqual(['outbound']);
+    expect(s.sent).toHaveLength(2);
     // the current nonce is still accepted
     s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'], version_info: second.version_info, response_nonce: second.nonce });
     expect(st.ackedVersion).toBe(second.version_info);
   });
 
-  it('ignores requests of a type it does not serve', async () => {
+  it('takes "*" as the wildcard, also beside named resources', async () => {
     const { connect } = await setup();
     const s = connect();
-    s.send({ type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret' });
+    s.send({ type_url: TypeUrl.Cluster, resource_names: ['*', C_V1] });
+    expect(names(s.last(TypeUrl.Cluster), TypeUrl.Cluster)).toContain(C_RATINGS);
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['*', C_V1] });
+    expect(names(s.last(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment)).toEqual([C_V1]);
+  });
+
+  it('answers a type it does not serve with no resources, once, and ignores a request without a type', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    const SECRET = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
+    s.send({ type_url: SECRET, resource_names: ['default'] });
+    s.send({ type_url: SECRET, resource_names: ['default'], response_nonce: s.sent[0]?.nonce });
     s.send({});
-    expect(s.sent).toEqual([]);
+    expect(s.sent.map((r) => [r.type_url, r.resources.length])).toEqual([[SECRET, 0]]);
   });
 });
 
@@ -354,7 +382,7 @@ describe('AdsServer: subscriptions', () => {
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_RATINGS] });
     ack(s, TypeUrl.ClusterLoadAssignment, [C_RATINGS]);
     const mark = s.sent.length;
-    cache.addWorkload('other', workload('r1', 'v1', 15106));
+    cache.addWorkload('other', { ...workload('r1', 'v1', 15106), identity: '' });
     await tick();
     expect(s.since(mark)).toEqual([]);
   });
@@ -453,7 +481,8 @@ describe('AdsServer: sidecar registration', () => {
     const sidecar = connect();
     sidecar.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(w) });
     const info = infoOf(server, 1);
-    expect(info.workload).toEqual(w);
+    expect(info.workload).toEqual({ ...w, identity: 'spiffe://cluster.local/ns/default/sa/reviews' });
+    expect(info.registered).toBe(true);
     expect(info.node?.id).toBe('reviews-v1-abc');
     await tick();
 
@@ -519,5 +548,81 @@ describe('AdsServer: sidecar registration', () => {
     a.emit('end');
     await tick();
     expect(endpointsOf(watcher.last(TypeUrl.ClusterLoadAssignment), C_V1)).toEqual(['127.0.0.1:15107']);
+  });
+});
+
+describe('AdsServer: who may register', () => {
+  const endpointsSeen = async (connect: (p?: StreamPolicy) => FakeStream) => {
+    const watcher = connect();
+    watcher.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_REVIEWS] });
+    await tick();
+    return endpointsOf(watcher.last(TypeUrl.ClusterLoadAssignment), C_REVIEWS);
+  };
+
+  it('refuses a stream the port does not authenticate with the status the policy says, and registers nothing', async () => {
+    const { server, connect, rec } = await setup();
+    const { CallRefused } = await import('../identity/peer');
+    const s = connect({
+      register: true,
+      authenticate: () => {
+        throw new CallRefused(16, 'NO_CERTIFICATE', 'ADS on this port needs a workload certificate');
+      },
+    });
+    expect(s.status).toEqual({ code: 16, details: 'ADS on this port needs a workload certificate' });
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('x', 'v1', 15106)) });
+    expect(server.streams.size).toBe(0);
+    expect(rec.streams).toEqual([]);
+    expect(await endpointsSeen(connect)).toEqual([]);
+  });
+
+  it('refuses, with PERMISSION_DENIED, a node whose service account differs from its certificate', async () => {
+    const { server, connect } = await setup();
+    const s = connect(peerPolicy('ratings', ['reviews']));
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('liar', 'v1', 15106)) });
+    expect(s.status?.code).toBe(7);
+    expect(s.status?.details).toMatch(/service account reviews.*spiffe:\/\/cluster.local\/ns\/default\/sa\/ratings/);
+    expect([...server.streams.values()].some((i) => i.registered)).toBe(false);
+    expect(await endpointsSeen(connect)).toEqual([]);
+  });
+
+  it('refuses, with PERMISSION_DENIED, a service the bootstrap token did not allow', async () => {
+    const { connect } = await setup();
+    const s = connect(peerPolicy('reviews', ['details']));
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('r', 'v1', 15106)) });
+    expect(s.status?.code).toBe(7);
+    expect(s.status?.details).toMatch(/claims service reviews.*allowed: details/);
+    expect(await endpointsSeen(connect)).toEqual([]);
+  });
+
+  it('refuses, with INVALID_ARGUMENT, an inbound address peers could not use', async () => {
+    const { connect } = await setup();
+    for (const addr of ['bad host!:15006', '127.0.0.1:99999999', '127.0.0.1', ':80']) {
+      const s = connect();
+      s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload({ ...workload('r', 'v1', 1), inboundAddress: addr }) });
+      expect(s.status?.code, addr).toBe(3);
+    }
+    expect(await endpointsSeen(connect)).toEqual([]);
+  });
+
+  it('serves a sidecar on a port that never registers, without making it an endpoint', async () => {
+    const { server, connect } = await setup();
+    const s = connect({ register: false, authenticate: () => undefined });
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('plain', 'v1', 15106)) });
+    expect(s.status).toBeUndefined();
+    expect(s.last(TypeUrl.Cluster)?.resources.length).toBeGreaterThan(0);
+    expect(infoOf(server).registered).toBe(false);
+    expect(await endpointsSeen(connect)).toEqual([]);
+  });
+
+  it('registers the certificate identity with the endpoint, for peers to check', async () => {
+    const { connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('r', 'v1', 15106)) });
+    const watcher = connect();
+    watcher.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_REVIEWS] });
+    await tick();
+    const cla = unpack<Obj>(watcher.last(TypeUrl.ClusterLoadAssignment)!.resources[0], TypeUrl.ClusterLoadAssignment);
+    const meta = cla.endpoints[0].lb_endpoints[0].metadata.filter_metadata.tandem.fields;
+    expect(meta.identity).toEqual({ stringValue: 'spiffe://cluster.local/ns/default/sa/reviews' });
   });
 });

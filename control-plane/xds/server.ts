@@ -1,9 +1,12 @@
 // "How to speak xDS": ADS State of the World over one gRPC stream per client. Each
-// type has its own subscription, version, nonce, acked version and last NACK.
+// type has its own subscription, version, nonce, acked version and last NACK. Who may
+// connect, and whether a stream may register its workload, is the port's StreamPolicy.
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DiscoveryRequest, XdsNode } from '../../proto/ads';
 import { isXdsType, TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
-import { workloadFromNode, type WorkloadInfo } from '../../proto/node-meta';
+import { workloadFromNode } from '../../proto/node-meta';
+import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
+import { validateWorkload, type Workload } from '../model/workload';
 import type { SnapshotCache } from './cache';
 import type { Snapshot } from './snapshot';
 
@@ -27,11 +30,22 @@ export interface TypeState {
 export interface StreamInfo {
   key: string;
   node?: XdsNode;
-  workload?: WorkloadInfo;
+  /** the sidecar behind the stream; registered as an endpoint only when `registered` */
+  workload?: Workload;
+  registered: boolean;
+  peer?: PeerIdentity;
   connectedAt: number;
   types: Map<XdsTypeUrl, TypeState>;
   /** a reconnecting client held through the warm-up: no pushes before this time */
   heldUntil?: number;
+}
+
+/** What one listening port demands of its clients. */
+export interface StreamPolicy {
+  /** the verified caller (undefined where the port serves anyone); throws CallRefused */
+  authenticate(call: AdsStream): PeerIdentity | undefined;
+  /** whether a sidecar on this port becomes an endpoint of its service */
+  register: boolean;
 }
 
 export interface AdsEvents {
@@ -39,6 +53,8 @@ export interface AdsEvents {
   onNack?(info: StreamInfo, type: XdsTypeUrl, message: string): void;
   onAck?(info: StreamInfo, type: XdsTypeUrl, version: string, changeSeenAt?: number): void;
   onStreamsChanged?(count: number): void;
+  onRefused?(reason: string, message: string, peer?: PeerIdentity): void;
+  onUnknownType?(info: StreamInfo, typeUrl: string): void;
 }
 
 const WILDCARD_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
@@ -75,9 +91,16 @@ export class AdsServer {
 
   private readonly writers = new Map<string, AdsStream>();
 
-  handle = (call: AdsStream): void => {
+  handle(call: AdsStream, policy: StreamPolicy): void {
+    let peer: PeerIdentity | undefined;
+    try {
+      peer = policy.authenticate(call);
+    } catch (err) {
+      this.refuse(call, err);
+      return;
+    }
     const key = `s${++this.seq}`;
-    const info: StreamInfo = { key, connectedAt: Date.now(), types: new Map() };
+    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map() };
     this.streams.set(key, info);
     this.writers.set(key, call);
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
@@ -86,15 +109,16 @@ export class AdsServer {
     const close = () => {
       if (!this.streams.delete(key)) return;
       this.writers.delete(key);
-      this.cache.removeWorkload(key);
+      if (info.registered) this.cache.removeWorkload(key);
       this.events.onStreamsChanged?.(this.streams.size);
     };
     call.on('data', (req: DiscoveryRequest) => {
+      if (!this.streams.has(key)) return;
       try {
-        this.onRequest(info, req);
+        this.onRequest(info, req, policy);
       } catch (err) {
-        call.destroy(err as Error);
         close();
+        this.refuse(call, err, peer);
       }
     });
     call.on('end', () => {
@@ -103,16 +127,56 @@ export class AdsServer {
     });
     call.on('error', close);
     call.on('close', close);
-  };
+  }
 
-  private onRequest(info: StreamInfo, req: DiscoveryRequest): void {
-    if (!info.node && req.node) {
-      info.node = req.node;
-      info.workload = workloadFromNode(req.node);
-      if (info.workload) this.cache.addWorkload(info.key, info.workload);
+  private refuse(call: AdsStream, err: unknown, peer?: PeerIdentity): void {
+    const r = err instanceof CallRefused ? err : new CallRefused(grpc.status.INTERNAL, 'INTERNAL', (err as Error).message, { cause: err });
+    this.events.onRefused?.(r.reason, r.message, peer);
+    refuse(call, r);
+  }
+
+  private identify(info: StreamInfo, node: XdsNode, policy: StreamPolicy): void {
+    info.node = node;
+    const w = workloadFromNode(node);
+    if (!w) return; // a proxyless gRPC client: config only
+    const p = info.peer;
+    if (!policy.register || !p) {
+      info.workload = { ...w, identity: '' };
+      return;
     }
+    if (w.namespace !== p.namespace || w.serviceAccount !== p.serviceAccount) {
+      throw new CallRefused(
+        grpc.status.PERMISSION_DENIED,
+        'IDENTITY_MISMATCH',
+        `node ${node.id} claims namespace ${w.namespace} service account ${w.serviceAccount}, but its certificate is ${p.spiffeId}`,
+      );
+    }
+    if (!p.services.includes(w.service)) {
+      throw new CallRefused(
+        grpc.status.PERMISSION_DENIED,
+        'SERVICE_NOT_ALLOWED',
+        `node ${node.id} claims service ${w.service}, which the bootstrap token behind ${p.spiffeId} does not allow (allowed: ${p.services.join(', ') || 'none'})`,
+      );
+    }
+    const problem = validateWorkload(w);
+    if (problem) throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'BAD_NODE', `node ${node.id}: ${problem}`);
+    info.workload = { ...w, identity: p.spiffeId };
+    info.registered = true;
+    this.cache.addWorkload(info.key, info.workload);
+  }
+
+  private onRequest(info: StreamInfo, req: DiscoveryRequest, policy: StreamPolicy): void {
+    if (!info.node && req.node) this.identify(info, req.node, policy);
     const type = req.type_url ?? '';
-    if (!isXdsType(type)) return;
+    if (!isXdsType(type)) {
+      // SDS, RTDS, …: nothing is served under them; say so rather than leave the client waiting
+      if (!info.types.has(type as XdsTypeUrl) && type) {
+        this.events.onUnknownType?.(info, type);
+        info.types.set(type as XdsTypeUrl, { names: [] });
+        this.writers.get(info.key)?.write({ version_info: '', type_url: type, nonce: String(++this.nonce), resources: [] });
+      }
+      return;
+    }
     let st = info.types.get(type);
     const isNew = !st;
     // stale: a newer response is in flight (a nonce from before this stream sent anything is not stale, just old)
@@ -131,11 +195,7 @@ export class AdsServer {
         st.pendingSince = undefined;
       }
     }
-    const requested = req.resource_names ?? [];
-    // An empty list means "everything" only on a type's first request (or while already
-    // wildcard); after named subscriptions it means "nothing any more".
-    const wildcard = requested.length === 0 && WILDCARD_TYPES.includes(type) && (isNew || st.names === null);
-    const names = wildcard ? null : [...requested].sort();
+    const names = subscription(type, req.resource_names ?? [], isNew || st.names === null);
     const changed = isNew || !sameNames(st.names, names);
     st.names = names;
     if (isNew && req.version_info) {
@@ -149,21 +209,22 @@ export class AdsServer {
         return;
       }
     }
-    if (changed) this.push(info, type, this.cache.snapshot, true);
+    // held through the warm-up, a subscription change is answered when it ends
+    if (changed && info.heldUntil === undefined) this.push(info, type, this.cache.snapshot, true);
   }
 
   private pushAll(info: StreamInfo, snap: Snapshot, changedAt: number): void {
     // Held through the warm-up, the client is answered once, when it ends: snapshots built
     // meanwhile (others reconnecting) would hand it endpoint sets with sidecars missing.
     if (info.heldUntil !== undefined) return;
-    for (const type of info.types.keys()) this.push(info, type, snap, false, changedAt);
+    for (const type of info.types.keys()) if (isXdsType(type)) this.push(info, type, snap, false, changedAt);
   }
 
   private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, subscriptionChanged = false, changedAt = Date.now()): void {
     const call = this.writers.get(info.key);
     const st = info.types.get(type);
     if (!call || !st) return;
-    const set = snap.served(type, st.names);
+    const set = snap.served(type, st.names, info.workload);
     const held = st.sentVersion ?? st.ackedVersion;
     if (set.version === held && !(subscriptionChanged && st.sentVersion !== undefined)) return;
     st.sentVersion = set.version;
@@ -174,11 +235,26 @@ export class AdsServer {
   }
 }
 
+/**
+ * The names a request subscribes to; null is the wildcard. An empty list means
+ * "everything" only on a type's first request (or while already wildcard); after named
+ * subscriptions it means "nothing any more". "*" is the explicit wildcard, and with
+ * other names beside it those are served too — for Listener and Cluster, the wildcard
+ * already includes them.
+ */
+function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildcard: boolean): string[] | null {
+  const wildcardType = WILDCARD_TYPES.includes(type);
+  if (requested.includes('*')) return wildcardType ? null : [...new Set(requested.filter((n) => n !== '*'))].sort();
+  if (requested.length === 0 && wildcardType && mayBeImplicitWildcard) return null;
+  return [...new Set(requested)].sort();
+}
+
 function sameNames(a: string[] | null, b: string[] | null): boolean {
   if (a === null || b === null) return a === b;
   return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
-export function adsHandlers(server: AdsServer): grpc.UntypedServiceImplementation {
-  return { StreamAggregatedResources: server.handle as grpc.handleBidiStreamingCall<unknown, unknown> };
+export function adsHandlers(server: AdsServer, policy: StreamPolicy): grpc.UntypedServiceImplementation {
+  const handle = (call: AdsStream) => server.handle(call, policy);
+  return { StreamAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown> };
 }

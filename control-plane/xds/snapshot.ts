@@ -3,12 +3,13 @@
 // for whatever service name a client dials, and cached for the snapshot's life.
 import { createHash } from 'node:crypto';
 import type { MeshConfig, VirtualService } from '../model/types';
-import type { WorkloadInfo } from '../../proto/node-meta';
+import type { Workload } from '../model/workload';
 import { collectServices, resolveService, type Service } from '../model/services';
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
-import { OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
-import { defaultRoute, destinationCluster, translateHttpRoute } from './translate-route';
+import { INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
+import { defaultRoute, destinationPort, translateHttpRoute } from './translate-route';
+import { inboundListener, inboundKey } from './translate-inbound';
 import { clusterSpecs, translateCluster, translateEndpoints } from './translate-cluster';
 
 type Obj = Record<string, unknown>;
@@ -41,6 +42,13 @@ function hcm(statPrefix: string, routeName: string): AnyMessage {
   });
 }
 
+export interface SnapshotOptions {
+  /** DNS domain of short service names */
+  domain: string;
+  /** SPIFFE trust domain of workload identities */
+  trustDomain: string;
+}
+
 export class Snapshot {
   readonly services: Map<string, Service>;
   private readonly fixed: Record<XdsTypeUrl, Map<string, Resource>>;
@@ -49,16 +57,22 @@ export class Snapshot {
   constructor(
     readonly generation: number,
     readonly config: MeshConfig,
-    readonly workloads: WorkloadInfo[],
-    readonly domain: string,
+    readonly workloads: Workload[],
+    readonly opts: SnapshotOptions,
   ) {
+    const domain = opts.domain;
     this.services = collectServices(config, workloads, domain);
     for (const vs of config.virtualServices) for (const h of vs.hosts) if (!this.vsByHost.has(h)) this.vsByHost.set(h, vs);
-    const referenced = new Set<string>();
+    const referenced = new Map<string, Set<number>>();
+    const reference = (d: { host: string; port?: number }) => {
+      const ports = referenced.get(d.host) ?? new Set<number>();
+      ports.add(destinationPort(d, this.services));
+      referenced.set(d.host, ports);
+    };
     for (const vs of config.virtualServices) {
       for (const r of vs.http) {
-        for (const d of r.route) referenced.add(destinationCluster(d.destination, this.services));
-        if (r.mirror) referenced.add(destinationCluster(r.mirror, this.services));
+        for (const d of r.route) reference(d.destination);
+        if (r.mirror) reference(r.mirror);
       }
     }
     const specs = clusterSpecs(config, this.services, referenced);
@@ -96,13 +110,28 @@ export class Snapshot {
    * The resources of one type a subscriber gets: every resource for a wildcard
    * subscription (names null), else the named ones that exist.
    */
-  served(type: XdsTypeUrl, names: string[] | null): ServedSet {
+  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload): ServedSet {
     const fixed = this.fixed[type];
     let list: Resource[];
     if (names === null) list = [...fixed.values()];
-    else list = names.map((n) => fixed.get(n) ?? this.onDemand(type, n)).filter((r): r is Resource => !!r);
+    else list = names.filter((n) => n !== INBOUND_LISTENER).map((n) => fixed.get(n) ?? this.onDemand(type, n)).filter((r): r is Resource => !!r);
+    // a sidecar's own inbound listener: its mTLS mode and authorization policies
+    if (type === TypeUrl.Listener && workload && (names === null || names.includes(INBOUND_LISTENER))) list.push(this.inbound(workload));
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { version: versionOf(list), resources: list };
+  }
+
+  // workloads alike in what policy can select (namespace, labels, port) share one listener
+  private readonly inboundCache = new Map<string, Resource>();
+
+  private inbound(w: Workload): Resource {
+    const key = inboundKey(w);
+    let r = this.inboundCache.get(key);
+    if (!r) {
+      r = res(TypeUrl.Listener, INBOUND_LISTENER, inboundListener(w, this.config, this.opts.trustDomain));
+      this.inboundCache.set(key, r);
+    }
+    return r;
   }
 
   private readonly demandCache = new Map<string, Resource | null>();

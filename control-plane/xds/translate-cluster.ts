@@ -1,8 +1,9 @@
 // Services, DestinationRules and endpoints -> Envoy Cluster and ClusterLoadAssignment objects.
 import type { DestinationRule, MeshConfig, TrafficPolicy } from '../model/types';
 import type { Service } from '../model/services';
-import type { WorkloadInfo } from '../../proto/node-meta';
+import type { Workload } from '../model/workload';
 import { meshFqdn } from '../model/services';
+import { transportSocket } from './translate-tls';
 import { clusterName } from './names';
 import { duration } from './translate-route';
 import { toStruct } from '../../proto/struct';
@@ -13,12 +14,14 @@ export interface ClusterSpec {
   name: string;
   service: Service;
   port: number;
+  /** '' for the whole service */
+  subset: string;
   labels: Record<string, string>;
   policy?: TrafficPolicy;
 }
 
 /** Every cluster: one per service port in use, plus one per DestinationRule subset. */
-export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Set<string>): ClusterSpec[] {
+export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Map<string, Set<number>>): ClusterSpec[] {
   const drByHost = new Map<string, DestinationRule>();
   for (const dr of config.destinationRules) if (!drByHost.has(dr.host)) drByHost.set(dr.host, dr);
   const out = new Map<string, ClusterSpec>();
@@ -27,10 +30,10 @@ export function clusterSpecs(config: MeshConfig, services: Map<string, Service>,
     const dr = drByHost.get(s.fqdn);
     for (const port of ports.get(s.fqdn) ?? [s.defaultPort]) {
       const base = clusterName(s.fqdn, port);
-      out.set(base, { name: base, service: s, port, labels: {}, policy: dr?.trafficPolicy });
+      out.set(base, { name: base, service: s, port, subset: '', labels: {}, policy: dr?.trafficPolicy });
       for (const sub of dr?.subsets ?? []) {
         const name = clusterName(s.fqdn, port, sub.name);
-        out.set(name, { name, service: s, port, labels: sub.labels, policy: mergePolicy(dr?.trafficPolicy, sub.trafficPolicy) });
+        out.set(name, { name, service: s, port, subset: sub.name, labels: sub.labels, policy: mergePolicy(dr?.trafficPolicy, sub.trafficPolicy) });
       }
     }
   }
@@ -38,14 +41,11 @@ export function clusterSpecs(config: MeshConfig, services: Map<string, Service>,
 }
 
 // Routes may name a port other than the service's default: give each such port its clusters.
-function portsByHost(config: MeshConfig, services: Map<string, Service>, referenced: Set<string>): Map<string, Set<number>> {
+function portsByHost(config: MeshConfig, services: Map<string, Service>, referenced: Map<string, Set<number>>): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
   for (const s of services.values()) out.set(s.fqdn, new Set([s.defaultPort]));
   for (const se of config.serviceEntries) for (const h of se.hosts) for (const p of se.ports) out.get(h)?.add(p.number);
-  for (const name of referenced) {
-    const [, port, , host] = name.split('|');
-    out.get(host)?.add(Number(port));
-  }
+  for (const [host, ports] of referenced) for (const port of ports) out.get(host)?.add(port);
   return out;
 }
 
@@ -70,6 +70,8 @@ export function translateCluster(c: ClusterSpec): Obj {
       },
     },
   };
+  const ts = transportSocket(c);
+  if (ts) cluster.transport_socket = ts;
   const pool = p?.connectionPool;
   if (pool) {
     const t: Obj = {};
@@ -107,8 +109,8 @@ function lbPolicy(p?: TrafficPolicy): string {
 const matches = (labels: Record<string, string>, want: Record<string, string>) =>
   Object.entries(want).every(([k, v]) => labels[k] === v);
 
-export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads: WorkloadInfo[], domain: string): Obj {
-  const eps: { address: string; port: number; labels: Record<string, string> }[] = [];
+export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads: Workload[], domain: string): Obj {
+  const eps: { address: string; port: number; labels: Record<string, string>; identity?: string }[] = [];
   if (c.service.mesh) {
     const seen = new Set<string>();
     for (const w of workloads) {
@@ -116,7 +118,7 @@ export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads
       if (seen.has(w.inboundAddress)) continue;
       seen.add(w.inboundAddress);
       const i = w.inboundAddress.lastIndexOf(':');
-      eps.push({ address: w.inboundAddress.slice(0, i), port: Number(w.inboundAddress.slice(i + 1)), labels: w.labels });
+      eps.push({ address: w.inboundAddress.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(w.inboundAddress.slice(i + 1)), labels: w.labels, identity: w.identity });
     }
   } else {
     for (const se of config.serviceEntries) {
@@ -142,7 +144,8 @@ export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads
               load_balancing_weight: { value: 1 },
               metadata: {
                 filter_metadata: {
-                  tandem: toStruct({ labels: e.labels }),
+                  // the SPIFFE ID peers must present on this address (SPEC section 5)
+                  tandem: toStruct(e.identity ? { labels: e.labels, identity: e.identity } : { labels: e.labels }),
                 },
               },
             })),

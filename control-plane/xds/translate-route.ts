@@ -11,9 +11,12 @@ export function duration(ms: number): Obj {
   return { seconds: Math.floor(ms / 1000), nanos: Math.round((ms % 1000) * 1e6) };
 }
 
+export function destinationPort(d: Destination, services: Map<string, Service>): number {
+  return d.port ?? services.get(d.host)?.defaultPort ?? 80;
+}
+
 export function destinationCluster(d: Destination, services: Map<string, Service>): string {
-  const port = d.port ?? services.get(d.host)?.defaultPort ?? 80;
-  return clusterName(d.host, port, d.subset ?? '');
+  return clusterName(d.host, destinationPort(d, services), d.subset ?? '');
 }
 
 function stringMatcher(m: StringMatch): Obj {

@@ -93,7 +93,7 @@ const WORKLOADS: WorkloadInfo[] = [
 ];
 
 const build = (yaml = YAML, workloads = WORKLOADS, generation = 1) =>
-  new Snapshot(generation, parseConfigText(yaml, 'mesh.yaml'), workloads, 'cluster.local');
+  new Snapshot(generation, parseConfigText(yaml, 'mesh.yaml'), workloads.map((w) => ({ identity: '', ...w })), { domain: 'cluster.local', trustDomain: 'cluster.local' });
 
 function decoded(snap: Snapshot, type: XdsTypeUrl, names: string[] | null = null): Map<string, Obj> {
   const set = snap.served(type, names);

@@ -2,14 +2,24 @@
 // HTTP/2 session per peer (the sidecar-to-sidecar hop); H1Dispatcher keeps a
 // keep-alive pool (applications and plaintext ServiceEntry endpoints).
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as http2 from 'node:http2';
+import * as tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { classifyUpstreamError, ConnectFailureError } from './errors';
 
+/** How to reach a TLS endpoint; `key` names what sessions may be shared under (address and expected identity). */
+export interface TlsTarget {
+  key: string;
+  options(): tls.ConnectionOptions;
+}
+
 export interface Target {
   host: string;
   port: number;
+  /** absent: plaintext */
+  tls?: TlsTarget;
 }
 
 export interface UpstreamRequest {
@@ -42,13 +52,19 @@ export interface Dispatcher {
 export class H2Dispatcher implements Dispatcher {
   private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; ready: Promise<void> }>();
 
-  constructor(private readonly scheme: 'http' | 'https' = 'http', private readonly connectOpts: http2.SecureClientSessionOptions = {}) {}
-
   private session(t: Target, connectTimeoutMs: number): { session: http2.ClientHttp2Session; ready: Promise<void> } {
-    const key = `${t.host}:${t.port}`;
+    const key = t.tls ? t.tls.key : `${t.host}:${t.port}`;
     const cur = this.sessions.get(key);
     if (cur && !cur.session.closed && !cur.session.destroyed) return cur;
-    const session = http2.connect(`${this.scheme}://${key}`, this.connectOpts);
+    let session: http2.ClientHttp2Session;
+    try {
+      const tlsOptions = t.tls?.options();
+      session = tlsOptions
+        ? http2.connect(`https://${t.host}:${t.port}`, { createConnection: () => tls.connect(tlsOptions) })
+        : http2.connect(`http://${t.host}:${t.port}`);
+    } catch (err) {
+      throw new ConnectFailureError(`cannot connect to ${t.host}:${t.port}: ${(err as Error).message}`, { cause: err });
+    }
     const drop = () => {
       if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
     };
@@ -89,7 +105,7 @@ export class H2Dispatcher implements Dispatcher {
         ':method': req.method,
         ':path': req.path,
         ':authority': req.authority,
-        ':scheme': 'http',
+        ':scheme': t.tls ? 'https' : 'http',
       };
       let s: http2.ClientHttp2Stream;
       try {
@@ -131,22 +147,49 @@ export class H2Dispatcher implements Dispatcher {
 
 const IDLE_MS = 60_000;
 
+/** the idle timeout each upstream socket's server asked for, read from its last response */
+const idleHints = new WeakMap<Duplex, number>();
+
 // Keeps an idle upstream socket no longer than the server does: Node reads the server's
 // "Keep-Alive: timeout=N" only for an agent with a timeout of its own, which would also
 // replace each request's connect timeout. Unbounded, a socket the server is just closing
 // gets reused, and the request fails with a reset (503 UR).
-class IdleAgent extends http.Agent {
-  override keepSocketAlive(socket: Duplex): boolean {
-    const keep = (super.keepSocketAlive(socket) as unknown) !== false;
-    const res = (socket as { _httpMessage?: { res?: http.IncomingMessage } })._httpMessage?.res;
-    const hint = /^timeout=(\d+)/.exec(String(res?.headers['keep-alive'] ?? ''))?.[1];
-    (socket as Socket).setTimeout(hint ? Math.max(1000, Number(hint) * 1000 - 1000) : IDLE_MS);
-    return keep;
-  }
+function keepAliveWithin<A extends http.Agent>(agent: A): A {
+  const keep = agent.keepSocketAlive.bind(agent);
+  agent.keepSocketAlive = (socket: Duplex): boolean => {
+    const ok = (keep(socket) as unknown) !== false;
+    (socket as Socket).setTimeout(idleHints.get(socket) ?? IDLE_MS);
+    return ok;
+  };
+  return agent;
+}
+
+function rememberIdleHint(res: http.IncomingMessage): void {
+  const hint = /^timeout=(\d+)/.exec(String(res.headers['keep-alive'] ?? ''))?.[1];
+  if (hint) idleHints.set(res.socket, Math.max(1000, Number(hint) * 1000 - 1000));
 }
 
 export class H1Dispatcher implements Dispatcher {
-  private readonly agent = new IdleAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
+  private readonly agent = keepAliveWithin(new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 }));
+  /** one keep-alive pool per TLS target (its identity and settings are part of the key) */
+  private readonly tlsAgents = new Map<string, https.Agent>();
+
+  private agentFor(t: Target): http.Agent {
+    if (!t.tls) return this.agent;
+    let a = this.tlsAgents.get(t.tls.key);
+    if (!a) {
+      const target = t.tls;
+      a = keepAliveWithin(new https.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 }));
+      // the TLS options are read per connection: a rotated certificate applies to the next one
+      a.createConnection = ((_opts: unknown, cb?: (err: Error | null, s: Duplex) => void) => {
+        const s = tls.connect(target.options());
+        cb?.(null, s);
+        return s;
+      }) as typeof a.createConnection;
+      this.tlsAgents.set(t.tls.key, a);
+    }
+    return a;
+  }
 
   dispatch(t: Target, req: UpstreamRequest): InFlight {
     let creq: http.ClientRequest | undefined;
@@ -154,10 +197,13 @@ export class H1Dispatcher implements Dispatcher {
     const response = new Promise<UpstreamResponse>((resolve, reject) => {
       let connected = false;
       const headers = { ...req.headers, host: req.authority };
-      creq = http.request({ host: t.host, port: t.port, method: req.method, path: req.path, headers, agent: this.agent, timeout: req.connectTimeoutMs });
+      const agent = this.agentFor(t);
+      creq = (t.tls ? https : http).request({ host: t.host, port: t.port, method: req.method, path: req.path, headers, agent, timeout: req.connectTimeoutMs });
       creq.once('socket', (sock) => {
-        if (!sock.connecting) connected = true;
-        else sock.once('connect', () => (connected = true));
+        // a reused socket is connected already; a TLS one only once its handshake is done
+        const up = sock instanceof tls.TLSSocket ? sock.getProtocol() !== null : !sock.connecting;
+        if (up) connected = true;
+        else sock.once(t.tls ? 'secureConnect' : 'connect', () => (connected = true));
       });
       creq.once('timeout', () => {
         if (!connected) creq!.destroy(new ConnectFailureError(`connect to ${t.host}:${t.port} timed out after ${req.connectTimeoutMs}ms`));
@@ -165,6 +211,7 @@ export class H1Dispatcher implements Dispatcher {
       });
       creq.once('error', (err) => reject(aborted ?? classifyUpstreamError(err, connected)));
       creq.once('response', (res) => {
+        rememberIdleHint(res);
         const trailers = new Promise<http.IncomingHttpHeaders | undefined>((r) => res.once('end', () => r(Object.keys(res.trailers).length ? res.trailers : undefined)));
         resolve({ status: res.statusCode ?? 502, headers: res.headers, body: res, trailers });
       });
@@ -182,5 +229,6 @@ export class H1Dispatcher implements Dispatcher {
 
   close(): void {
     this.agent.destroy();
+    for (const a of this.tlsAgents.values()) a.destroy();
   }
 }

@@ -1,8 +1,11 @@
-// One listening socket that speaks HTTP/1.1 and h2c (prior knowledge) alike: the
-// first bytes of a connection decide. Limits from SPEC section 7 are set here.
+// One listening socket that speaks HTTP/1.1 and h2c (prior knowledge) alike, and, for
+// the inbound port, TLS too: the first bytes of a connection decide. Limits from SPEC
+// section 7 are set here.
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
+import { uriSanOf } from '../../certs/svid';
 
 export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type DownstreamResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -12,6 +15,33 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 export const MAX_HEADER_BYTES = 60 * 1024;
 export const HEADERS_TIMEOUT_MS = 10_000;
 
+/** What the connection a request came on proves about its peer. */
+export interface ConnectionInfo {
+  /** mutual TLS with a certificate the handshake verified */
+  mtls: boolean;
+  /** the peer's SPIFFE ID, from that certificate */
+  peerPrincipal?: string;
+  sni?: string;
+}
+
+const PLAINTEXT: ConnectionInfo = { mtls: false };
+/** keyed by the TLS socket (HTTP/1.1) or the HTTP/2 session (whose .socket is only a proxy of it) */
+const connections = new WeakMap<object, ConnectionInfo>();
+
+/** The connection facts of a request, whichever protocol carries it. */
+export function connectionOf(req: DownstreamRequest): ConnectionInfo {
+  const key = (req as http2.Http2ServerRequest).stream?.session ?? req.socket;
+  return (key && connections.get(key)) ?? PLAINTEXT;
+}
+
+export interface TlsAcceptor {
+  /** a tls.Server whose handshakes this listener runs (its secure context is swapped on rotation) */
+  server: tls.Server;
+  /** whether a connection that does not start with TLS is served (PeerAuthentication PERMISSIVE) */
+  plaintextAllowed(): boolean;
+  onRefused?(reason: 'plaintext' | 'handshake', detail: string): void;
+}
+
 export interface DualServer {
   server: net.Server;
   /** stop accepting; resolves when in-flight requests finished or the grace ran out */
@@ -19,7 +49,7 @@ export interface DualServer {
   active(): number;
 }
 
-export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeoutMs?: number } = {}): DualServer {
+export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeoutMs?: number; tls?: TlsAcceptor } = {}): DualServer {
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   let active = 0;
   const track: RequestHandler = (req, res) => {
@@ -41,6 +71,29 @@ export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeo
   });
   const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: MAX_HEADER_BYTES } }, track);
   const sockets = new Set<net.Socket>();
+  const acceptor = opts.tls;
+  let h2Pending: ConnectionInfo | undefined;
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    if (h2Pending) connections.set(session, h2Pending);
+  });
+  if (acceptor) {
+    acceptor.server.on('secureConnection', (s: tls.TLSSocket) => {
+      const peer = s.getPeerCertificate();
+      const info: ConnectionInfo = { mtls: s.authorized, peerPrincipal: s.authorized ? uriSanOf(peer) : undefined, sni: typeof s.servername === 'string' ? s.servername : undefined };
+      connections.set(s, info);
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+      if (s.alpnProtocol !== 'h2') return void h1.emit('connection', s);
+      // the h2 server makes the session synchronously, inside this emit
+      h2Pending = info;
+      h2.emit('connection', s);
+      h2Pending = undefined;
+    });
+    acceptor.server.on('tlsClientError', (err, s) => {
+      acceptor.onRefused?.('handshake', err.message);
+      s.destroy();
+    });
+  }
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -51,6 +104,12 @@ export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeo
         return;
       }
       socket.unshift(head);
+      // a TLS handshake record
+      if (acceptor && head[0] === 0x16) return void acceptor.server.emit('connection', socket);
+      if (acceptor && !acceptor.plaintextAllowed()) {
+        acceptor.onRefused?.('plaintext', 'plaintext connection to a port that requires mTLS');
+        return void socket.destroy();
+      }
       const isH2 = head.length >= 3 && head.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
       (isH2 ? h2 : h1).emit('connection', socket);
     });

@@ -36,6 +36,12 @@ export class BadRequestError extends ProxyError {
   readonly flag = 'DPE';
   readonly status = 400;
 }
+/** Envoy's RBAC filter answers 403 "RBAC: access denied". */
+export class AccessDeniedError extends ProxyError {
+  readonly code = 'RBAC_DENIED';
+  readonly flag = 'RBAC';
+  readonly status = 403;
+}
 
 /** Classify a socket-level error from an upstream attempt. */
 export function classifyUpstreamError(err: unknown, connected: boolean): ProxyError {
@@ -43,7 +49,7 @@ export function classifyUpstreamError(err: unknown, connected: boolean): ProxyEr
   const code = (err as NodeJS.ErrnoException)?.code ?? '';
   const msg = (err as Error)?.message ?? String(err);
   if (!connected || ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
-    return new ConnectFailureError(`upstream connect error: ${msg}`);
+    return new ConnectFailureError(`upstream connect error: ${msg}`, { cause: err });
   }
-  return new UpstreamResetError(`upstream reset: ${msg}`);
+  return new UpstreamResetError(`upstream reset: ${msg}`, { cause: err });
 }

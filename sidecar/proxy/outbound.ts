@@ -45,6 +45,8 @@ export function outboundHandler(d: OutboundDeps) {
       ctx.host = `${ep.address}:${ep.port}`;
 
       const headers = endToEnd(req.headers);
+      // client-certificate details are the receiving sidecar's to set, never the app's
+      delete headers['x-forwarded-client-cert'];
       applyOps(headers, route.vhost.requestHeaders);
       applyOps(headers, route.model.requestHeaders);
       applyOps(headers, wc.requestHeaders);
@@ -63,7 +65,7 @@ export function outboundHandler(d: OutboundDeps) {
       ep.stats.totalRequests++;
       forward(req, res, {
         dispatcher: dispatcherFor(d, cluster),
-        target: { host: ep.address, port: ep.port },
+        target: ep.target,
         request: { method: info.method, path, authority, headers, body: info.hasBody ? req : null, connectTimeoutMs: cluster.model.connectTimeoutMs },
         timeoutMs: route.model.timeoutMs,
         responseOps: [wc.responseHeaders, route.model.responseHeaders, route.vhost.responseHeaders],
@@ -71,13 +73,13 @@ export function outboundHandler(d: OutboundDeps) {
         .then((r) => done(r.status, '-', r.bytesSent, r.upstreamMs))
         .catch((err) => {
           ep.stats.failures++;
-          const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err));
+          const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
           if (sendLocalReply(res, e, info?.requestId)) done(e.status, e.flag, 0, null);
           else done(0, e.flag, 0, null);
         })
         .finally(() => ep.stats.activeRequests--);
     } catch (err) {
-      const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err));
+      const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
       sendLocalReply(res, e, info?.requestId);
       done(e.status, e.flag, 0, null);
     }
@@ -104,7 +106,7 @@ function mirror(d: OutboundDeps, cluster: ClusterRuntime | undefined, req: Downs
   const body = info.hasBody ? new PassThrough() : null;
   const host = info.authority.replace(/(:\d+)?$/, '-shadow$1');
   const inflight = dispatcherFor(d, cluster).dispatch(
-    { host: ep.address, port: ep.port },
+    ep.target,
     { method: info.method, path, authority: host, headers: { ...headers }, body, connectTimeoutMs: cluster.model.connectTimeoutMs },
   );
   if (body) {

@@ -232,7 +232,7 @@ function resources(lb: LbPolicy, eps: EndpointModel[], routes?: RouteConfigModel
   return {
     clusters: new Map([[CL, clusterModel(CL, lb)]]),
     endpoints: new Map([[CL, { clusterName: CL, endpoints: eps }]]),
-    listeners: new Map([['outbound', { name: 'outbound', routeConfigName: 'outbound', stripAnyHostPort: true }]]),
+    listeners: new Map([['outbound', { kind: 'outbound' as const, name: 'outbound', routeConfigName: 'outbound', stripAnyHostPort: true }]]),
     routes: new Map([['outbound', routes ?? rc(vhost('reviews', ['reviews']))]]),
   };
 }
@@ -345,7 +345,7 @@ describe('RuntimeConfig', () => {
   it('follows the listener on strip_any_host_port', () => {
     const { statsFor } = statsRegistry();
     const res = resources('ROUND_ROBIN', [ep(1)]);
-    res.listeners.set('outbound', { name: 'outbound', routeConfigName: 'outbound', stripAnyHostPort: false });
+    res.listeners.set('outbound', { kind: 'outbound', name: 'outbound', routeConfigName: 'outbound', stripAnyHostPort: false });
     const rt = new RuntimeConfig(1, res, statsFor, Math.random);
     expect(rt.outbound.stripPort).toBe(false);
     expect(rt.outbound.match('reviews:80', '/', noHeaders)).toBeUndefined();

@@ -1,9 +1,12 @@
 // The immutable runtime config the request path reads. Compiled from the xDS
 // resources each time they change and swapped in one assignment; mutable per-
 // endpoint counters live in EndpointStats so they outlive swaps.
-import type { ClusterModel, EndpointModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
+import type { ClusterModel, EndpointModel, InboundListenerModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
 import type { Resources } from '../xds/client';
+import type { Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
+import { tlsTarget, type MeshTlsSource } from './tls-targets';
+import { compileAuthorizer, type Authorizer } from './authz';
 
 export class EndpointStats {
   activeRequests = 0;
@@ -19,8 +22,17 @@ export interface Endpoint {
   address: string;
   port: number;
   labels: Record<string, string>;
+  /** where and how a dispatcher reaches it (TLS and the identity it must prove) */
+  target: Target;
   stats: EndpointStats;
   active(): number;
+}
+
+/** The inbound port's policy: PeerAuthentication's transports and AuthorizationPolicy's RBAC. */
+export interface InboundRuntime {
+  plaintextAllowed: boolean;
+  authorizer: Authorizer;
+  setClientCert: boolean;
 }
 
 export interface ClusterRuntime {
@@ -112,25 +124,37 @@ function routeMatches(r: RouteModel, path: string, query: URLSearchParams | unde
 export class RuntimeConfig {
   readonly clusters = new Map<string, ClusterRuntime>();
   readonly outbound: RouteTable;
+  /** undefined until the control plane sent this sidecar's inbound listener */
+  readonly inbound?: InboundRuntime;
 
   constructor(
     readonly generation: number,
     res: Resources,
     statsFor: (key: string) => EndpointStats,
     random: Random,
+    meshTls?: MeshTlsSource,
     listenerName = 'outbound',
+    inboundName = 'virtualInbound',
   ) {
     const listener = res.listeners.get(listenerName);
-    this.outbound = new RouteTable(listener ? res.routes.get(listener.routeConfigName) : undefined, listener?.stripAnyHostPort ?? true);
+    const out = listener?.kind === 'outbound' ? listener : undefined;
+    this.outbound = new RouteTable(out ? res.routes.get(out.routeConfigName) : undefined, out?.stripAnyHostPort ?? true);
+    const inb = res.listeners.get(inboundName);
+    if (inb?.kind === 'inbound') this.inbound = compileInbound(inb);
     for (const model of res.clusters.values()) {
       const endpoints = (res.endpoints.get(model.name)?.endpoints ?? [])
         .filter((e: EndpointModel) => e.healthy)
         .map((e) => {
           const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
-          return { address: e.address, port: e.port, labels: e.labels, stats, active: () => stats.activeRequests };
+          const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls) };
+          return { address: e.address, port: e.port, labels: e.labels, target, stats, active: () => stats.activeRequests };
         });
       const balance = makeBalancer<Endpoint>(model.lbPolicy, random);
       this.clusters.set(model.name, { model, endpoints, pick: () => balance(endpoints) });
     }
   }
+}
+
+function compileInbound(l: InboundListenerModel): InboundRuntime {
+  return { plaintextAllowed: l.plaintext, authorizer: compileAuthorizer(l.rbac), setClientCert: l.setClientCert };
 }

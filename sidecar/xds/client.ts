@@ -57,7 +57,8 @@ export class XdsClient extends EventEmitter {
 
   constructor(
     private readonly target: string,
-    private readonly creds: grpc.ChannelCredentials,
+    /** read for every new channel: a rotated client certificate applies to the next connection */
+    private readonly creds: grpc.ChannelCredentials | (() => grpc.ChannelCredentials),
     private readonly node: XdsNode,
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy = { baseMs: 200, maxMs: 5000, random: Math.random },
@@ -73,7 +74,8 @@ export class XdsClient extends EventEmitter {
 
   private channel(): grpc.Client {
     // grpc-js's own reconnect backoff grows to 120 s; the contract says at most 5 s apart
-    return new ADS_CLIENT(this.target, this.creds, {
+    const creds = typeof this.creds === 'function' ? this.creds() : this.creds;
+    return new ADS_CLIENT(this.target, creds, {
       'grpc.initial_reconnect_backoff_ms': this.backoff.baseMs,
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
       // the channel's own subchannel, so that a new channel really starts afresh (scheduleReconnect)
@@ -196,7 +198,7 @@ export class XdsClient extends EventEmitter {
       this.request(type);
     }
     if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.resources.clusters.keys()]);
-    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.resources.listeners.values()].map((l) => l.routeConfigName));
+    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.resources.listeners.values()].flatMap((l) => (l.kind === 'outbound' ? [l.routeConfigName] : [])));
     this.emit('update', type);
   }
 

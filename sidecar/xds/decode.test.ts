@@ -187,14 +187,14 @@ describe('decodeEndpoints', () => {
 
 describe('decodeListener', () => {
   it('decodes an HCM listener using RDS', () => {
-    expect(decodeListener(pack(TypeUrl.Listener, listener()))).toEqual({ name: 'outbound', routeConfigName: 'outbound', stripAnyHostPort: true });
+    expect(decodeListener(pack(TypeUrl.Listener, listener()))).toEqual({ kind: 'outbound', name: 'outbound', routeConfigName: 'outbound', stripAnyHostPort: true });
   });
 
   it('reads strip_any_host_port off as false', () => {
     const l = decodeListener(
       pack(TypeUrl.Listener, listener([{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm({ strip_any_host_port: false }) }])),
     );
-    expect(l.stripAnyHostPort).toBe(false);
+    expect(l.kind === 'outbound' && l.stripAnyHostPort).toBe(false);
   });
 
   it('refuses a listener whose filter is not an HCM', () => {

@@ -14,13 +14,11 @@ import type {
   StringMatcher,
   VirtualHostModel,
 } from './model';
+import { DecodeError } from './decode-error';
+import { decodeUpstreamTls, checkDownstreamTls } from './decode-tls';
+import { decodeRbacFilter } from './decode-rbac';
 
-export class DecodeError extends Error {
-  readonly code = 'XDS_DECODE';
-  constructor(readonly resource: string, readonly field: string, detail: string) {
-    super(`${resource}: ${field}: ${detail}`);
-  }
-}
+export { DecodeError };
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -49,7 +47,7 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
   if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM') {
     throw new DecodeError(name, 'lb_policy', `${lb} is not supported yet`);
   }
-  refuse(name, c, ['outlier_detection', 'circuit_breakers', 'transport_socket', 'load_assignment']);
+  refuse(name, c, ['outlier_detection', 'circuit_breakers', 'load_assignment', 'transport_socket_matches']);
   const service = c.eds_cluster_config?.service_name;
   if (service && service !== name) throw new DecodeError(name, 'eds_cluster_config.service_name', 'must equal the cluster name');
   const meta = fromStruct(c.metadata?.filter_metadata?.tandem);
@@ -59,6 +57,7 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
     connectTimeoutMs: ms(c.connect_timeout) || 10_000,
     mesh: meta.mesh !== false,
     protocol: typeof meta.protocol === 'string' ? meta.protocol : 'HTTP',
+    ...(c.transport_socket ? { tls: decodeUpstreamTls(c.transport_socket, name) } : {}),
   };
 }
 
@@ -74,13 +73,18 @@ export function decodeEndpoints(any: AnyMessage): EndpointsModel {
       if (!sa?.address) throw new DecodeError(name, `${at}.address`, 'must be set');
       const port = Number(sa.port_value ?? 0);
       if (!(port > 0 && port < 65536)) throw new DecodeError(name, `${at}.port_value`, 'must be 1..65535');
-      const labels = fromStruct(lbe.metadata?.filter_metadata?.tandem).labels;
+      const meta = fromStruct(lbe.metadata?.filter_metadata?.tandem);
+      const labels = meta.labels;
       const hs = lbe.health_status ?? 'UNKNOWN';
+      if (meta.identity !== undefined && (typeof meta.identity !== 'string' || !meta.identity.startsWith('spiffe://'))) {
+        throw new DecodeError(name, `endpoints[${i}].lb_endpoints[${j}].metadata.filter_metadata.tandem.identity`, 'must be a spiffe:// URI');
+      }
       endpoints.push({
         address: sa.address,
         port,
         healthy: hs === 'UNKNOWN' || hs === 'HEALTHY',
         labels: labels && typeof labels === 'object' ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {},
+        ...(typeof meta.identity === 'string' ? { identity: meta.identity } : {}),
       });
     });
   });
@@ -93,30 +97,85 @@ export function decodeListener(any: AnyMessage): ListenerModel {
   const l = unpack<Obj>(any, TypeUrl.Listener);
   const name = String(l.name ?? '');
   if (!name) throw new DecodeError('(listener)', 'name', 'must be set');
+  if (l.traffic_direction === 'INBOUND') return decodeInboundListener(l, name);
   const chains: Obj[] = l.filter_chains ?? [];
   if (chains.length !== 1) throw new DecodeError(name, 'filter_chains', 'exactly one filter chain is supported');
-  const filters: Obj[] = chains[0].filters ?? [];
-  const f = filters[0];
-  if (filters.length !== 1 || (f.name !== HCM_FILTER && f.typed_config?.type_url !== TypeUrl.HttpConnectionManager)) {
-    throw new DecodeError(name, 'filter_chains[0].filters', `exactly one ${HCM_FILTER} is supported`);
-  }
   const at = 'filter_chains[0].filters[0].typed_config';
-  if (f.typed_config?.type_url !== TypeUrl.HttpConnectionManager) throw new DecodeError(name, `${at}.type_url`, 'must be HttpConnectionManager');
-  const hcm = unpack<Obj>(f.typed_config);
+  const hcm = hcmOf(chains[0], name, 'filter_chains[0]');
   if (hcm.route_config) throw new DecodeError(name, `${at}.route_config`, 'inline routes are not supported; use rds');
   const routeConfigName = hcm.rds?.route_config_name;
   if (!routeConfigName) throw new DecodeError(name, `${at}.rds.route_config_name`, 'must be set');
-  const httpFilters: Obj[] = hcm.http_filters ?? [];
-  httpFilters.forEach((hf, i) => {
-    if (hf.name !== 'envoy.filters.http.router' && hf.name !== 'envoy.filters.http.fault') {
-      throw new DecodeError(name, `${at}.http_filters[${i}]`, `${hf.name} is not supported`);
-    }
-    if (hf.name === 'envoy.filters.http.fault' && hf.typed_config) {
-      const fault = decodeMsg<Obj>(typeNameOf(hf.typed_config.type_url), hf.typed_config.value);
-      refuse(name, fault, ['delay', 'abort'], `${at}.http_filters[${i}].typed_config.`);
-    }
+  httpFilters(hcm, name, at, false);
+  return { kind: 'outbound', name, routeConfigName, stripAnyHostPort: hcm.strip_any_host_port === true };
+}
+
+function hcmOf(chain: Obj, name: string, at: string): Obj {
+  const filters: Obj[] = chain.filters ?? [];
+  const f = filters[0];
+  if (filters.length !== 1 || (f.name !== HCM_FILTER && f.typed_config?.type_url !== TypeUrl.HttpConnectionManager)) {
+    throw new DecodeError(name, `${at}.filters`, `exactly one ${HCM_FILTER} is supported`);
+  }
+  if (f.typed_config?.type_url !== TypeUrl.HttpConnectionManager) throw new DecodeError(name, `${at}.filters[0].typed_config.type_url`, 'must be HttpConnectionManager');
+  return unpack<Obj>(f.typed_config);
+}
+
+/** The HTTP filters: fault (empty), RBAC (inbound only), then the router last. */
+function httpFilters(hcm: Obj, name: string, at: string, inbound: boolean): ReturnType<typeof decodeRbacFilter>[] {
+  const list: Obj[] = hcm.http_filters ?? [];
+  const rbac: ReturnType<typeof decodeRbacFilter>[] = [];
+  list.forEach((hf, i) => {
+    const fat = `${at}.http_filters[${i}]`;
+    if (hf.name === 'envoy.filters.http.router') {
+      if (i !== list.length - 1) throw new DecodeError(name, fat, 'the router must be the last filter');
+    } else if (hf.name === 'envoy.filters.http.fault') {
+      if (hf.typed_config) {
+        const fault = decodeMsg<Obj>(typeNameOf(hf.typed_config.type_url), hf.typed_config.value);
+        refuse(name, fault, ['delay', 'abort'], `${fat}.typed_config.`);
+      }
+    } else if (hf.name === 'envoy.filters.http.rbac' && inbound) {
+      if (!hf.typed_config) throw new DecodeError(name, `${fat}.typed_config`, 'must be set');
+      rbac.push(decodeRbacFilter(hf.typed_config, name, `${fat}.typed_config`));
+    } else throw new DecodeError(name, fat, `${hf.name} is not supported`);
   });
-  return { name, routeConfigName, stripAnyHostPort: hcm.strip_any_host_port === true };
+  return rbac;
+}
+
+// The inbound listener: an mTLS chain (always) and a plaintext one (PERMISSIVE), both
+// with the same connection manager, routing everything to the local application.
+function decodeInboundListener(l: Obj, name: string): ListenerModel {
+  const chains: Obj[] = l.filter_chains ?? [];
+  let plaintext = false;
+  let mtls = false;
+  let hcm: Obj | undefined;
+  chains.forEach((chain, i) => {
+    const at = `filter_chains[${i}]`;
+    const tp = chain.filter_chain_match?.transport_protocol;
+    refuse(name, chain.filter_chain_match ?? {}, ['destination_port', 'prefix_ranges', 'server_names', 'application_protocols', 'source_prefix_ranges', 'source_ports', 'direct_source_prefix_ranges', 'source_type'], `${at}.filter_chain_match.`);
+    if (tp === 'tls') {
+      if (!chain.transport_socket) throw new DecodeError(name, `${at}.transport_socket`, 'the tls chain needs the mesh DownstreamTlsContext');
+      checkDownstreamTls(chain.transport_socket, name, `${at}.transport_socket`);
+      mtls = true;
+    } else if (tp === 'raw_buffer') {
+      if (chain.transport_socket) throw new DecodeError(name, `${at}.transport_socket`, 'a raw_buffer chain has no transport socket');
+      plaintext = true;
+    } else throw new DecodeError(name, `${at}.filter_chain_match.transport_protocol`, 'must be "tls" or "raw_buffer"');
+    const h = hcmOf(chain, name, at);
+    // both chains must treat requests alike: one connection manager for the port
+    if (hcm && JSON.stringify(h) !== JSON.stringify(hcm)) throw new DecodeError(name, `${at}.filters`, 'every chain must carry the same connection manager');
+    hcm = h;
+  });
+  if (!mtls || !hcm) throw new DecodeError(name, 'filter_chains', 'an inbound listener needs its mTLS chain');
+  const at = 'filter_chains[0].filters[0].typed_config';
+  const routes: Obj[] = hcm.route_config?.virtual_hosts?.[0]?.routes ?? [];
+  if (hcm.rds || hcm.route_config?.virtual_hosts?.length !== 1 || routes.length !== 1 || routes[0].match?.prefix !== '/' || !routes[0].route?.cluster) {
+    throw new DecodeError(name, `${at}.route_config`, 'the inbound listener routes everything to the application: one virtual host with one prefix "/" route');
+  }
+  const rbac = httpFilters(hcm, name, at, true);
+  const fcc = hcm.forward_client_cert_details ?? 'SANITIZE';
+  if (fcc !== 'SANITIZE' && fcc !== 'SANITIZE_SET') throw new DecodeError(name, `${at}.forward_client_cert_details`, `${fcc} is not supported (SANITIZE or SANITIZE_SET)`);
+  const set = hcm.set_current_client_cert_details;
+  if (set) refuse(name, set, ['subject', 'cert', 'chain', 'dns'], `${at}.set_current_client_cert_details.`);
+  return { kind: 'inbound', name, plaintext, rbac, setClientCert: fcc === 'SANITIZE_SET' && set?.uri === true };
 }
 
 function stringMatcher(m: Obj | undefined, resource: string, at: string): StringMatcher {

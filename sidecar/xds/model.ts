@@ -1,7 +1,26 @@
 // The sidecar's checked view of xDS resources. Decoders produce these; the request
 // path only ever sees these, never protobuf objects.
+import type { RbacFilterModel } from './rbac-model';
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+
+/** The cluster's transport socket, as the sidecar understands Envoy's UpstreamTlsContext. */
+export type ClusterTls =
+  /** mesh mTLS: the workload certificate, the mesh root, the peer's SPIFFE ID checked */
+  | { kind: 'mesh'; sni: string; alpn: string[]; /** DestinationRule subjectAltNames: replace the EDS identity */ identities: string[] }
+  /** TLS the sidecar originates to a service outside the mesh (SIMPLE, or MUTUAL with files) */
+  | {
+      kind: 'origination';
+      sni: string;
+      alpn: string[];
+      /** false: insecureSkipVerify */
+      verify: boolean;
+      /** absent: the system roots */
+      caFile?: string;
+      certFile?: string;
+      keyFile?: string;
+      dnsNames: string[];
+    };
 
 export interface ClusterModel {
   name: string;
@@ -11,6 +30,8 @@ export interface ClusterModel {
   mesh: boolean;
   /** what non-mesh endpoints speak: HTTP (HTTP/1.1) or HTTP2/GRPC (h2c) */
   protocol: string;
+  /** absent: plaintext */
+  tls?: ClusterTls;
 }
 
 export interface EndpointModel {
@@ -18,6 +39,8 @@ export interface EndpointModel {
   port: number;
   healthy: boolean;
   labels: Record<string, string>;
+  /** the SPIFFE ID that registered this endpoint: what its certificate must say */
+  identity?: string;
 }
 
 export interface EndpointsModel {
@@ -25,11 +48,26 @@ export interface EndpointsModel {
   endpoints: EndpointModel[];
 }
 
-export interface ListenerModel {
+export interface OutboundListenerModel {
+  kind: 'outbound';
   name: string;
   routeConfigName: string;
   stripAnyHostPort: boolean;
 }
+
+/** The sidecar's own inbound port: which transports it takes, which requests reach the app. */
+export interface InboundListenerModel {
+  kind: 'inbound';
+  name: string;
+  /** a raw_buffer filter chain exists: PERMISSIVE or DISABLE */
+  plaintext: boolean;
+  /** the RBAC filters ahead of the router, in order */
+  rbac: RbacFilterModel[];
+  /** SANITIZE_SET with the URI: the app gets By=<own id>;URI=<peer id> */
+  setClientCert: boolean;
+}
+
+export type ListenerModel = OutboundListenerModel | InboundListenerModel;
 
 export type StringMatcher =
   | { kind: 'exact'; value: string }

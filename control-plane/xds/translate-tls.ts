@@ -1,0 +1,56 @@
+// DestinationRule `tls` -> an Envoy UpstreamTlsContext transport socket. Mesh services
+// default to ISTIO_MUTUAL, with the workload certificate and the mesh root referenced
+// by Istio's SDS names ("default", "ROOTCA"), which the sidecar resolves to its own.
+import { pack } from '../../proto/any';
+import { TypeUrl } from '../../proto/type-urls';
+import type { ClientTls } from '../model/types';
+import type { ClusterSpec } from './translate-cluster';
+
+type Obj = Record<string, unknown>;
+
+export const SDS_WORKLOAD_CERT = 'default';
+export const SDS_ROOT_CA = 'ROOTCA';
+const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+const TLS13 = { tls_minimum_protocol_version: 'TLSv1_3', tls_maximum_protocol_version: 'TLSv1_3' };
+
+/** The mode in force for a cluster: the DestinationRule's, else mTLS inside the mesh and plaintext outside it. */
+export function tlsMode(c: ClusterSpec): ClientTls['mode'] {
+  return c.policy?.tls?.mode ?? (c.service.mesh ? 'ISTIO_MUTUAL' : 'DISABLE');
+}
+
+const sans = (names: string[] | undefined, type: 'URI' | 'DNS'): Obj =>
+  names?.length ? { match_typed_subject_alt_names: names.map((n) => ({ san_type: type, matcher: { exact: n } })) } : {};
+
+export function transportSocket(c: ClusterSpec): Obj | undefined {
+  const tls = c.policy?.tls;
+  const mode = tlsMode(c);
+  if (mode === 'DISABLE') return undefined;
+  let ctx: Obj;
+  if (mode === 'ISTIO_MUTUAL') {
+    ctx = {
+      // Istio's SNI form, so a peer could tell which cluster a connection is for
+      sni: tls?.sni ?? `outbound_.${c.port}_.${c.subset}_.${c.service.fqdn}`,
+      common_tls_context: {
+        tls_params: TLS13,
+        alpn_protocols: ['h2'],
+        tls_certificate_sds_secret_configs: [{ name: SDS_WORKLOAD_CERT, sds_config: ADS_SOURCE }],
+        combined_validation_context: {
+          default_validation_context: sans(tls?.subjectAltNames, 'URI'),
+          validation_context_sds_secret_config: { name: SDS_ROOT_CA, sds_config: ADS_SOURCE },
+        },
+      },
+    };
+  } else {
+    const common: Obj = {};
+    // no validation context at all is Envoy's "do not verify"; one without trusted_ca is the system roots here
+    if (!tls?.insecureSkipVerify) {
+      common.validation_context = { ...(tls?.caCertificates ? { trusted_ca: { filename: tls.caCertificates } } : {}), ...sans(tls?.subjectAltNames, 'DNS') };
+    }
+    if (mode === 'MUTUAL') {
+      common.tls_certificates = [{ certificate_chain: { filename: tls!.clientCertificate }, private_key: { filename: tls!.privateKey } }];
+    }
+    if (c.service.protocol === 'HTTP2' || c.service.protocol === 'GRPC') common.alpn_protocols = ['h2'];
+    ctx = { sni: tls?.sni ?? c.service.fqdn, common_tls_context: common };
+  }
+  return { name: 'envoy.transport_sockets.tls', typed_config: pack(TypeUrl.UpstreamTlsContext, ctx) };
+}
