@@ -51,6 +51,17 @@ describe('exit status', () => {
     expect(r.stderr).toMatch(/--root-cert: cannot read/);
   });
 
+  it('1 when the control plane cannot read its root (it never starts on a root it cannot use)', async () => {
+    const bad = path.join(dir, 'bad-ca');
+    fs.mkdirSync(bad, { recursive: true });
+    fs.writeFileSync(path.join(bad, 'root-cert.pem'), 'garbage');
+    fs.writeFileSync(path.join(bad, 'root-key.pem'), 'garbage');
+    const r = await h.runTandem(['control-plane', '--ca-dir', bad, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--config', path.join(dir, 'none.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/root-cert\.pem: not a PEM certificate/);
+  });
+
   it('0 for certs init in a fresh directory', async () => {
     const r = await h.runTandem(['certs', 'init', '--dir', path.join(dir, 'fresh')]);
     expect(r.code).toBe(0);

@@ -42,7 +42,7 @@ describe('PeerAuthentication', () => {
       paModel({
         selector: { matchLabels: { app: 'reviews' } },
         mtls: { mode: 'PERMISSIVE' },
-        portLevelMtls: { 8080: { mode: 'DISABLE' }, '9090': { mode: 'UNSET' }, 9091: {}, 9092: { mode: 'STRICT' } },
+        portLevelMtls: { 8080: { mode: 'DISABLE' }, '9090': { mode: 'UNSET' }, 9091: {}, '09092': { mode: 'STRICT' } },
       }),
     ).toStrictEqual({ selector: { app: 'reviews' }, mode: 'PERMISSIVE', portLevelMtls: { 8080: 'DISABLE', 9090: undefined, 9091: undefined, 9092: 'STRICT' } });
   });
@@ -153,6 +153,7 @@ describe('refused security policies name file, document and field', () => {
     ['empty portLevelMtls', 'PeerAuthentication', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: {} }, 'spec.portLevelMtls', /at least one port/],
     ['port 0', 'PeerAuthentication', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: { 0: {} } }, 'spec.portLevelMtls["0"]', /1\.\.65535/],
     ['port 65536', 'PeerAuthentication', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: { 65536: {} } }, 'spec.portLevelMtls["65536"]', /1\.\.65535/],
+    ['hexadecimal port', 'PeerAuthentication', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: { '0x50': {} } }, 'spec.portLevelMtls["0x50"]', /1\.\.65535/],
     ['named port', 'PeerAuthentication', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: { http: {} } }, 'spec.portLevelMtls.http', /1\.\.65535/],
     ['wildcard selector', 'PeerAuthentication', { selector: { matchLabels: { app: 'rev*' } } }, 'spec.selector.matchLabels.app', /wildcards/],
     ['unknown PeerAuthentication field', 'PeerAuthentication', { targetRef: {} }, 'spec.targetRef', /unknown field/],

@@ -54,7 +54,8 @@ export function peerAuthentication(spec: Node): Omit<PeerAuthentication, 'name' 
   return defined({
     selector: sel,
     mode: f.opt('mtls', mtls),
-    portLevelMtls: ports && Object.fromEntries(Object.entries(ports).map(([p, m]) => [Number(p), m])),
+    // keys are port numbers in canonical form ("080" is 80); JavaScript keys are strings either way
+    portLevelMtls: ports,
   });
 }
 

@@ -614,6 +614,16 @@ describe('AdsServer: who may register', () => {
     expect(await endpointsSeen(connect)).toEqual([]);
   });
 
+  it('refuses a stream that would grow its bookkeeping without bound', async () => {
+    const { connect } = await setup();
+    const many = connect();
+    for (let i = 0; i < 20 && !many.status; i++) many.send({ type_url: `type.googleapis.com/x.Y${i}` });
+    expect(many.status?.code).toBe(3);
+    const huge = connect();
+    huge.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: Array.from({ length: 50_001 }, (_, i) => `c${i}`) });
+    expect(huge.status?.code).toBe(3);
+  });
+
   it('registers the certificate identity with the endpoint, for peers to check', async () => {
     const { connect } = await setup();
     const s = connect();

@@ -58,6 +58,9 @@ export interface AdsEvents {
 }
 
 const WILDCARD_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
+/** a stream's bookkeeping is bounded: no client needs more types or names than this */
+export const MAX_TYPES_PER_STREAM = 16;
+export const MAX_NAMES_PER_REQUEST = 50_000;
 
 export class AdsServer {
   readonly streams = new Map<string, StreamInfo>();
@@ -168,6 +171,12 @@ export class AdsServer {
   private onRequest(info: StreamInfo, req: DiscoveryRequest, policy: StreamPolicy): void {
     if (!info.node && req.node) this.identify(info, req.node, policy);
     const type = req.type_url ?? '';
+    if ((req.resource_names?.length ?? 0) > MAX_NAMES_PER_REQUEST) {
+      throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'TOO_MANY_NAMES', `a request may name at most ${MAX_NAMES_PER_REQUEST} resources`);
+    }
+    if (type && !info.types.has(type as XdsTypeUrl) && info.types.size >= MAX_TYPES_PER_STREAM) {
+      throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'TOO_MANY_TYPES', `a stream may subscribe to at most ${MAX_TYPES_PER_STREAM} types`);
+    }
     if (!isXdsType(type)) {
       // SDS, RTDS, …: nothing is served under them; say so rather than leave the client waiting
       if (!info.types.has(type as XdsTypeUrl) && type) {

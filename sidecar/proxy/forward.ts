@@ -5,7 +5,7 @@ import type { Dispatcher, Target, UpstreamRequest } from './dispatch';
 import type { DownstreamRequest, DownstreamResponse } from './downstream';
 import { endToEnd, applyOps } from './headers';
 import { UpstreamTimeoutError, ProxyError, UpstreamResetError } from './errors';
-import type { HeaderOps } from '../xds/model';
+import type { HeaderOps } from '../runtime/config';
 
 export interface ForwardPlan {
   dispatcher: Dispatcher;

@@ -1,7 +1,7 @@
 // Header hygiene between hops: hop-by-hop headers never cross, HTTP/2 pseudo-headers
 // never leak into HTTP/1.1, and header operations from routes are applied in order.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { HeaderOps } from '../xds/model';
+import type { HeaderOps } from '../runtime/config';
 
 const HOP_BY_HOP = new Set([
   'connection',

@@ -56,9 +56,13 @@ class Scratch {
 
 type Pred = (r: AuthzRequest, s: Scratch) => boolean;
 
+// Regex literals inside closures would be new objects on every call.
+const QUERY_OR_FRAGMENT = /[?#]/;
+const INTEGER = /^[+-]?[0-9]+$/;
+
 function urlPath(r: AuthzRequest, s: Scratch): string {
   if (s.urlPath === undefined) {
-    const q = r.path.search(/[?#]/);
+    const q = r.path.search(QUERY_OR_FRAGMENT);
     s.urlPath = q < 0 ? r.path : r.path.slice(0, q);
   }
   return s.urlPath;
@@ -78,7 +82,7 @@ const inCidr = (c: Cidr, get: (r: AuthzRequest, s: Scratch) => IpAddress | null)
   return a !== null && cidrContains(c, a);
 };
 
-export function compileStringMatch(m: StringMatch): (v: string) => boolean {
+function compileStringMatch(m: StringMatch): (v: string) => boolean {
   if (m.kind === 'regex') return (v) => m.re.test(v);
   const want = m.value;
   const norm = m.ignoreCase ? (v: string) => v.toLowerCase() : (v: string) => v;
@@ -107,7 +111,7 @@ function compileHeader(h: HeaderMatch): Pred {
   const m = h.match;
   const test: (v: string) => boolean =
     m.kind === 'present' ? () => m.present
-    : m.kind === 'range' ? (v) => /^[+-]?[0-9]+$/.test(v) && Number(v) >= m.start && Number(v) < m.end
+    : m.kind === 'range' ? (v) => INTEGER.test(v) && Number(v) >= m.start && Number(v) < m.end
     : compileStringMatch(m);
   const onMissing = m.kind === 'present' && (h.invert ? m.present : !m.present);
   return (r) => {

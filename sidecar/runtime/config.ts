@@ -3,6 +3,9 @@
 // endpoint counters live in EndpointStats so they outlive swaps.
 import type { ClusterModel, EndpointModel, InboundListenerModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
 import type { Resources } from '../xds/client';
+
+/** The request path reads runtime types only; these come from the checked model unchanged. */
+export type { HeaderOps } from '../xds/model';
 import type { Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
 import { tlsTarget, type MeshTlsSource } from './tls-targets';

@@ -4,7 +4,7 @@
 // silently different decision.
 import { unpack, type AnyMessage } from '../../proto/any';
 import { TypeUrl } from '../../proto/type-urls';
-import { DecodeError } from './decode';
+import { DecodeError } from './decode-error';
 import {
   makeCidr,
   type Cidr,
@@ -48,7 +48,9 @@ type Fail = (field: string, detail: string) => never;
 
 /** Refuses any set field of `obj` not in `allowed`. */
 function only<T extends object>(obj: T, at: string, fail: Fail, allowed: readonly (keyof T & string)[]): void {
-  for (const k of Object.keys(obj)) if ((obj as Record<string, unknown>)[k] !== undefined && !(allowed as readonly string[]).includes(k)) fail(`${at}.${k}`, 'not supported by this sidecar');
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== undefined && !(allowed as readonly string[]).includes(k)) fail(`${at}.${k}`, 'not supported by this sidecar');
+  }
 }
 
 /** The one member of a required oneof that is set. */
@@ -202,7 +204,7 @@ function principal(p: PrincipalPb, at: string, fail: Fail): PrincipalModel {
 function rules(r: RulesPb, at: string, fail: Fail): RbacRulesModel {
   only(r, at, fail, ['action', 'policies']);
   const action = r.action ?? 'ALLOW';
-  if (false) fail(`${at}.action`, `unknown action ${String(action)}`);
+  if (action !== 'ALLOW' && action !== 'DENY' && action !== 'LOG') fail(`${at}.action`, `unknown action ${String(action)}`);
   const names = Object.keys(r.policies ?? {}).sort();
   const policies = names.map((name): PolicyModel => {
     const p = (r.policies ?? {})[name];
