@@ -1,15 +1,26 @@
 // The benchmark's backend: a tiny HTTP server answering every request with a small
 // fixed body. Runs in its own process so its CPU is accounted apart from the load
-// generator and the proxies; reports its port to the parent over IPC.
+// generator and the proxies; reports its port to the parent over IPC. It also counts the
+// requests that arrived with an x-forwarded-client-cert naming a SPIFFE caller (what a
+// server sidecar adds only for a peer that authenticated over mTLS), so the parent can
+// tell which hops were mTLS and which plaintext.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const BODY = Buffer.from('{"service":"backend","ok":true}\n');
 
 let served = 0;
+/** requests with an XFCC carrying URI=spiffe://… */
+let xfcc = 0;
+let lastXfcc = '';
 
 const server = http.createServer((req, res) => {
   served++;
+  const cert = req.headers['x-forwarded-client-cert'];
+  if (typeof cert === 'string' && cert.includes('URI=spiffe://')) {
+    xfcc++;
+    lastXfcc = cert;
+  }
   req.resume();
   req.on('end', () => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
@@ -31,6 +42,7 @@ process.on('SIGTERM', () => {
   server.closeAllConnections();
   server.close(() => process.exit(0));
 });
-// The parent asks how many requests were served, to cross-check the load generator.
-process.on('message', (m: { id: number }) => process.send!({ id: m.id, served }));
+// The parent asks how many requests were served (to cross-check the load generator) and
+// how many of them came with a SPIFFE XFCC.
+process.on('message', (m: { id: number }) => process.send!({ id: m.id, served, xfcc, lastXfcc }));
 process.on('disconnect', () => process.exit(0));

@@ -1,6 +1,7 @@
 // The load generator, in its own process so its CPU never counts against a proxy.
 // The parent sends {id, url, host?, connections, durationSec}; this runs autocannon
-// (programmatic API) and answers with counts and latency percentiles. Latencies are
+// (programmatic API) and answers with counts and latency percentiles (and, with raw set,
+// every latency, so the parent can merge several runs of one target). Latencies are
 // collected from every 2xx response with sub-millisecond precision (autocannon's own
 // histogram is in whole milliseconds, too coarse on loopback).
 
@@ -24,6 +25,8 @@ export interface LoadRequest {
   host?: string;
   connections: number;
   durationSec: number;
+  /** also send back every 2xx latency (ms) */
+  raw?: boolean;
 }
 
 export interface LoadResult {
@@ -39,6 +42,7 @@ export interface LoadResult {
   p90: number;
   p99: number;
   max: number;
+  latencies?: number[];
 }
 
 function percentile(sorted: Float64Array, q: number): number {
@@ -70,7 +74,8 @@ function run(req: LoadRequest): Promise<LoadResult> {
           return;
         }
         const ok = res['2xx'];
-        resolve({ ...base, ok, non2xx: res.non2xx, errors: res.errors, timeouts: res.timeouts, rps: ok / elapsedSec });
+        const latencies = req.raw ? Array.from(sorted, (v) => Math.round(v * 1000) / 1000) : undefined;
+        resolve({ ...base, ok, non2xx: res.non2xx, errors: res.errors, timeouts: res.timeouts, rps: ok / elapsedSec, latencies });
       },
     );
     tracker.on('response', (_client, statusCode, _bytes, responseTime) => {
