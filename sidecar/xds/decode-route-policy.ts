@@ -32,6 +32,9 @@ export const RETRY_ON: readonly RetryOn[] = [
   '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'retriable-4xx', 'refused-stream',
   'retriable-status-codes', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
 ];
+// Conditions that can never hold here (no rate limiter, no HTTP/3, no retriable_headers
+// matchers): accepted, and they never trigger a retry, as in an Envoy with the same setup.
+const NEVER: readonly string[] = ['envoy-ratelimited', 'http3-post-connect-failure', 'retriable-headers'];
 
 const ms = (d: Duration | undefined): number => (d ? Number(d.seconds ?? 0) * 1000 + Math.round(Number(d.nanos ?? 0) / 1e6) : 0);
 
@@ -53,6 +56,7 @@ export function decodeRetryPolicy(p: RetryPolicyPb, resource: string, at: string
   only(p, ['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_back_off'], resource, at);
   const on = new Set<RetryOn>();
   for (const c of (p.retry_on ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (NEVER.includes(c)) continue;
     if (!(RETRY_ON as readonly string[]).includes(c)) throw new DecodeError(resource, `${at}.retry_on`, `${JSON.stringify(c)} is not supported`);
     on.add(c as RetryOn);
   }
