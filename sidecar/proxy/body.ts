@@ -16,10 +16,13 @@ export class BodyNotReplayableError extends Error {
 class Reader extends Readable {
   /** absolute index of the next chunk this reader gets */
   next = 0;
+  /** it asked for data (_read) and has not said "enough" (push returned false) since */
+  wanting = false;
   constructor(private readonly body: RequestBody) {
     super();
   }
   override _read(): void {
+    this.wanting = true;
     this.body.pump(this);
   }
   override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
@@ -83,12 +86,15 @@ export class RequestBody {
 
   /** @internal feeds a reader as far as it will take */
   pump(r: Reader): void {
-    while (r.next - this.dropped < this.chunks.length) {
+    while (r.wanting && r.next - this.dropped < this.chunks.length) {
       const c = this.chunks[r.next - this.dropped];
       r.next++;
-      if (!r.push(c)) break;
+      if (!r.push(c)) r.wanting = false;
     }
-    if (r.next - this.dropped >= this.chunks.length && this.ended) r.push(null);
+    if (r.wanting && r.next - this.dropped >= this.chunks.length && this.ended) {
+      r.wanting = false;
+      r.push(null);
+    }
     this.trim();
     if (r === this.primary && !this.ended && this.unread() < READ_AHEAD) this.src.resume();
   }
