@@ -86,10 +86,11 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
 
   // listeners first: the advertised inbound address must be the real one
   let runtime: RuntimeConfig | undefined;
-  let emptyRuntime: RuntimeConfig | undefined;
+  const emptyRuntime = new RuntimeConfig(0, { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }, statsFor, random);
+  const current = () => runtime ?? emptyRuntime;
   const outbound = dualProtocolServer(
     outboundHandler({
-      runtime: () => runtime ?? (emptyRuntime ??= new RuntimeConfig(0, { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }, statsFor, random)),
+      runtime: current,
       mesh,
       externalH1,
       externalH2,
@@ -102,7 +103,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       app: o.app,
       dispatcher: appDispatcher,
       log: access,
-      inbound: () => runtime?.inbound,
+      runtime: current,
       ownIdentity: () => identity.current?.info.spiffeId,
     }),
     {

@@ -10,7 +10,7 @@ import type {
   VirtualService,
 } from '../model/types';
 import { cookieName, destination, headerName, headers, host, percent, stringMatch, type Ctx } from './common';
-import { defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Read } from './reader';
+import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
 
@@ -31,7 +31,9 @@ const retryOn: Read<string> = (n) => {
 };
 
 const retries: Read<HTTPRetry> = (n) => {
-  const f = fields(n, ['attempts', 'perTryTimeout', 'retryOn']);
+  const f = fields(n, ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities']);
+  // one locality in a Tandem mesh: retrying in another one changes nothing
+  f.opt('retryRemoteLocalities', bool);
   return defined({
     attempts: f.req('attempts', int(0)),
     perTryTimeoutMs: f.opt('perTryTimeout', duration({ positive: true })),
@@ -39,17 +41,38 @@ const retries: Read<HTTPRetry> = (n) => {
   });
 };
 
+// gRPC status names as Istio writes them in fault.abort.grpcStatus
+const GRPC_STATUS: Record<string, number> = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+};
+
+const grpcStatus: Read<number> = (n) => {
+  const s = str(n).toUpperCase();
+  return Object.hasOwn(GRPC_STATUS, s) ? GRPC_STATUS[s] : n.fail(`unknown gRPC status ${JSON.stringify(n.value)} (e.g. UNAVAILABLE)`);
+};
+
+/** `percentage: {value}` or, deprecated, `percent` (an integer); Istio's default is 100 here. */
+function share(g: Fields): number {
+  if (g.has('percentage') && g.has('percent')) g.node.fail('has both percentage and the deprecated percent; keep percentage');
+  return g.opt('percentage', percent) ?? g.opt('percent', int(0, 100)) ?? 100;
+}
+
 const fault: Read<HTTPFaultInjection> = (n) => {
   const f = fields(n, ['delay', 'abort']);
   if (!f.has('delay') && !f.has('abort')) n.fail('must have a delay, an abort or both');
   return defined({
     delay: f.opt('delay', (d) => {
-      const g = fields(d, ['fixedDelay', 'percentage']);
-      return { fixedDelayMs: g.req('fixedDelay', duration()), percentage: g.opt('percentage', percent) ?? 100 };
+      const g = fields(d, ['fixedDelay', 'percentage', 'percent', 'exponentialDelay']);
+      if (g.has('exponentialDelay')) d.at('exponentialDelay').fail('not supported by Tandem (nor by Istio): use fixedDelay');
+      return { fixedDelayMs: g.req('fixedDelay', duration()), percentage: share(g) };
     }),
     abort: f.opt('abort', (a) => {
-      const g = fields(a, ['httpStatus', 'percentage']);
-      return { httpStatus: g.req('httpStatus', int(200, 599)), percentage: g.opt('percentage', percent) ?? 100 };
+      const g = fields(a, ['httpStatus', 'grpcStatus', 'http2Error', 'percentage']);
+      if (g.has('http2Error')) a.at('http2Error').fail('not supported by Tandem (nor by Istio): use httpStatus or grpcStatus');
+      if (g.has('httpStatus') === g.has('grpcStatus')) a.fail('must have exactly one of httpStatus, grpcStatus');
+      return defined({ httpStatus: g.opt('httpStatus', int(200, 599)), grpcStatus: g.opt('grpcStatus', grpcStatus), percentage: share(g) });
     }),
   });
 };

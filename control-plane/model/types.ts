@@ -51,7 +51,8 @@ export interface Percent {
 
 export interface HTTPFaultInjection {
   delay?: { fixedDelayMs: number; percentage: number };
-  abort?: { httpStatus: number; percentage: number };
+  /** exactly one of httpStatus and grpcStatus (a gRPC status code) */
+  abort?: { httpStatus?: number; grpcStatus?: number; percentage: number };
 }
 
 export interface HTTPRoute {

@@ -76,13 +76,8 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
     // proxyless gRPC clients read the deadline from here, not from timeout
     action.max_stream_duration = { max_stream_duration: duration(r.timeoutMs) };
   }
-  if (r.retries) {
-    action.retry_policy = {
-      retry_on: r.retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
-      num_retries: { value: r.retries.attempts },
-      ...(r.retries.perTryTimeoutMs !== undefined ? { per_try_timeout: duration(r.retries.perTryTimeoutMs) } : {}),
-    };
-  }
+  const retry = retryPolicy(r);
+  if (retry) action.retry_policy = retry;
   if (r.mirror) {
     action.request_mirror_policies = [
       {
@@ -96,11 +91,34 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
   return action;
 }
 
+// Istio's default for a route without `retries`: two retries of what cannot have reached
+// the application (connect failures, refused streams, gRPC unavailable/cancelled) or was
+// answered 503. `attempts: 0` turns retries off.
+const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+const DEFAULT_RETRIABLE_CODES = [503];
+
+function retryPolicy(r: HTTPRoute): Obj | undefined {
+  const rt = r.retries;
+  if (rt?.attempts === 0) return undefined;
+  const parts = (rt?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((p) => p.trim()).filter(Boolean);
+  // Istio's retryOn takes bare status codes; Envoy wants them apart, under retriable-status-codes
+  const codes = rt?.retryOn === undefined ? DEFAULT_RETRIABLE_CODES : parts.filter((p) => /^\d{3}$/.test(p)).map(Number);
+  const conditions = parts.filter((p) => !/^\d{3}$/.test(p));
+  if (codes.length && !conditions.includes('retriable-status-codes')) conditions.push('retriable-status-codes');
+  return {
+    retry_on: conditions.join(','),
+    num_retries: { value: rt?.attempts ?? 2 },
+    ...(rt?.perTryTimeoutMs !== undefined ? { per_try_timeout: duration(rt.perTryTimeoutMs) } : {}),
+    ...(codes.length ? { retriable_status_codes: codes } : {}),
+  };
+}
+
 function faultConfig(r: HTTPRoute): Obj | undefined {
   if (!r.fault) return undefined;
   const f: Obj = {};
   if (r.fault.delay) f.delay = { fixed_delay: duration(r.fault.delay.fixedDelayMs), percentage: percent(r.fault.delay.percentage) };
-  if (r.fault.abort) f.abort = { http_status: r.fault.abort.httpStatus, percentage: percent(r.fault.abort.percentage) };
+  const a = r.fault.abort;
+  if (a) f.abort = { ...(a.grpcStatus !== undefined ? { grpc_status: a.grpcStatus } : { http_status: a.httpStatus }), percentage: percent(a.percentage) };
   return { 'envoy.filters.http.fault': pack(TypeUrl.HTTPFault, f) };
 }
 

@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import { classifyUpstreamError, ConnectFailureError } from './errors';
+import { classifyUpstreamError, ConnectFailureError, RefusedStreamError, ReusedConnectionResetError } from './errors';
 
 /** How to reach a TLS endpoint; `key` names what sessions may be shared under (address and expected identity). */
 export interface TlsTarget {
@@ -114,7 +114,11 @@ export class H2Dispatcher implements Dispatcher {
         throw classifyUpstreamError(err, true);
       }
       stream = s;
-      if (req.body) req.body.pipe(s);
+      if (req.body) {
+        // a body that fails (client reset, bad chunk) cancels the stream: never a clean END_STREAM
+        req.body.once('error', () => s.close(http2.constants.NGHTTP2_CANCEL));
+        req.body.pipe(s);
+      }
       const trailers = new Promise<http.IncomingHttpHeaders | undefined>((resolve) => {
         s.once('trailers', (h) => resolve(h as http.IncomingHttpHeaders));
         s.once('close', () => resolve(undefined));
@@ -126,8 +130,10 @@ export class H2Dispatcher implements Dispatcher {
           resolve({ status: Number(h[':status']), headers: h as http.IncomingHttpHeaders, body: s, trailers });
         });
         // errors are built only when they matter: a stack trace per request is measurable
-        s.once('error', (err) => settled || ((settled = true), reject(aborted ?? classifyUpstreamError(err, true))));
-        s.once('close', () => settled || ((settled = true), reject(aborted ?? classifyUpstreamError(new Error(`stream closed with code ${s.rstCode}`), true))));
+        const failed = (err: Error) =>
+          aborted ?? (s.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? new RefusedStreamError('the peer refused the stream', { cause: err }) : classifyUpstreamError(err, true));
+        s.once('error', (err) => settled || ((settled = true), reject(failed(err))));
+        s.once('close', () => settled || ((settled = true), reject(failed(new Error(`stream closed with code ${s.rstCode}`)))));
       });
     })();
     return {
@@ -209,14 +215,25 @@ export class H1Dispatcher implements Dispatcher {
         if (!connected) creq!.destroy(new ConnectFailureError(`connect to ${t.host}:${t.port} timed out after ${req.connectTimeoutMs}ms`));
         else creq!.setTimeout(0);
       });
-      creq.once('error', (err) => reject(aborted ?? classifyUpstreamError(err, connected)));
+      let answered = false;
+      creq.once('error', (err: NodeJS.ErrnoException) => {
+        // the server closed an idle kept-alive socket as we reused it: it never saw this request
+        if (!aborted && !answered && creq!.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          return reject(new ReusedConnectionResetError(`a kept-alive connection to ${t.host}:${t.port} was closed as it was reused`, { cause: err }));
+        }
+        reject(aborted ?? classifyUpstreamError(err, connected));
+      });
       creq.once('response', (res) => {
+        answered = true;
         rememberIdleHint(res);
         const trailers = new Promise<http.IncomingHttpHeaders | undefined>((r) => res.once('end', () => r(Object.keys(res.trailers).length ? res.trailers : undefined)));
         resolve({ status: res.statusCode ?? 502, headers: res.headers, body: res, trailers });
       });
-      if (req.body) req.body.pipe(creq);
-      else creq.end();
+      if (req.body) {
+        // a body that fails is never finished upstream: the connection is cut instead
+        req.body.once('error', (err) => creq!.destroy(err));
+        req.body.pipe(creq);
+      } else creq.end();
     });
     return {
       response,

@@ -36,6 +36,42 @@ export class BadRequestError extends ProxyError {
   readonly flag = 'DPE';
   readonly status = 400;
 }
+/** The route's fault abort: the configured HTTP status, or a gRPC status (in a 200). */
+export class FaultAbortError extends ProxyError {
+  readonly code = 'FAULT_ABORT';
+  readonly flag = 'FI';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly grpcStatus?: number,
+  ) {
+    super(message);
+  }
+}
+/** The peer refused the stream (HTTP/2 REFUSED_STREAM): it never saw the request. */
+export class RefusedStreamError extends ProxyError {
+  readonly code = 'REFUSED_STREAM';
+  readonly flag = 'UR';
+  readonly status = 503;
+}
+/** A kept-alive connection the upstream closed just as it was reused: the request never reached it. */
+export class ReusedConnectionResetError extends ProxyError {
+  readonly code = 'REUSED_CONNECTION_RESET';
+  readonly flag = 'UR';
+  readonly status = 503;
+}
+/** One attempt ran past the route's perTryTimeout. */
+export class PerTryTimeoutError extends ProxyError {
+  readonly code = 'PER_TRY_TIMEOUT';
+  readonly flag = 'UT';
+  readonly status = 504;
+}
+/** The client went away: nothing is answered, the upstream request is cancelled. */
+export class DownstreamGoneError extends ProxyError {
+  readonly code = 'DOWNSTREAM_GONE';
+  readonly flag = 'DC';
+  readonly status = 499;
+}
 /** Envoy's RBAC filter answers 403 "RBAC: access denied". */
 export class AccessDeniedError extends ProxyError {
   readonly code = 'RBAC_DENIED';

@@ -1,15 +1,49 @@
 // Responses the proxy makes itself, and the access-log entry every request gets.
 import type { DownstreamRequest, DownstreamResponse } from './downstream';
-import type { ProxyError } from './errors';
+import { FaultAbortError, type ProxyError } from './errors';
 import type { AccessEntry } from './access-log';
 import type { RequestInfo } from './request-info';
 import { first } from './headers';
 
+// Envoy's mapping of the HTTP status it answers with to a gRPC status, for gRPC callers.
+function grpcStatusOf(e: ProxyError): number {
+  if (e instanceof FaultAbortError && e.grpcStatus !== undefined) return e.grpcStatus;
+  switch (e.status) {
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14; // UNAVAILABLE
+    default:
+      return 2; // UNKNOWN
+  }
+}
+
 /** Returns false when headers had already gone out (the response is cut instead). */
-export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId?: string): boolean {
+export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId?: string, grpc = false): boolean {
   if (res.headersSent) {
     (res as { destroy(e?: Error): void }).destroy();
     return false;
+  }
+  if (grpc) {
+    // a trailers-only gRPC answer: what a gRPC client reads as a status, not an HTTP error
+    const h: Record<string, string | number> = { 'content-type': 'application/grpc', 'grpc-status': grpcStatusOf(e), 'grpc-message': encodeURIComponent(e.message), 'x-tandem-response-flags': e.flag };
+    if (requestId) h['x-request-id'] = requestId;
+    (res as { writeHead(s: number, h: object): void }).writeHead(200, h);
+    res.end();
+    return true;
+  }
+  if (e instanceof FaultAbortError && e.grpcStatus !== undefined) {
+    // a gRPC abort for a caller that is not gRPC: the closest HTTP answer
+    e = Object.assign(Object.create(Object.getPrototypeOf(e)) as FaultAbortError, e, { status: 503 });
   }
   const body = `${e.message}\n`;
   const headers: Record<string, string | number> = { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-tandem-response-flags': e.flag };

@@ -13,6 +13,8 @@ export interface RequestInfo {
   header(name: string): string | undefined;
   requestId: string;
   clientIp: string;
+  /** the address the request arrived on (Istio's destination.ip) */
+  localIp: string;
   hasBody: boolean;
 }
 
@@ -47,6 +49,7 @@ export function requestInfo(req: DownstreamRequest): RequestInfo {
     header: (name) => (name.startsWith(':') ? pseudo[name] : first(h[name])),
     requestId: first(h['x-request-id']) || randomUUID(),
     clientIp: (req.socket?.remoteAddress ?? '').replace(/^::ffff:/, ''),
+    localIp: (req.socket?.localAddress ?? '').replace(/^::ffff:/, ''),
     // HTTP/2 requests may stream a body with no length; HTTP/1.1 says so in its headers
     hasBody: h2 ? !(req as { stream?: { readableEnded?: boolean; endAfterHeaders?: boolean } }).stream?.endAfterHeaders : (cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined,
   };

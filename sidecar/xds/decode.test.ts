@@ -340,13 +340,18 @@ describe('decodeRouteConfig', () => {
     expect(rc.virtualHosts[0].routes[0].mirrors).toEqual([{ cluster: 'm', fraction: 1 }]);
   });
 
-  it('refuses a retry policy, naming the route and field', () => {
-    const e = decodeErrorOf(() =>
-      decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({}, { retry_policy: { retry_on: '5xx', num_retries: { value: 2 } } })]))),
-    );
+  it('reads a retry policy, and refuses what it does not implement, naming the route and field', () => {
+    const rc = (policy: object) => decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({}, { retry_policy: policy })])));
+    const r = rc({ retry_on: '5xx,retriable-status-codes,envoy-ratelimited', num_retries: { value: 3 }, per_try_timeout: { nanos: 250e6 }, retriable_status_codes: [409] });
+    const p = r.virtualHosts[0].routes[0].retry!;
+    expect([...p.retryOn]).toEqual(['5xx', 'retriable-status-codes']);
+    expect(p).toMatchObject({ numRetries: 3, perTryTimeoutMs: 250, retriableStatusCodes: [409], backoff: { baseMs: 25, maxMs: 250 } });
+    expect(rc({ retry_on: 'connect-failure' }).virtualHosts[0].routes[0].retry!.numRetries).toBe(1);
+    const e = decodeErrorOf(() => rc({ retry_on: '5xx', retry_priority: { name: 'x' } }));
     expect(e.resource).toBe('outbound');
-    expect(e.field).toBe('virtual_hosts[0].routes[0].route.retry_policy');
-    expect(e.message).toBe('outbound: virtual_hosts[0].routes[0].route.retry_policy: not supported by this sidecar');
+    expect(e.field).toBe('virtual_hosts[0].routes[0].route.retry_policy.retry_priority');
+    expect(e.message).toBe('outbound: virtual_hosts[0].routes[0].route.retry_policy.retry_priority: not supported by this sidecar');
+    expect(decodeErrorOf(() => rc({ retry_on: 'bogus' })).field).toBe('virtual_hosts[0].routes[0].route.retry_policy.retry_on');
   });
 
   it('names the index of the offending route', () => {
@@ -407,12 +412,15 @@ describe('decodeRouteConfig', () => {
     expect(e.field).toBe('virtual_hosts[0].routes[0].route');
   });
 
-  it('refuses per-filter config on a route (fault injection)', () => {
-    const fault = pack(TypeUrl.HTTPFault, { abort: { http_status: 503, percentage: { numerator: 100, denominator: 'HUNDRED' } } });
-    const e = decodeErrorOf(() =>
-      decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({ typed_per_filter_config: { 'envoy.filters.http.fault': fault } })]))),
-    );
-    expect(e.field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config');
+  it('reads the fault filter per route (HTTP and gRPC aborts, delays), and refuses other per-filter config', () => {
+    const rc = (f: object, name = 'envoy.filters.http.fault') =>
+      decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({ typed_per_filter_config: { [name]: pack(TypeUrl.HTTPFault, f) } })])));
+    const half = { numerator: 50, denominator: 'HUNDRED' };
+    expect(rc({ abort: { http_status: 503, percentage: half } }).virtualHosts[0].routes[0].fault).toEqual({ abort: { httpStatus: 503, grpcStatus: undefined, fraction: 0.5 } });
+    expect(rc({ abort: { grpc_status: 14, percentage: { numerator: 250000, denominator: 'MILLION' } } }).virtualHosts[0].routes[0].fault!.abort).toMatchObject({ grpcStatus: 14, fraction: 0.25 });
+    expect(rc({ delay: { fixed_delay: { seconds: 2 } } }).virtualHosts[0].routes[0].fault).toEqual({ delay: { ms: 2000, fraction: 1 } });
+    expect(decodeErrorOf(() => rc({ abort: { http_status: 503 }, max_active_faults: { value: 1 } })).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.fault.max_active_faults');
+    expect(decodeErrorOf(() => rc({ abort: { http_status: 503 } }, 'envoy.filters.http.cors')).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.cors');
   });
 
   it('refuses a virtual host without domains', () => {

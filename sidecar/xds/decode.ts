@@ -17,6 +17,9 @@ import type {
 import { DecodeError } from './decode-error';
 import { decodeUpstreamTls, checkDownstreamTls } from './decode-tls';
 import { decodeRbacFilter } from './decode-rbac';
+import { decodeFault, decodeRetryPolicy } from './decode-route-policy';
+
+const FAULT_FILTER = 'envoy.filters.http.fault';
 
 export { DecodeError };
 
@@ -234,8 +237,11 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
   }));
   const a = r.route;
   if (!a) throw new DecodeError(resource, `${at}.route`, 'only route actions are supported');
-  refuse(resource, a, ['retry_policy', 'hash_policy'], `${at}.route.`);
-  refuse(resource, r, ['typed_per_filter_config'], `${at}.`);
+  refuse(resource, a, ['hash_policy'], `${at}.route.`);
+  const perFilter: Record<string, AnyMessage> = r.typed_per_filter_config ?? {};
+  for (const k of Object.keys(perFilter)) if (k !== FAULT_FILTER) throw new DecodeError(resource, `${at}.typed_per_filter_config.${k}`, 'not supported by this sidecar');
+  const fault = perFilter[FAULT_FILTER] ? decodeFault(perFilter[FAULT_FILTER], resource, `${at}.typed_per_filter_config.${FAULT_FILTER}`) : undefined;
+  const retry = a.retry_policy ? decodeRetryPolicy(a.retry_policy, resource, `${at}.route.retry_policy`) : undefined;
   let clusters: RouteModel['clusters'];
   if (a.cluster) clusters = [{ name: a.cluster, weight: 1, requestHeaders: { add: [], remove: [] }, responseHeaders: { add: [], remove: [] } }];
   else if (a.weighted_clusters?.clusters?.length) {
@@ -258,6 +264,8 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
     query,
     clusters,
     timeoutMs: ms(a.timeout),
+    ...(retry ? { retry } : {}),
+    ...(fault ? { fault } : {}),
     mirrors,
     prefixRewrite: a.prefix_rewrite || undefined,
     hostRewrite: a.host_rewrite_literal || undefined,

@@ -94,6 +94,37 @@ export interface WeightedCluster {
   responseHeaders: HeaderOps;
 }
 
+/** Envoy's retry_on conditions this sidecar implements. */
+export type RetryOn =
+  | '5xx'
+  | 'gateway-error'
+  | 'reset'
+  | 'reset-before-request'
+  | 'connect-failure'
+  | 'retriable-4xx'
+  | 'refused-stream'
+  | 'retriable-status-codes'
+  | 'cancelled'
+  | 'deadline-exceeded'
+  | 'internal'
+  | 'resource-exhausted'
+  | 'unavailable';
+
+export interface RetryPolicyModel {
+  retryOn: ReadonlySet<RetryOn>;
+  numRetries: number;
+  /** 0: none */
+  perTryTimeoutMs: number;
+  retriableStatusCodes: number[];
+  backoff: { baseMs: number; maxMs: number };
+}
+
+export interface FaultModel {
+  /** fraction: 0..1 of requests */
+  delay?: { ms: number; fraction: number };
+  abort?: { httpStatus?: number; grpcStatus?: number; fraction: number };
+}
+
 export interface RouteModel {
   name: string;
   path: StringMatcher;
@@ -101,6 +132,8 @@ export interface RouteModel {
   query: HeaderMatcher[];
   clusters: WeightedCluster[];
   timeoutMs: number; // 0: none
+  retry?: RetryPolicyModel;
+  fault?: FaultModel;
   mirrors: { cluster: string; fraction: number }[];
   prefixRewrite?: string;
   hostRewrite?: string;

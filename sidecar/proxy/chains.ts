@@ -1,0 +1,39 @@
+// The request path, composed in one place. Outbound: the application's request is
+// routed, maybe faulted, split, mirrored, timed, retried, balanced and dispatched to a
+// peer sidecar (or a ServiceEntry endpoint). Inbound: a peer's request is authorized,
+// told who called, and handed to the application. Each step is one layer in layers/.
+import type { Dispatcher, Target } from './dispatch';
+import { compose, type Handler } from './exchange';
+import { routeLayer } from './layers/route';
+import { faultLayer } from './layers/fault';
+import { splitLayer } from './layers/split';
+import { mirrorLayer } from './layers/mirror';
+import { timeoutLayer } from './layers/timeout';
+import { retryLayer, type RetryBudgets } from './layers/retry';
+import { balanceLayer } from './layers/balance';
+import { appTerminal, dispatchTerminal, type Dispatchers } from './layers/dispatch';
+import { authorizeLayer } from './layers/authorize';
+import { clientCertLayer } from './layers/client-cert';
+
+export interface OutboundChainDeps {
+  dispatchers: Dispatchers;
+  budgets: RetryBudgets;
+  random: () => number;
+}
+
+export function outboundChain(d: OutboundChainDeps): Handler {
+  return compose(
+    [routeLayer, faultLayer(d.random), splitLayer, mirrorLayer(d.dispatchers, d.random), timeoutLayer, retryLayer(d.budgets, d.random), balanceLayer],
+    dispatchTerminal(d.dispatchers),
+  );
+}
+
+export interface InboundChainDeps {
+  app: Target;
+  dispatcher: Dispatcher;
+  ownIdentity: () => string | undefined;
+}
+
+export function inboundChain(d: InboundChainDeps): Handler {
+  return compose([authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(d.dispatcher, d.app));
+}

@@ -1,0 +1,61 @@
+// Dispatch: the terminal handler. Sends the attempt to the chosen endpoint over the
+// cluster's dispatcher, with the body opened afresh for this attempt, counts it on the
+// endpoint, and cancels it when the exchange is aborted. A kept-alive connection the
+// upstream closed just as it was reused is tried once more on a new one (it never saw
+// the request), never answered with a 503.
+import type { Dispatcher, Target, UpstreamResponse } from '../dispatch';
+import { ReusedConnectionResetError } from '../errors';
+import type { Exchange, Handler } from '../exchange';
+import type { ClusterRuntime } from '../../runtime/config';
+
+export interface Dispatchers {
+  /** the dispatcher for a cluster's endpoints (mesh h2, external h1 or h2) */
+  for(cluster: ClusterRuntime): Dispatcher;
+}
+
+function send(dispatcher: Dispatcher, target: Target, x: Exchange, connectTimeoutMs: number): Promise<UpstreamResponse> {
+  if (x.signal.aborted) return Promise.reject(x.signal.reason);
+  const inflight = dispatcher.dispatch(target, {
+    ...x.request,
+    body: x.body ? x.body.open() : null,
+    connectTimeoutMs,
+  });
+  const onAbort = () => inflight.abort(x.signal.reason);
+  x.signal.addEventListener('abort', onAbort, { once: true });
+  return inflight.response.finally(() => x.signal.removeEventListener('abort', onAbort));
+}
+
+export function dispatchTerminal(d: Dispatchers): Handler {
+  return async (x) => {
+    const cluster = x.cluster!;
+    const ep = x.endpoint!;
+    const dispatcher = d.for(cluster);
+    ep.stats.activeRequests++;
+    ep.stats.totalRequests++;
+    try {
+      try {
+        return await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
+      } catch (err) {
+        if (err instanceof ReusedConnectionResetError && (!x.body || x.body.replayable)) return await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
+        throw err;
+      }
+    } catch (err) {
+      ep.stats.failures++;
+      throw err;
+    } finally {
+      ep.stats.activeRequests--;
+    }
+  };
+}
+
+/** The inbound side's terminal: the local application, always. */
+export function appTerminal(dispatcher: Dispatcher, app: Target, connectTimeoutMs = 5000): Handler {
+  return async (x) => {
+    try {
+      return await send(dispatcher, app, x, connectTimeoutMs);
+    } catch (err) {
+      if (err instanceof ReusedConnectionResetError && (!x.body || x.body.replayable)) return send(dispatcher, app, x, connectTimeoutMs);
+      throw err;
+    }
+  };
+}

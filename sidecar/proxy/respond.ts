@@ -1,0 +1,63 @@
+// Respond: the upstream's answer goes downstream — status, end-to-end headers with the
+// route's response operations, the body with back-pressure both ways, trailers. If the
+// exchange is aborted meanwhile (timeout, client gone), both sides are cut: a response
+// is never finished as if it were complete.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { DownstreamResponse } from './downstream';
+import type { UpstreamResponse } from './dispatch';
+import type { Exchange } from './exchange';
+import { applyOps, endToEnd } from './headers';
+import { ProxyError, UpstreamResetError } from './errors';
+
+export interface Responded {
+  status: number;
+  bytesSent: number;
+  upstreamMs: number;
+}
+
+type Writable = DownstreamResponse & {
+  writeHead(s: number, h: OutgoingHttpHeaders): void;
+  addTrailers(h: OutgoingHttpHeaders): void;
+  destroy(e?: Error): void;
+};
+
+export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchange): Promise<Responded> {
+  const out = res as Writable;
+  const upstreamMs = Date.now() - x.started;
+  return new Promise<Responded>((resolve, reject) => {
+    const headers: OutgoingHttpHeaders = endToEnd(up.headers);
+    for (const ops of x.responseOps) applyOps(headers, ops);
+    out.writeHead(up.status, headers);
+    let bytes = 0;
+    const onAbort = () => {
+      up.body.destroy();
+      out.destroy();
+      reject(x.signal.reason);
+    };
+    if (x.signal.aborted) return onAbort();
+    x.signal.addEventListener('abort', onAbort, { once: true });
+    up.body.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (!(out as NodeJS.WritableStream).write(c)) {
+        up.body.pause();
+        out.once('drain', () => up.body.resume());
+      }
+    });
+    up.body.once('end', async () => {
+      const t = await up.trailers;
+      x.signal.removeEventListener('abort', onAbort);
+      if (t) {
+        const tt = endToEnd(t);
+        if (Object.keys(tt).length) out.addTrailers(tt);
+      }
+      out.end();
+      resolve({ status: up.status, bytesSent: bytes, upstreamMs });
+    });
+    up.body.once('error', (err) => {
+      x.signal.removeEventListener('abort', onAbort);
+      // headers are out: all we can do is cut the response short
+      out.destroy(err);
+      reject(err instanceof ProxyError ? err : new UpstreamResetError(err.message, { cause: err }));
+    });
+  });
+}
