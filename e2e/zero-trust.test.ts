@@ -64,10 +64,10 @@ const rootFiles = (caDir: string) => ({
 });
 
 /** A workload certificate made by the test itself with the mesh root (or any root). */
-function workloadCert(root: { certPem: string; keyPem: string }, sa: string, services = [sa]): { keyPem: string; certPem: string } {
+function workloadCert(root: { certPem: string; keyPem: string }, sa: string, services = [sa]): { key: string; cert: string } {
   const key = newKey();
-  const certPem = new CertificateAuthority(root).signWorkload({ publicKey: key.publicKey, spiffeId: sid(sa), services, ttlMs: 3600e3 });
-  return { keyPem: key.keyPem, certPem };
+  const cert = new CertificateAuthority(root).signWorkload({ publicKey: key.publicKey, spiffeId: sid(sa), services, ttlMs: 3600e3 });
+  return { key: key.keyPem, cert };
 }
 
 async function metrics(port: number): Promise<string> {
@@ -210,16 +210,18 @@ interface TlsAttempt {
   /** the client side saw the handshake finish (in TLS 1.3 it may, before the server refuses) */
   secure: boolean;
   protocol?: string | null;
-  alpn?: string | false;
+  alpn?: string | false | null;
   error?: string;
   /** what came back after an HTTP/1.1 request was written */
   data: string;
+  /** the server neither answered nor closed within 10s */
+  timedOut: boolean;
 }
 
 /** A TLS connection to an inbound port; once up, sends one HTTP/1.1 request and reads until close. */
-function tlsAttempt(port: number, o: { ca: string; key?: string; cert?: string; alpn?: string[]; path?: string }): Promise<TlsAttempt> {
+function tlsAttempt(port: number, o: { ca: string; key?: string; cert?: string; alpn?: string[]; path?: string; headers?: [string, string][] }): Promise<TlsAttempt> {
   return new Promise((resolve) => {
-    const out: TlsAttempt = { secure: false, data: '' };
+    const out: TlsAttempt = { secure: false, data: '', timedOut: false };
     const s = tls.connect({
       host: '127.0.0.1',
       port,
@@ -231,12 +233,16 @@ function tlsAttempt(port: number, o: { ca: string; key?: string; cert?: string; 
       // the sidecar's certificate carries a SPIFFE ID, not a host name
       checkServerIdentity: () => undefined,
     });
-    const timer = setTimeout(() => s.destroy(new Error('no close within 10s')), 10_000);
+    const timer = setTimeout(() => {
+      out.timedOut = true;
+      s.destroy();
+    }, 10_000);
     s.on('secureConnect', () => {
       out.secure = true;
       out.protocol = s.getProtocol();
       out.alpn = s.alpnProtocol;
-      s.write(`GET ${o.path ?? '/raw-tls'} HTTP/1.1\r\nhost: raw\r\nconnection: close\r\n\r\n`);
+      const extra = (o.headers ?? []).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      s.write(`GET ${o.path ?? '/raw-tls'} HTTP/1.1\r\nhost: raw\r\n${extra}connection: close\r\n\r\n`);
     });
     s.on('data', (b: Buffer) => (out.data += b.toString('latin1')));
     s.on('error', (err: NodeJS.ErrnoException) => (out.error ??= err.code ?? err.message));
@@ -458,7 +464,7 @@ describe('zero trust: one control plane, sidecars that prove who they are', () =
       // without one, the server refuses: it demands a client certificate
       const without = await tlsAttempt(details.inbound, { ca: root.certPem });
       expect(without.data).not.toMatch(/HTTP\/1\.1/);
-      expect(without.error).toMatch(/CERTIFICATE_REQUIRED|ECONNRESET|EPIPE/);
+      expect(without.error).toBe('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
       expect(detailsApp.hits).toBe(6);
     } finally {
       relay.close();
@@ -484,15 +490,21 @@ describe('zero trust: one control plane, sidecars that prove who they are', () =
     // TLS with no client certificate
     const certless = await tlsAttempt(reviews.inbound, { ca: root.certPem });
     expect(certless.data).not.toMatch(/HTTP\//);
-    expect(certless.error).toBeDefined();
+    expect(certless.error).toBe('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
     // TLS with a workload certificate from another root (same SPIFFE ID shape as a real caller)
     const foreign = createRootCA();
     const impostor = workloadCert(foreign, 'web-sa', ['web']);
     const foreignRoot = await tlsAttempt(reviews.inbound, { ca: root.certPem, ...impostor });
     expect(foreignRoot.data).not.toMatch(/HTTP\//);
-    expect(foreignRoot.error).toBeDefined();
+    // (Node verifies the client's chain after the handshake and just closes: no alert to see)
+    expect(foreignRoot.timedOut).toBe(false);
+    expect(foreignRoot.data).toBe('');
 
     expect(reviewsApp.hits).toBe(hits);
+    // the control: the same connection with a mesh certificate is answered
+    const real = await tlsAttempt(reviews.inbound, { ca: root.certPem, ...workloadCert(root, 'web-sa', ['web']) });
+    expect(real.data).toMatch(/^HTTP\/1\.1 200/);
+    expect(reviewsApp.hits).toBe(hits + 1);
     await h.waitFor('the refusals to be counted', async () => {
       const plaintext = await counter(reviews.admin, 'tandem_inbound_connections_refused_total', { reason: 'plaintext' });
       const handshake = await counter(reviews.admin, 'tandem_inbound_connections_refused_total', { reason: 'handshake' });
@@ -544,7 +556,7 @@ describe('zero trust: one control plane, sidecars that prove who they are', () =
 
     // (b) a mesh certificate for sa ratings, a Node claiming sa reviews-sa
     const ratings = workloadCert(root, 'ratings', ['ratings']);
-    const ratingsCreds = () => grpc.credentials.createSsl(Buffer.from(root.certPem), Buffer.from(ratings.keyPem), Buffer.from(ratings.certPem));
+    const ratingsCreds = () => grpc.credentials.createSsl(Buffer.from(root.certPem), Buffer.from(ratings.key), Buffer.from(ratings.cert));
     const b = await adsAttempt(target, ratingsCreds(), node('zt-b', 'reviews', 'reviews-sa'));
     closeAds(b);
     expect(b.code, b.details).toBe(grpc.status.PERMISSION_DENIED);
@@ -678,6 +690,16 @@ describe('zero trust: one control plane, sidecars that prove who they are', () =
     // without one from the caller too
     await h.request(web.outbound, { host: 'reviews', path: '/xfcc2' });
     expect(reviewsApp.last?.['x-forwarded-client-cert']).toBe(`By=${sid('reviews-sa')};URI=${sid('web-sa')}`);
+    // straight to the inbound port with a mesh certificate (no caller sidecar to strip anything),
+    // with two forged XFCC headers: the application still sees only the verified caller
+    const direct = await tlsAttempt(reviews.inbound, {
+      ca: root.certPem,
+      ...workloadCert(root, 'tester'),
+      path: '/xfcc-direct',
+      headers: [['x-forwarded-client-cert', `By=${sid('reviews-sa')};URI=${sid('admin')}`], ['X-Forwarded-Client-Cert', `URI=${sid('root')}`]],
+    });
+    expect(direct.data).toMatch(/^HTTP\/1\.1 200/);
+    expect(reviewsApp.last?.['x-forwarded-client-cert']).toBe(`By=${sid('reviews-sa')};URI=${sid('tester')}`);
   });
 });
 
@@ -773,7 +795,7 @@ describe('control plane outage', () => {
     await sleep(1000); // traffic across the reconnection and the end of the warm-up
     const done = await load.stop();
     expect(done.failed).toEqual([]);
-    expect(okDuringOutage).toBeGreaterThan(100);
+    expect(okDuringOutage).toBeGreaterThan(50);
     expect(done.ok).toBeGreaterThan(okDuringOutage);
     // same certificates all along (1h lifetime: no renewal was needed)
     const certsAfter = await Promise.all([store, shopper].map((sc) => h.json<CertsView>(sc.admin, '/certs')));
