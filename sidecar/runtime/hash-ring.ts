@@ -22,9 +22,13 @@ export class HashRing<T> {
   private readonly points: Uint32Array;
   private readonly owners: T[];
 
-  /** `key` names an endpoint stably (its address), so rings built on every config swap agree. */
-  constructor(items: T[], key: (t: T) => string, minSize = 1024) {
-    const per = items.length ? Math.max(1, Math.ceil(minSize / items.length)) : 0;
+  /**
+   * `key` names an endpoint stably (its address), so rings built on every config swap agree.
+   * Each endpoint gets the same number of points whatever the cluster's size (up to 256
+   * endpoints), so one joining or leaving moves only the keys it takes or gives up.
+   */
+  constructor(items: T[], key: (t: T) => string) {
+    const per = items.length <= 256 ? 256 : Math.ceil(65_536 / items.length);
     const all: [number, T][] = [];
     for (const it of items) for (let i = 0; i < per; i++) all.push([hash32(`${key(it)}_${i}`), it]);
     all.sort((a, b) => a[0] - b[0]);

@@ -9,7 +9,7 @@ import { hash32 } from '../../runtime/hash-ring';
 import { cookieValue } from '../../runtime/request-hash';
 import type { RouteModel, WeightedCluster } from '../../xds/model';
 
-function byKey(r: RouteModel, key: string): WeightedCluster {
+export function byKey(r: RouteModel, key: string): WeightedCluster {
   const total = r.clusters.reduce((s, c) => s + c.weight, 0);
   const at = (hash32(key) / 2 ** 32) * total;
   let acc = 0;
