@@ -10,7 +10,7 @@ import { nodeFromWorkload } from '../proto/node-meta';
 import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
 import { XdsClient } from './xds/client';
-import { RuntimeConfig, EndpointStats } from './runtime/config';
+import { RuntimeConfig, EndpointStats, ClusterStats } from './runtime/config';
 import { dualProtocolServer, type DualServer } from './proxy/downstream';
 import { H1Dispatcher, H2Dispatcher } from './proxy/dispatch';
 import { outboundHandler } from './proxy/outbound';
@@ -52,6 +52,12 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     return s;
   };
   const random = Math.random;
+  const clusterStats = new Map<string, ClusterStats>();
+  const clusterStatsFor = (name: string) => {
+    let s = clusterStats.get(name);
+    if (!s) clusterStats.set(name, (s = new ClusterStats(name)));
+    return s;
+  };
 
   let rootPem: string;
   try {
@@ -143,11 +149,12 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     compileScheduled = true;
     setImmediate(() => {
       compileScheduled = false;
-      runtime = new RuntimeConfig(++generation, xds.resources, statsFor, random, meshTls);
+      runtime = new RuntimeConfig(++generation, xds.resources, statsFor, random, { meshTls, clusterStats: clusterStatsFor });
       // endpoints that left every cluster take their counters with them
       const live = new Set<string>();
       for (const c of runtime.clusters.values()) for (const e of c.endpoints) live.add(e.stats.key);
       for (const k of stats.keys()) if (!live.has(k) && stats.get(k)!.activeRequests === 0) stats.delete(k);
+      for (const [k, c] of clusterStats) if (!runtime.clusters.has(k) && c.active === 0 && c.pending === 0) clusterStats.delete(k);
     });
   });
   // ADS needs the workload certificate: start it once the first one is in

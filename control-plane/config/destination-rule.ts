@@ -5,20 +5,23 @@ import { cookieName, DNS_LABEL, headerName, host, type Ctx } from './common';
 import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, str, strMap, type Node, type Read } from './reader';
 
 const consistentHash: Read<ConsistentHash> = (n) => {
-  const f = fields(n, ['httpHeaderName', 'httpCookie', 'useSourceIp']);
+  const f = fields(n, ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName', 'ringHash', 'maglev', 'minimumRingSize']);
+  if (f.has('ringHash') && f.has('maglev')) n.fail('must have either ringHash or maglev, not both');
+  // ring and table sizes tune Envoy's memory/spread trade-off; Tandem's ring is fixed
+  f.opt('ringHash', (r) => fields(r, ['minimumRingSize']).opt('minimumRingSize', int(1)));
+  const maglev = f.opt('maglev', (m) => (fields(m, ['tableSize']).opt('tableSize', int(1)), true));
+  f.opt('minimumRingSize', int(1));
   const hash: ConsistentHash = defined({
     httpHeaderName: f.opt('httpHeaderName', (h) => headerName(nonEmpty(h), h)),
-    // path and ttl only matter to a proxy that issues the cookie; Tandem only reads it.
     httpCookie: f.opt('httpCookie', (c) => {
       const g = fields(c, ['name', 'path', 'ttl']);
-      g.opt('path', nonEmpty);
-      g.opt('ttl', duration());
-      return { name: g.req('name', (x) => cookieName(nonEmpty(x), x)) };
+      return defined({ name: g.req('name', (x) => cookieName(nonEmpty(x), x)), path: g.opt('path', nonEmpty), ttlMs: g.opt('ttl', duration()) });
     }),
     useSourceIp: f.opt('useSourceIp', bool) || undefined,
+    httpQueryParameterName: f.opt('httpQueryParameterName', nonEmpty),
   });
-  if (Object.keys(hash).length !== 1) n.fail('must have exactly one of httpHeaderName, httpCookie, useSourceIp: true');
-  return hash;
+  if (Object.keys(hash).length !== 1) n.fail('must have exactly one of httpHeaderName, httpCookie, useSourceIp: true, httpQueryParameterName');
+  return maglev ? { ...hash, maglev: true } : hash;
 };
 
 const loadBalancer: Read<NonNullable<TrafficPolicy['loadBalancer']>> = (n) => {
@@ -56,11 +59,17 @@ const connectionPool: Read<NonNullable<TrafficPolicy['connectionPool']>> = (n) =
 
 const outlierDetection: Read<NonNullable<TrafficPolicy['outlierDetection']>> = (n) => {
   const f = fields(n, [
-    'consecutive5xxErrors', 'consecutiveGatewayErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent',
+    'consecutive5xxErrors', 'consecutiveGatewayErrors', 'consecutiveErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent',
+    'minHealthPercent', 'splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailures',
   ]);
+  if (f.has('consecutiveErrors') && f.has('consecutiveGatewayErrors')) n.fail('has both consecutiveErrors (deprecated) and consecutiveGatewayErrors; keep consecutiveGatewayErrors');
+  if (f.opt('splitExternalLocalOriginErrors', bool)) n.at('splitExternalLocalOriginErrors').fail('not supported by Tandem: local-origin failures count with the 5xx');
+  f.opt('consecutiveLocalOriginFailures', int(0));
   return defined({
     consecutive5xxErrors: f.opt('consecutive5xxErrors', int(0)),
-    consecutiveGatewayErrors: f.opt('consecutiveGatewayErrors', int(0)),
+    // Istio reads the deprecated consecutiveErrors as gateway errors (502, 503, 504)
+    consecutiveGatewayErrors: f.opt('consecutiveGatewayErrors', int(0)) ?? f.opt('consecutiveErrors', int(0)),
+    minHealthPercent: f.opt('minHealthPercent', int(0, 100)),
     intervalMs: f.opt('interval', duration({ positive: true })),
     baseEjectionTimeMs: f.opt('baseEjectionTime', duration({ positive: true })),
     maxEjectionPercent: f.opt('maxEjectionPercent', int(0, 100)),

@@ -194,7 +194,7 @@ describe('a valid config with every kind', () => {
           {
             name: 'v2',
             labels: { version: 'v2' },
-            trafficPolicy: { loadBalancer: { consistentHash: { httpCookie: { name: 'user' } } } },
+            trafficPolicy: { loadBalancer: { consistentHash: { httpCookie: { name: 'user', ttlMs: 0 } } } },
           },
           { name: 'v3', labels: { version: 'v3' } },
         ],

@@ -94,8 +94,12 @@ export type LbSimple = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
 export interface ConsistentHash {
   httpHeaderName?: string;
-  httpCookie?: { name: string };
+  /** ttl: the sidecar makes the cookie when the request has none */
+  httpCookie?: { name: string; path?: string; ttlMs?: number };
   useSourceIp?: boolean;
+  httpQueryParameterName?: string;
+  /** MAGLEV instead of RING_HASH */
+  maglev?: boolean;
 }
 
 /** DestinationRule `tls`: how the client sidecar talks to the destination. */
@@ -129,6 +133,8 @@ export interface TrafficPolicy {
     intervalMs?: number;
     baseEjectionTimeMs?: number;
     maxEjectionPercent?: number;
+    /** below this share of usable endpoints, outlier ejection is ignored (Envoy's panic threshold) */
+    minHealthPercent?: number;
   };
 }
 

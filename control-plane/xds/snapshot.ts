@@ -8,7 +8,7 @@ import { collectServices, resolveService, type Service } from '../model/services
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
-import { defaultRoute, destinationPort, translateHttpRoute } from './translate-route';
+import { defaultRoute, destinationPort, translateHttpRoute, type PolicyOf } from './translate-route';
 import { inboundListener, inboundKey } from './translate-inbound';
 import { clusterSpecs, translateCluster, translateEndpoints } from './translate-cluster';
 
@@ -53,6 +53,7 @@ export class Snapshot {
   readonly services: Map<string, Service>;
   private readonly fixed: Record<XdsTypeUrl, Map<string, Resource>>;
   private readonly vsByHost = new Map<string, VirtualService>();
+  private readonly policyOf: PolicyOf;
 
   constructor(
     readonly generation: number,
@@ -62,6 +63,11 @@ export class Snapshot {
   ) {
     const domain = opts.domain;
     this.services = collectServices(config, workloads, domain);
+    this.policyOf = (d) => {
+      const dr = config.destinationRules.find((r) => r.host === d.host);
+      const sub = d.subset ? dr?.subsets.find((x) => x.name === d.subset)?.trafficPolicy : undefined;
+      return sub || dr?.trafficPolicy ? { ...dr?.trafficPolicy, ...sub } : undefined;
+    };
     for (const vs of config.virtualServices) for (const h of vs.hosts) if (!this.vsByHost.has(h)) this.vsByHost.set(h, vs);
     const referenced = new Map<string, Set<number>>();
     const reference = (d: { host: string; port?: number }) => {
@@ -102,7 +108,7 @@ export class Snapshot {
 
   private virtualHost(s: Service, domains: string[]): Obj {
     const vs = this.vsByHost.get(s.fqdn);
-    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, this.services)) : [defaultRoute(s)];
+    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, this.services, this.policyOf)) : [defaultRoute(s)];
     return { name: s.fqdn, domains, routes };
   }
 

@@ -84,8 +84,18 @@ export function translateCluster(c: ClusterSpec): Obj {
   const od = p?.outlierDetection;
   if (od) {
     const o: Obj = {};
-    if (od.consecutive5xxErrors !== undefined) o.consecutive_5xx = { value: od.consecutive5xxErrors };
-    if (od.consecutiveGatewayErrors !== undefined) o.consecutive_gateway_failure = { value: od.consecutiveGatewayErrors };
+    // as Istio: a threshold given is enforced (0 turns it off); success-rate ejection is off
+    if (od.consecutive5xxErrors !== undefined) {
+      o.consecutive_5xx = { value: od.consecutive5xxErrors };
+      o.enforcing_consecutive_5xx = { value: od.consecutive5xxErrors > 0 ? 100 : 0 };
+    }
+    if (od.consecutiveGatewayErrors !== undefined) {
+      o.consecutive_gateway_failure = { value: od.consecutiveGatewayErrors };
+      o.enforcing_consecutive_gateway_failure = { value: od.consecutiveGatewayErrors > 0 ? 100 : 0 };
+    }
+    o.enforcing_success_rate = { value: 0 };
+    // Istio: panic mode (all endpoints used when too few are healthy) only below minHealthPercent, default off
+    cluster.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
     if (od.intervalMs !== undefined) o.interval = duration(od.intervalMs);
     if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = duration(od.baseEjectionTimeMs);
     if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = { value: od.maxEjectionPercent };
@@ -95,7 +105,7 @@ export function translateCluster(c: ClusterSpec): Obj {
 }
 
 function lbPolicy(p?: TrafficPolicy): string {
-  if (p?.loadBalancer?.consistentHash) return 'RING_HASH';
+  if (p?.loadBalancer?.consistentHash) return p.loadBalancer.consistentHash.maglev ? 'MAGLEV' : 'RING_HASH';
   switch (p?.loadBalancer?.simple) {
     case 'LEAST_REQUEST':
       return 'LEAST_REQUEST';

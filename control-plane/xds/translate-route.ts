@@ -1,5 +1,6 @@
 // VirtualService http routes -> Envoy v3 Route objects (plain protobufjs snake_case).
-import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService } from '../model/types';
+import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRoute, StringMatch, TrafficPolicy, VirtualService } from '../model/types';
+import { toStruct } from '../../proto/struct';
 import type { Service } from '../model/services';
 import { clusterName } from './names';
 import { TypeUrl } from '../../proto/type-urls';
@@ -122,15 +123,37 @@ function faultConfig(r: HTTPRoute): Obj | undefined {
   return { 'envoy.filters.http.fault': pack(TypeUrl.HTTPFault, f) };
 }
 
+/** The traffic policy that applies to a destination (its DestinationRule, subset settings on top). */
+export type PolicyOf = (d: Destination) => TrafficPolicy | undefined;
+
+// Istio hashes on what the first destination's DestinationRule says
+function hashPolicy(r: HTTPRoute, policyOf: PolicyOf): Obj[] | undefined {
+  const h = policyOf(r.route[0].destination)?.loadBalancer?.consistentHash;
+  if (!h) return undefined;
+  if (h.httpHeaderName) return [{ header: { header_name: h.httpHeaderName } }];
+  if (h.httpCookie) {
+    const c = h.httpCookie;
+    return [{ cookie: { name: c.name, ...(c.ttlMs !== undefined ? { ttl: duration(c.ttlMs) } : {}), ...(c.path ? { path: c.path } : {}) } }];
+  }
+  if (h.useSourceIp) return [{ connection_properties: { source_ip: true } }];
+  if (h.httpQueryParameterName) return [{ query_parameter: { name: h.httpQueryParameterName } }];
+  return undefined;
+}
+
 /** One Envoy route per match clause (Istio ORs the clauses of one http entry). */
-export function translateHttpRoute(vs: VirtualService, r: HTTPRoute, index: number, services: Map<string, Service>): Obj[] {
+export function translateHttpRoute(vs: VirtualService, r: HTTPRoute, index: number, services: Map<string, Service>, policyOf: PolicyOf = () => undefined): Obj[] {
   const matches = r.match.length ? r.match : [undefined];
   const action = routeAction(r, services);
+  const hp = hashPolicy(r, policyOf);
+  if (hp) action.hash_policy = hp;
   const fault = faultConfig(r);
+  // the split key (tandem.io/split-key) rides in the route's metadata: Envoy has no field for it
+  const meta = vs.splitKey && r.route.length > 1 ? { metadata: { filter_metadata: { tandem: toStruct({ split_key: `${vs.splitKey.kind}:${vs.splitKey.name}` }) } } } : {};
   return matches.map((m) => ({
     name: r.name ?? `${vs.namespace}/${vs.name}/${index}`,
     match: routeMatch(m),
     route: action,
+    ...meta,
     ...headerOps(r.headers?.request, 'request'),
     ...headerOps(r.headers?.response, 'response'),
     ...(fault ? { typed_per_filter_config: fault } : {}),

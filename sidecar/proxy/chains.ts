@@ -1,6 +1,7 @@
 // The request path, composed in one place. Outbound: the application's request is
 // routed, maybe faulted, split, mirrored, timed, retried, balanced and dispatched to a
-// peer sidecar (or a ServiceEntry endpoint). Inbound: a peer's request is authorized,
+// peer sidecar (or a ServiceEntry endpoint); per attempt, the endpoint's outcome feeds
+// outlier detection and the cluster's pool limits hold it. Inbound: a peer's request is authorized,
 // told who called, and handed to the application. Each step is one layer in layers/.
 import type { Dispatcher, Target } from './dispatch';
 import { compose, type Handler } from './exchange';
@@ -11,6 +12,8 @@ import { mirrorLayer } from './layers/mirror';
 import { timeoutLayer } from './layers/timeout';
 import { retryLayer, type RetryBudgets } from './layers/retry';
 import { balanceLayer } from './layers/balance';
+import { poolLayer } from './layers/pool';
+import { outlierLayer } from './layers/outlier';
 import { appTerminal, dispatchTerminal, type Dispatchers } from './layers/dispatch';
 import { authorizeLayer } from './layers/authorize';
 import { clientCertLayer } from './layers/client-cert';
@@ -19,11 +22,22 @@ export interface OutboundChainDeps {
   dispatchers: Dispatchers;
   budgets: RetryBudgets;
   random: () => number;
+  now?: () => number;
 }
 
 export function outboundChain(d: OutboundChainDeps): Handler {
   return compose(
-    [routeLayer, faultLayer(d.random), splitLayer, mirrorLayer(d.dispatchers, d.random), timeoutLayer, retryLayer(d.budgets, d.random), balanceLayer],
+    [
+      routeLayer,
+      faultLayer(d.random),
+      splitLayer,
+      mirrorLayer(d.dispatchers, d.random),
+      timeoutLayer,
+      retryLayer(d.budgets, d.random),
+      balanceLayer,
+      outlierLayer(d.now ?? Date.now),
+      poolLayer,
+    ],
     dispatchTerminal(d.dispatchers),
   );
 }

@@ -206,9 +206,9 @@ export class H1Dispatcher implements Dispatcher {
       const agent = this.agentFor(t);
       creq = (t.tls ? https : http).request({ host: t.host, port: t.port, method: req.method, path: req.path, headers, agent, timeout: req.connectTimeoutMs });
       creq.once('socket', (sock) => {
-        // a reused socket is connected already; a TLS one only once its handshake is done
-        const up = sock instanceof tls.TLSSocket ? sock.getProtocol() !== null : !sock.connecting;
-        if (up) connected = true;
+        // a reused socket is connected already; a new TLS one only once its handshake is done
+        // (a failed handshake is a connect failure, UF)
+        if (creq!.reusedSocket) connected = true;
         else sock.once(t.tls ? 'secureConnect' : 'connect', () => (connected = true));
       });
       creq.once('timeout', () => {

@@ -36,6 +36,12 @@ export class BadRequestError extends ProxyError {
   readonly flag = 'DPE';
   readonly status = 400;
 }
+/** The cluster's connection pool (circuit breakers) is full: 503 UO, as Envoy. */
+export class OverflowError extends ProxyError {
+  readonly code = 'UPSTREAM_OVERFLOW';
+  readonly flag = 'UO';
+  readonly status = 503;
+}
 /** The route's fault abort: the configured HTTP status, or a gRPC status (in a 200). */
 export class FaultAbortError extends ProxyError {
   readonly code = 'FAULT_ABORT';
@@ -71,6 +77,15 @@ export class DownstreamGoneError extends ProxyError {
   readonly code = 'DOWNSTREAM_GONE';
   readonly flag = 'DC';
   readonly status = 499;
+}
+/**
+ * A connection the port no longer accepts (plaintext that became STRICT): it is closed,
+ * as Envoy drains a filter chain that went away, never answered as if policy denied it.
+ */
+export class TransportRefusedError extends ProxyError {
+  readonly code = 'MTLS_REQUIRED';
+  readonly flag = 'UPE';
+  readonly status = 503;
 }
 /** Envoy's RBAC filter answers 403 "RBAC: access denied". */
 export class AccessDeniedError extends ProxyError {

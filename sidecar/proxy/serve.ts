@@ -8,7 +8,7 @@ import type { RuntimeConfig } from '../runtime/config';
 import { requestInfo, type RequestInfo } from './request-info';
 import { endToEnd } from './headers';
 import { RequestBody } from './body';
-import { DownstreamGoneError, ProxyError, UpstreamResetError } from './errors';
+import { DownstreamGoneError, ProxyError, TransportRefusedError, UpstreamResetError } from './errors';
 import { logEntry, sendLocalReply } from './local-reply';
 import { respond } from './respond';
 import type { Exchange, Handler } from './exchange';
@@ -40,6 +40,13 @@ export function serve(o: ServeOptions) {
     const fail = (err: unknown) => {
       const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
       if (e instanceof DownstreamGoneError) return log(0, e.flag, 0, null);
+      if (e instanceof TransportRefusedError) {
+        // the whole connection is no longer acceptable: close it, every stream on it included
+        const session = (req as { stream?: { session?: { destroy(): void } } }).stream?.session;
+        if (session) session.destroy();
+        else req.socket?.destroy();
+        return log(0, e.flag, 0, null);
+      }
       log(sendLocalReply(res, e, info?.requestId, !!info && isGrpc(info)) ? e.status : 0, e.flag, 0, null);
     };
     try {

@@ -19,6 +19,7 @@ function route(name: string, over: Partial<RouteModel> = {}): RouteModel {
     clusters: [{ name: `c-${name}`, weight: 1, requestHeaders: noHeaderOps(), responseHeaders: noHeaderOps() }],
     timeoutMs: 0,
     mirrors: [],
+    hashPolicies: [],
     requestHeaders: noHeaderOps(),
     responseHeaders: noHeaderOps(),
     ...over,
@@ -225,7 +226,7 @@ describe('SmoothWeighted', () => {
 
 const CL = 'outbound|80||reviews.default.svc.cluster.local';
 
-const clusterModel = (name: string, lbPolicy: LbPolicy = 'ROUND_ROBIN'): ClusterModel => ({ name, lbPolicy, connectTimeoutMs: 1000, mesh: true, protocol: 'HTTP' });
+const clusterModel = (name: string, lbPolicy: LbPolicy = 'ROUND_ROBIN'): ClusterModel => ({ name, lbPolicy, connectTimeoutMs: 1000, mesh: true, protocol: 'HTTP', limits: {} });
 const ep = (port: number, healthy = true): EndpointModel => ({ address: '127.0.0.1', port, healthy, labels: { version: `p${port}` } });
 
 function resources(lb: LbPolicy, eps: EndpointModel[], routes?: RouteConfigModel): Resources {

@@ -10,11 +10,14 @@ import type { Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
 import { tlsTarget, type MeshTlsSource } from './tls-targets';
 import { compileAuthorizer, type Authorizer } from './authz';
+import { HashRing } from './hash-ring';
+import { freshOutlierState, isEjected } from './outlier';
 
 export class EndpointStats {
   activeRequests = 0;
   totalRequests = 0;
   failures = 0;
+  outlier = freshOutlierState();
   constructor(readonly key: string) {}
   active(): number {
     return this.activeRequests;
@@ -38,10 +41,33 @@ export interface InboundRuntime {
   setClientCert: boolean;
 }
 
+/** Per-cluster counters that outlive config swaps (keyed by cluster name). */
+export class ClusterStats {
+  /** requests sent to the cluster and not finished */
+  active = 0;
+  /** requests waiting for a connection slot (maxConnections) */
+  pending = 0;
+  overflows = 0;
+  ejections = 0;
+  /** waiting for a slot: woken in order as requests finish */
+  readonly queue: (() => void)[] = [];
+  constructor(readonly name: string) {}
+}
+
 export interface ClusterRuntime {
   model: ClusterModel;
   endpoints: Endpoint[];
-  pick(): Endpoint | undefined;
+  stats: ClusterStats;
+  /** an endpoint by the cluster's load balancer; ring hash and Maglev use `hash` */
+  pick(hash?: number): Endpoint | undefined;
+}
+
+export interface RuntimeOptions {
+  meshTls?: MeshTlsSource;
+  clusterStats?: (name: string) => ClusterStats;
+  now?: () => number;
+  listenerName?: string;
+  inboundName?: string;
 }
 
 export interface CompiledRoute {
@@ -135,10 +161,10 @@ export class RuntimeConfig {
     res: Resources,
     statsFor: (key: string) => EndpointStats,
     random: Random,
-    meshTls?: MeshTlsSource,
-    listenerName = 'outbound',
-    inboundName = 'virtualInbound',
+    o: RuntimeOptions = {},
   ) {
+    const { meshTls, listenerName = 'outbound', inboundName = 'virtualInbound', now = Date.now } = o;
+    const clusterStats = o.clusterStats ?? ((name: string) => new ClusterStats(name));
     const listener = res.listeners.get(listenerName);
     const out = listener?.kind === 'outbound' ? listener : undefined;
     this.outbound = new RouteTable(out ? res.routes.get(out.routeConfigName) : undefined, out?.stripAnyHostPort ?? true);
@@ -152,12 +178,29 @@ export class RuntimeConfig {
           const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls) };
           return { address: e.address, port: e.port, labels: e.labels, target, stats, active: () => stats.activeRequests };
         });
-      const balance = makeBalancer<Endpoint>(model.lbPolicy, random);
-      this.clusters.set(model.name, { model, endpoints, pick: () => balance(endpoints) });
+      this.clusters.set(model.name, { model, endpoints, stats: clusterStats(model.name), pick: picker(model, endpoints, random, now) });
     }
   }
 }
 
 function compileInbound(l: InboundListenerModel): InboundRuntime {
   return { plaintextAllowed: l.plaintext, authorizer: compileAuthorizer(l.rbac), setClientCert: l.setClientCert };
+}
+
+function picker(model: ClusterModel, endpoints: Endpoint[], random: Random, now: () => number): ClusterRuntime['pick'] {
+  const usable = (e: Endpoint) => !isEjected(e.stats, now());
+  if (model.lbPolicy === 'RING_HASH' || model.lbPolicy === 'MAGLEV') {
+    const ring = new HashRing(endpoints, (e) => `${e.address}:${e.port}`);
+    // no hash (the route has no hash policy, or nothing to hash on): Envoy picks at random
+    return (h) => ring.pick(h ?? Math.floor(random() * 2 ** 32), model.outlier ? usable : undefined);
+  }
+  const balance = makeBalancer<Endpoint>(model.lbPolicy, random);
+  if (!model.outlier) return () => balance(endpoints);
+  const panic = model.panicThresholdPercent ?? 50;
+  return () => {
+    const live = endpoints.filter(usable);
+    // too few usable: Envoy's panic mode spreads over all of them; with the threshold at 0, none is picked (UH)
+    if (endpoints.length && (live.length * 100) / endpoints.length < panic) return balance(endpoints);
+    return balance(live);
+  };
 }

@@ -26,7 +26,7 @@ export interface Balanced {
 export type Random = () => number;
 
 /** Endpoint load balancers, as Envoy names them. */
-export function makeBalancer<T extends Balanced>(policy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM', random: Random): (eps: T[]) => T | undefined {
+export function makeBalancer<T extends Balanced>(policy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV', random: Random): (eps: T[]) => T | undefined {
   if (policy === 'RANDOM') return (eps) => eps[Math.floor(random() * eps.length)];
   if (policy === 'LEAST_REQUEST') {
     // power of two choices, Envoy's default for LEAST_REQUEST

@@ -59,13 +59,13 @@ function decodeErrorOf(fn: () => unknown): DecodeError {
 describe('decodeCluster', () => {
   it('decodes a valid EDS cluster', () => {
     const c = decodeCluster(pack(TypeUrl.Cluster, cluster()));
-    expect(c).toEqual({ name: CLUSTER, lbPolicy: 'LEAST_REQUEST', connectTimeoutMs: 2500, mesh: false, protocol: 'GRPC' });
+    expect(c).toEqual({ name: CLUSTER, lbPolicy: 'LEAST_REQUEST', connectTimeoutMs: 2500, mesh: false, protocol: 'GRPC', limits: {}, panicThresholdPercent: 50 });
     expect(nameOf(c)).toBe(CLUSTER);
   });
 
   it('defaults to round robin, a 10s connect timeout and a mesh HTTP cluster', () => {
     const c = decodeCluster(pack(TypeUrl.Cluster, { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } } }));
-    expect(c).toEqual({ name: 'c', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 10_000, mesh: true, protocol: 'HTTP' });
+    expect(c).toEqual({ name: 'c', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 10_000, mesh: true, protocol: 'HTTP', limits: {}, panicThresholdPercent: 50 });
   });
 
   it('accepts RANDOM', () => {
@@ -84,24 +84,31 @@ describe('decodeCluster', () => {
     expect(decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, noType))).field).toBe('type');
   });
 
-  it('refuses RING_HASH, naming lb_policy', () => {
-    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'RING_HASH' }))));
+  it('accepts RING_HASH and MAGLEV, and refuses a policy it does not implement, naming lb_policy', () => {
+    expect(decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'RING_HASH' }))).lbPolicy).toBe('RING_HASH');
+    expect(decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'MAGLEV' }))).lbPolicy).toBe('MAGLEV');
+    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'CLUSTER_PROVIDED' }))));
     expect(e.resource).toBe(CLUSTER);
     expect(e.field).toBe('lb_policy');
-    expect(e.message).toBe(`${CLUSTER}: lb_policy: RING_HASH is not supported yet`);
+    expect(e.message).toBe(`${CLUSTER}: lb_policy: CLUSTER_PROVIDED is not supported`);
   });
 
-  it('refuses outlier detection rather than ignore it', () => {
-    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ outlier_detection: { consecutive_5xx: { value: 5 } } }))));
-    expect(e.resource).toBe(CLUSTER);
-    expect(e.field).toBe('outlier_detection');
+  it('reads outlier detection with Envoy defaults, and refuses success-rate ejection', () => {
+    const c = decodeCluster(pack(TypeUrl.Cluster, cluster({ outlier_detection: { consecutive_5xx: { value: 3 }, base_ejection_time: { seconds: 1 } } })));
+    expect(c.outlier).toEqual({ consecutive5xx: 3, consecutiveGatewayFailure: 0, intervalMs: 10_000, baseEjectionMs: 1000, maxEjectionPercent: 10 });
+    const gw = decodeCluster(pack(TypeUrl.Cluster, cluster({ outlier_detection: { consecutive_gateway_failure: { value: 2 }, enforcing_consecutive_gateway_failure: { value: 100 }, enforcing_consecutive_5xx: { value: 0 } } })));
+    expect(gw.outlier).toMatchObject({ consecutive5xx: 0, consecutiveGatewayFailure: 2 });
+    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ outlier_detection: { enforcing_success_rate: { value: 100 } } }))));
+    expect(e.field).toBe('outlier_detection.enforcing_success_rate');
   });
 
-  it('refuses circuit breakers', () => {
-    const e = decodeErrorOf(() =>
-      decodeCluster(pack(TypeUrl.Cluster, cluster({ circuit_breakers: { thresholds: [{ max_connections: { value: 1 } }] } }))),
+  it('reads circuit breakers of the DEFAULT priority', () => {
+    const c = decodeCluster(
+      pack(TypeUrl.Cluster, cluster({ circuit_breakers: { thresholds: [{ max_connections: { value: 1 }, max_pending_requests: { value: 2 }, max_requests: { value: 3 }, max_retries: { value: 4 } }, { priority: 'HIGH', max_requests: { value: 99 } }] } })),
     );
-    expect(e.field).toBe('circuit_breakers');
+    expect(c.limits).toEqual({ maxConnections: 1, maxPendingRequests: 2, maxRequests: 3, maxRetries: 4 });
+    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ circuit_breakers: { thresholds: [{ track_remaining: true }] } }))));
+    expect(e.field).toBe('circuit_breakers.thresholds[0].track_remaining');
   });
 
   it('refuses an EDS service name other than the cluster name', () => {
@@ -356,9 +363,9 @@ describe('decodeRouteConfig', () => {
 
   it('names the index of the offending route', () => {
     const e = decodeErrorOf(() =>
-      decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route(), route({}, { hash_policy: [{ header: { header_name: 'x' } }] })]))),
+      decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route(), route({}, { hash_policy: [{ filter_state: { key: 'x' } }] })]))),
     );
-    expect(e.field).toBe('virtual_hosts[0].routes[1].route.hash_policy');
+    expect(e.field).toBe('virtual_hosts[0].routes[1].route.hash_policy[0].filter_state');
   });
 
   it('refuses a bad path regex', () => {

@@ -18,6 +18,7 @@ import { DecodeError } from './decode-error';
 import { decodeUpstreamTls, checkDownstreamTls } from './decode-tls';
 import { decodeRbacFilter } from './decode-rbac';
 import { decodeFault, decodeRetryPolicy } from './decode-route-policy';
+import { decodeCircuitBreakers, decodeHashPolicies, decodeOutlierDetection } from './decode-cluster-policy';
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
 
@@ -47,10 +48,11 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
   const type = c.type ?? 'STATIC';
   if (type !== 'EDS') throw new DecodeError(name, 'type', `${type} is not supported (only EDS)`);
   const lb = c.lb_policy ?? 'ROUND_ROBIN';
-  if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM') {
-    throw new DecodeError(name, 'lb_policy', `${lb} is not supported yet`);
+  if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM' && lb !== 'RING_HASH' && lb !== 'MAGLEV') {
+    throw new DecodeError(name, 'lb_policy', `${lb} is not supported`);
   }
-  refuse(name, c, ['outlier_detection', 'circuit_breakers', 'load_assignment', 'transport_socket_matches']);
+  refuse(name, c, ['load_assignment', 'transport_socket_matches', 'least_request_lb_config', 'load_balancing_policy']);
+  if (c.common_lb_config) refuse(name, c.common_lb_config, ['zone_aware_lb_config', 'locality_weighted_lb_config', 'update_merge_window', 'ignore_new_hosts_until_first_hc', 'close_connections_on_host_set_change', 'consistent_hashing_lb_config', 'override_host_status'], 'common_lb_config.');
   const service = c.eds_cluster_config?.service_name;
   if (service && service !== name) throw new DecodeError(name, 'eds_cluster_config.service_name', 'must equal the cluster name');
   const meta = fromStruct(c.metadata?.filter_metadata?.tandem);
@@ -61,6 +63,10 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
     mesh: meta.mesh !== false,
     protocol: typeof meta.protocol === 'string' ? meta.protocol : 'HTTP',
     ...(c.transport_socket ? { tls: decodeUpstreamTls(c.transport_socket, name) } : {}),
+    limits: c.circuit_breakers ? decodeCircuitBreakers(c.circuit_breakers, name) : {},
+    // Envoy's default panic threshold is 50%
+    panicThresholdPercent: c.common_lb_config?.healthy_panic_threshold ? Number(c.common_lb_config.healthy_panic_threshold.value ?? 0) : 50,
+    ...(c.outlier_detection ? { outlier: decodeOutlierDetection(c.outlier_detection, name) } : {}),
   };
 }
 
@@ -237,7 +243,14 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
   }));
   const a = r.route;
   if (!a) throw new DecodeError(resource, `${at}.route`, 'only route actions are supported');
-  refuse(resource, a, ['hash_policy'], `${at}.route.`);
+  const hashPolicies = decodeHashPolicies(a.hash_policy ?? [], resource, `${at}.route`);
+  const splitMeta = fromStruct(r.metadata?.filter_metadata?.tandem).split_key;
+  let splitKey: RouteModel['splitKey'];
+  if (splitMeta !== undefined) {
+    const m = typeof splitMeta === 'string' ? /^(header|cookie):(.+)$/.exec(splitMeta) : null;
+    if (!m) throw new DecodeError(resource, `${at}.metadata.filter_metadata.tandem.split_key`, 'must be header:NAME or cookie:NAME');
+    splitKey = { kind: m[1] as 'header' | 'cookie', name: m[1] === 'header' ? m[2].toLowerCase() : m[2] };
+  }
   const perFilter: Record<string, AnyMessage> = r.typed_per_filter_config ?? {};
   for (const k of Object.keys(perFilter)) if (k !== FAULT_FILTER) throw new DecodeError(resource, `${at}.typed_per_filter_config.${k}`, 'not supported by this sidecar');
   const fault = perFilter[FAULT_FILTER] ? decodeFault(perFilter[FAULT_FILTER], resource, `${at}.typed_per_filter_config.${FAULT_FILTER}`) : undefined;
@@ -266,6 +279,8 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
     timeoutMs: ms(a.timeout),
     ...(retry ? { retry } : {}),
     ...(fault ? { fault } : {}),
+    hashPolicies,
+    ...(splitKey ? { splitKey } : {}),
     mirrors,
     prefixRewrite: a.prefix_rewrite || undefined,
     hostRewrite: a.host_rewrite_literal || undefined,

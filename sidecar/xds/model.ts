@@ -2,7 +2,31 @@
 // path only ever sees these, never protobuf objects.
 import type { RbacFilterModel } from './rbac-model';
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+
+/** Envoy's circuit breakers (DEFAULT priority): absent fields are unlimited. */
+export interface PoolLimits {
+  maxConnections?: number;
+  maxPendingRequests?: number;
+  maxRequests?: number;
+  maxRetries?: number;
+}
+
+/** Consecutive-error ejection; a threshold of 0 is off. */
+export interface OutlierModel {
+  consecutive5xx: number;
+  consecutiveGatewayFailure: number;
+  intervalMs: number;
+  baseEjectionMs: number;
+  maxEjectionPercent: number;
+}
+
+/** What a route hashes a request on, for ring hash and Maglev clusters. */
+export type HashPolicyModel =
+  | { kind: 'header'; name: string; terminal: boolean }
+  | { kind: 'cookie'; name: string; ttlMs?: number; path?: string; terminal: boolean }
+  | { kind: 'sourceIp'; terminal: boolean }
+  | { kind: 'query'; name: string; terminal: boolean };
 
 /** The cluster's transport socket, as the sidecar understands Envoy's UpstreamTlsContext. */
 export type ClusterTls =
@@ -32,6 +56,10 @@ export interface ClusterModel {
   protocol: string;
   /** absent: plaintext */
   tls?: ClusterTls;
+  limits: PoolLimits;
+  outlier?: OutlierModel;
+  /** below this share of usable endpoints, all of them are used (Envoy's panic mode); 0: never */
+  panicThresholdPercent?: number;
 }
 
 export interface EndpointModel {
@@ -134,6 +162,9 @@ export interface RouteModel {
   timeoutMs: number; // 0: none
   retry?: RetryPolicyModel;
   fault?: FaultModel;
+  hashPolicies: HashPolicyModel[];
+  /** the tandem.io/split-key annotation: the same key always gets the same destination */
+  splitKey?: { kind: 'header' | 'cookie'; name: string };
   mirrors: { cluster: string; fraction: number }[];
   prefixRewrite?: string;
   hostRewrite?: string;

@@ -5,7 +5,7 @@
 import type { InboundRuntime } from '../../runtime/config';
 import type { ConnectionInfo } from '../downstream';
 import type { RequestInfo } from '../request-info';
-import { AccessDeniedError, NoHealthyUpstreamError, type ProxyError } from '../errors';
+import { AccessDeniedError, NoHealthyUpstreamError, TransportRefusedError, type ProxyError } from '../errors';
 import type { Layer } from '../exchange';
 
 export interface AuthorizeContext {
@@ -15,7 +15,7 @@ export interface AuthorizeContext {
 
 export function authorize(info: RequestInfo, conn: ConnectionInfo, inbound: InboundRuntime | undefined, ctx: AuthorizeContext): ProxyError | undefined {
   if (!inbound) return new NoHealthyUpstreamError('the inbound listener has not been configured yet');
-  if (!conn.mtls && !inbound.plaintextAllowed) return new AccessDeniedError('mTLS required: this workload is STRICT');
+  if (!conn.mtls && !inbound.plaintextAllowed) return new TransportRefusedError('mTLS required: this workload is STRICT');
   if (inbound.authorizer.empty) return undefined;
   const decision = inbound.authorizer.check({
     method: info.method,

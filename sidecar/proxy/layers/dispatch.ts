@@ -32,18 +32,27 @@ export function dispatchTerminal(d: Dispatchers): Handler {
     const dispatcher = d.for(cluster);
     ep.stats.activeRequests++;
     ep.stats.totalRequests++;
+    let done = false;
+    // an endpoint is busy with a request until its response is over (least-request balancing counts this)
+    const finish = () => {
+      if (!done) ep.stats.activeRequests--;
+      done = true;
+    };
     try {
+      let r: UpstreamResponse;
       try {
-        return await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
+        r = await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
       } catch (err) {
-        if (err instanceof ReusedConnectionResetError && (!x.body || x.body.replayable)) return await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
-        throw err;
+        if (!(err instanceof ReusedConnectionResetError) || (x.body && !x.body.replayable)) throw err;
+        r = await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
       }
+      r.body.once('close', finish);
+      r.body.once('end', finish);
+      return r;
     } catch (err) {
       ep.stats.failures++;
+      finish();
       throw err;
-    } finally {
-      ep.stats.activeRequests--;
     }
   };
 }

@@ -36,7 +36,7 @@ function exchange(p: RetryPolicyModel | undefined, body: RequestBody | null = nu
     abort: (r) => ctl.abort(r),
     attempt: 1,
     route: { model: { retry: p } } as unknown as Exchange['route'],
-    cluster: { endpoints: [] } as unknown as Exchange['cluster'],
+    cluster: { endpoints: [], stats: { active: 0 }, model: { limits: {} } } as unknown as Exchange['cluster'],
     responseOps: [],
     facts: { route: null, cluster: 'c', host: null, flags: [], attempts: 0 },
     cleanup: [],

@@ -23,10 +23,10 @@ export class RetryBudgets {
     private readonly percent = 20,
     private readonly minConcurrency = 3,
   ) {}
-  /** true (and counted) if one more retry fits the cluster's budget */
-  take(cluster: string, activeRequests: number): boolean {
+  /** true (and counted) if one more retry fits the cluster's budget (and its max_retries circuit breaker) */
+  take(cluster: string, activeRequests: number, maxRetries = Infinity): boolean {
     const n = this.active.get(cluster) ?? 0;
-    if (n >= Math.max(this.minConcurrency, (activeRequests * this.percent) / 100)) return false;
+    if (n >= Math.min(maxRetries, Math.max(this.minConcurrency, (activeRequests * this.percent) / 100))) return false;
     this.active.set(cluster, n + 1);
     return true;
   }
@@ -109,7 +109,7 @@ export function retryLayer(budgets: RetryBudgets, random: () => number): Layer {
           attempt <= p.numRetries &&
           (!x.body || x.body.replayable) &&
           ('r' in outcome ? retriableStatus(p, outcome.r.status, outcome.r.headers) : retriableError(p, outcome.err));
-        if (!again || !budgets.take(cluster, activeRequests(x))) {
+        if (!again || !budgets.take(cluster, activeRequests(x), x.cluster?.model.limits.maxRetries)) {
           if ('r' in outcome) return outcome.r;
           throw outcome.err instanceof ProxyError ? outcome.err : new UpstreamResetError(String(outcome.err), { cause: outcome.err });
         }
@@ -125,7 +125,5 @@ export function retryLayer(budgets: RetryBudgets, random: () => number): Layer {
 }
 
 function activeRequests(x: Exchange): number {
-  let n = 0;
-  for (const e of x.cluster?.endpoints ?? []) n += e.stats.activeRequests;
-  return n;
+  return x.cluster?.stats.active ?? 0;
 }

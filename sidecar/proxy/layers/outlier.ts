@@ -1,0 +1,27 @@
+// Outlier: each attempt's outcome counts toward its endpoint's consecutive errors; past
+// the cluster's threshold the endpoint is ejected (see runtime/outlier.ts), and the
+// balancer passes it over until its ejection ends.
+import { ConnectFailureError, PerTryTimeoutError, UpstreamTimeoutError } from '../errors';
+import type { Layer } from '../exchange';
+import { recordOutcome } from '../../runtime/outlier';
+
+export function outlierLayer(now: () => number): Layer {
+  return (next) => async (x) => {
+    const o = x.cluster?.model.outlier;
+    if (!o) return next(x);
+    const ep = x.endpoint!;
+    const all = x.cluster!.endpoints;
+    try {
+      const r = await next(x);
+      if (recordOutcome(o, ep, all, { status: r.status }, now())) x.cluster!.stats.ejections++;
+      return r;
+    } catch (err) {
+      // the client going away or the route timing out says nothing about the endpoint
+      if (!x.signal.aborted || err instanceof PerTryTimeoutError) {
+        const local = err instanceof ConnectFailureError ? 'connect' : err instanceof UpstreamTimeoutError || err instanceof PerTryTimeoutError ? 'timeout' : 'reset';
+        if (recordOutcome(o, ep, all, { localFailure: local }, now())) x.cluster!.stats.ejections++;
+      }
+      throw err;
+    }
+  };
+}
