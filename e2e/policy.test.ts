@@ -430,14 +430,10 @@ describe('policy e2e: AuthorizationPolicy, PeerAuthentication, DestinationRule T
     expect(reviewsApp.hits, 'nothing reaches the app').toBe(hits);
   });
 
-  // PRODUCT BUG (sidecar/proxy/downstream.ts + sidecar/proxy/authorize.ts): a plaintext
-  // connection accepted while the workload was PERMISSIVE stays open after it turns STRICT,
-  // and each request on it is answered 403 with response flag RBAC ("mTLS required: this
-  // workload is STRICT") instead of the hop failing with 503 as it does on a new connection
-  // (and as in Istio, where Envoy drains the connections of a removed filter chain). A caller
-  // that happened to talk to the peer in plaintext before the change gets 403 RBAC, one that
-  // did not gets 503: the answer depends on connection history, and the RBAC flag points
-  // operators at an AuthorizationPolicy that does not exist. Fails until that is fixed.
+  // A plaintext connection accepted while the workload was PERMISSIVE must not outlive the
+  // switch to STRICT as a 403 RBAC: the connection is closed (as Envoy drains the connections
+  // of a removed filter chain), so the caller sees the hop fail (503) like a new connection
+  // would, whatever its connection history.
   it('DestinationRule tls DISABLE: a caller that already spoke plaintext to the peer also gets 503 once it is STRICT', async () => {
     await plaintextHopFromFrontend();
     writeConfig(DISABLE_TO_REVIEWS);
@@ -489,13 +485,8 @@ describe('policy e2e: AuthorizationPolicy, PeerAuthentication, DestinationRule T
     await until('api.test reached again', async () => (await h.request(front.outbound, { host: 'api.test', path: '/' })).status === 200);
   });
 
-  // PRODUCT BUG (sidecar/proxy/dispatch.ts, H1Dispatcher.dispatch): a TLS handshake that
-  // fails (here: the server's certificate is not signed by caCertificates) is reported as
-  // 503 UR (upstream reset) instead of 503 UF (upstream connection failure, as SPEC section
-  // 6 and Envoy say). The 'socket' handler takes `sock.getProtocol() !== null` to mean "the
-  // handshake is done", but on Node 20 a fresh tls.connect() socket already answers
-  // "TLSv1.3" before it has even connected, so `connected` is set at once and
-  // classifyUpstreamError(err, true) picks UpstreamResetError. Fails until that is fixed.
+  // A TLS handshake that fails (the server's certificate is not signed by caCertificates)
+  // is a connection failure, 503 UF (SPEC section 6, as Envoy), never an upstream reset.
   it('DestinationRule tls SIMPLE: a failed verification is a connect failure (503 UF)', async () => {
     writeConfig(
       serviceEntry('api', {
