@@ -75,6 +75,8 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
   const concurrency = Number(f.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError('--concurrency: a whole number of worker processes, 1..64');
   if (concurrency > 1 && cluster.isPrimary) return runWorkers(concurrency);
+  // one request's bug must not take every other request down with the process: say so loudly, carry on
+  process.on('unhandledRejection', (err) => process.stderr.write(`${new Date().toISOString()} error sidecar: unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`));
   const sc = await runSidecar({
     service: f.service!,
     namespace: f.namespace!,

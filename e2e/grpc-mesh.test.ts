@@ -83,7 +83,7 @@ spec:
   await h.startSidecar(cp, 'echo', appPort);
   const caller = await h.startSidecar(cp, 'caller', (await h.startApp('caller')).port);
   // the application dials its sidecar's outbound port; the authority names the service
-  client = new Echo(`127.0.0.1:${caller.outbound}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'echo' }) as EchoClient;
+  client = new Echo(`127.0.0.1:${caller.outbound}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'echo' }) as unknown as EchoClient;
   await h.waitFor('a unary call through the mesh', () => unary({ text: 'ping', n: 0 }).then((r) => r.n === 1).catch(() => false), 20_000);
 }, 60_000);
 
