@@ -158,6 +158,11 @@ export function translateHttpRoute(vs: VirtualService, r: HTTPRoute, index: numb
   }));
 }
 
+/** A service without a VirtualService: all of it to the service, with Istio's default retries. */
 export function defaultRoute(service: Service): Obj {
-  return { name: 'default', match: { prefix: '/' }, route: { cluster: clusterName(service.fqdn, service.defaultPort) } };
+  return {
+    name: 'default',
+    match: { prefix: '/' },
+    route: { cluster: clusterName(service.fqdn, service.defaultPort), retry_policy: retryPolicy({ match: [], route: [], mirrors: [] }) },
+  };
 }
