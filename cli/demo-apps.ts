@@ -52,11 +52,20 @@ export function serve(handler: http.RequestListener): Promise<Server> {
   );
 }
 
-/** A backend that says who it is; the host it was called by tells shadow copies apart. */
-export function backend(service: string, version: string, onHit: (shadow: boolean) => void): Promise<Server> {
+/**
+ * A backend that says who it is; the host it was called by tells shadow copies apart. A
+ * flaky one answers every `flakyEvery`th request with 503, for the mesh's retries to hide.
+ */
+export function backend(service: string, version: string, onHit: (shadow: boolean) => void, flakyEvery = 0, onFail?: () => void): Promise<Server> {
+  let n = 0;
   return serve((req, res) => {
     req.resume();
     onHit(String(req.headers.host ?? '').includes('-shadow'));
+    if (flakyEvery > 0 && ++n % flakyEvery === 0) {
+      onFail?.();
+      res.statusCode = 503;
+      return void res.end('flaky\n');
+    }
     res.setHeader('content-type', 'application/json');
     // what the sidecar in front of this app says about the caller
     const caller = /URI=([^;,]+)/.exec(String(req.headers['x-forwarded-client-cert'] ?? ''))?.[1] ?? null;

@@ -67,11 +67,16 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     'trust-domain': {},
     concurrency: { default: '1' },
     'access-log': { default: 'stdout' },
+    'app-protocol': { default: 'auto' },
   });
+  const appProtocol = f['app-protocol'];
+  if (appProtocol !== 'auto' && appProtocol !== 'http1' && appProtocol !== 'http2') throw new UsageError('--app-protocol: auto, http1 or http2');
   if (!f.token) throw new UsageError('--token (or $TANDEM_TOKEN) is required: the bootstrap token file from `tandem token --namespace NS --service-account SA`');
   const concurrency = Number(f.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError('--concurrency: a whole number of worker processes, 1..64');
   if (concurrency > 1 && cluster.isPrimary) return runWorkers(concurrency);
+  // one request's bug must not take every other request down with the process: say so loudly, carry on
+  process.on('unhandledRejection', (err) => process.stderr.write(`${new Date().toISOString()} error sidecar: unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`));
   const sc = await runSidecar({
     service: f.service!,
     namespace: f.namespace!,
@@ -87,6 +92,7 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     token: f.token ?? '',
     trustDomain: f['trust-domain'],
     accessLog: f['access-log']!,
+    appProtocol,
   });
   onSignals(() => sc.stop(5000));
 }

@@ -22,6 +22,7 @@ import { MeshTls } from './identity/mesh-tls';
 import { readToken, trustDomainOf } from './identity/bootstrap';
 import { SidecarMetrics } from './metrics';
 import { sidecarAdmin } from './admin';
+import type { AppProtocol } from './proxy/layers/protocol';
 
 export interface SidecarOptions {
   service: string;
@@ -40,6 +41,8 @@ export interface SidecarOptions {
   /** default: the root certificate's O= (what `tandem certs init` writes) */
   trustDomain?: string;
   accessLog: string;
+  /** what the application speaks: auto (the caller's protocol), http1 or http2 */
+  appProtocol?: AppProtocol;
 }
 
 export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: number): Promise<void> }> {
@@ -88,7 +91,8 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   const mesh = new H2Dispatcher();
   const externalH1 = new H1Dispatcher();
   const externalH2 = new H2Dispatcher();
-  const appDispatcher = new H1Dispatcher();
+  const appH1 = new H1Dispatcher();
+  const appH2 = new H2Dispatcher();
 
   // listeners first: the advertised inbound address must be the real one
   let runtime: RuntimeConfig | undefined;
@@ -107,7 +111,9 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   const inbound = dualProtocolServer(
     inboundHandler({
       app: o.app,
-      dispatcher: appDispatcher,
+      appH1,
+      appH2,
+      appProtocol: o.appProtocol ?? 'auto',
       log: access,
       runtime: current,
       ownIdentity: () => identity.current?.info.spiffeId,
@@ -176,7 +182,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       identity.stop();
       xds.stop();
       admin.close();
-      for (const d of [mesh, externalH1, externalH2, appDispatcher]) d.close();
+      for (const d of [mesh, externalH1, externalH2, appH1, appH2]) d.close();
     },
   };
 }

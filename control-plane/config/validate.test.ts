@@ -153,6 +153,7 @@ describe('a valid config with every kind', () => {
       fault: { delay: { fixedDelayMs: 100, percentage: 10 }, abort: { httpStatus: 503, percentage: 100 } },
       headers: { request: { set: { 'x-canary': 'yes' }, remove: ['x-debug'] } },
       rewrite: { uri: '/v2/api' },
+      mirrors: [],
     });
     expect(vs.http[1]).toEqual({
       match: [],
@@ -164,8 +165,7 @@ describe('a valid config with every kind', () => {
         },
         { destination: { host: 'reviews.default.svc.cluster.local', subset: 'v2' }, weight: 10 },
       ],
-      mirror: { host: 'reviews.default.svc.cluster.local', subset: 'v3' },
-      mirrorPercentage: 100,
+      mirrors: [{ destination: { host: 'reviews.default.svc.cluster.local', subset: 'v3' }, percentage: 100, field: 'mirror' }],
     });
   });
 
@@ -295,6 +295,8 @@ describe('rejected configs name file, document and field', () => {
     ['missing weight with several destinations', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 100}\n    - {destination: {host: reviews, subset: v2}}\n'), 1, 'spec.http[0].route[1].weight', /is required when a route has several/],
     ['unknown subset', vs('  http:\n  - route:\n    - destination: {host: reviews, subset: v3}\n'), 1, 'spec.http[0].route[0].destination.subset', /subset "v3" is not defined by any DestinationRule for host reviews\.default\.svc\.cluster\.local/],
     ['unknown mirror subset', route('    mirror: {host: reviews, subset: v9}\n'), 1, 'spec.http[0].mirror.subset', /subset "v9"/],
+    ['unknown subset in mirrors[]', route('    mirrors: [{destination: {host: reviews, subset: v1}}, {destination: {host: reviews, subset: v9}, percentage: {value: 5}}]\n'), 1, 'spec.http[0].mirrors[1].destination.subset', /subset "v9"/],
+    ['mirror and mirrors together', route('    mirror: {host: reviews}\n    mirrors: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].mirrors', /together with mirror/],
     ['bad regex', vs('  http:\n  - match: [{uri: {regex: "(unclosed"}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.regex', /Invalid regular expression/],
     ['two match kinds', vs('  http:\n  - match: [{uri: {exact: /a, prefix: /b}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri', /exactly one of exact, prefix, regex/],
     ['bad duration', route('    timeout: 10\n'), 1, 'spec.http[0].timeout', /must be a duration/],

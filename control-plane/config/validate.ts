@@ -144,7 +144,7 @@ function crossChecks(config: MeshConfig): ConfigError[] {
     const loc = { ...vs, kind: 'VirtualService' };
     vs.http.forEach((route, i) => {
       route.route.forEach((r, j) => checkSubset(loc, r.destination, `spec.http[${i}].route[${j}].destination.subset`));
-      if (route.mirror) checkSubset(loc, route.mirror, `spec.http[${i}].mirror.subset`);
+      for (const m of route.mirrors) checkSubset(loc, m.destination, `spec.http[${i}].${m.field}.subset`);
     });
   }
   return errors;

@@ -113,7 +113,7 @@ const httpRoute =
   (ctx: Ctx): Read<HTTPRoute> =>
   (n) => {
     const f = fields(n, [
-      'name', 'match', 'route', 'timeout', 'retries', 'mirror', 'mirrorPercentage', 'fault', 'headers', 'rewrite',
+      'name', 'match', 'route', 'timeout', 'retries', 'mirror', 'mirrorPercentage', 'mirrorPercent', 'mirrors', 'fault', 'headers', 'rewrite',
     ]);
     const routeDestination: Read<Omit<HTTPRouteDestination, 'weight'> & { weight?: number }> = (r) => {
       const g = fields(r, ['destination', 'weight', 'headers']);
@@ -125,14 +125,25 @@ const httpRoute =
     };
     const mirror = f.opt('mirror', destination(ctx));
     if (!mirror && f.has('mirrorPercentage')) n.at('mirrorPercentage').fail('is only valid together with mirror');
+    if (!mirror && f.has('mirrorPercent')) n.at('mirrorPercent').fail('is only valid together with mirror');
+    if (f.has('mirrorPercentage') && f.has('mirrorPercent')) n.at('mirrorPercent').fail('has both mirrorPercentage and the deprecated mirrorPercent; keep mirrorPercentage');
+    if (mirror && f.has('mirrors')) n.at('mirrors').fail('cannot be used together with mirror (Istio: one or the other)');
+    const mirrors = mirror
+      ? [{ destination: mirror, percentage: f.opt('mirrorPercentage', percent) ?? f.opt('mirrorPercent', int(0, 100)) ?? 100, field: 'mirror' }]
+      : (f.opt(
+          'mirrors',
+          list((m) => {
+            const g = fields(m, ['destination', 'percentage']);
+            return { destination: g.req('destination', destination(ctx)), percentage: g.opt('percentage', percent) ?? 100, field: '' };
+          }),
+        ) ?? []).map((m, j) => ({ ...m, field: `mirrors[${j}].destination` }));
     return defined({
       name: f.opt('name', str),
       match: f.opt('match', list(matchRequest)) ?? [],
       route: weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))),
       timeoutMs: f.opt('timeout', duration()),
       retries: f.opt('retries', retries),
-      mirror,
-      mirrorPercentage: mirror ? (f.opt('mirrorPercentage', percent) ?? 100) : undefined,
+      mirrors,
       fault: f.opt('fault', fault),
       headers: f.opt('headers', headers),
       rewrite: f.opt('rewrite', rewrite),

@@ -37,7 +37,7 @@ export function collectServices(config: MeshConfig, workloads: WorkloadInfo[], d
     for (const h of vs.hosts) add(h, isMeshName(h, domain));
     for (const r of vs.http) {
       for (const d of r.route) add(d.destination.host, isMeshName(d.destination.host, domain));
-      if (r.mirror) add(r.mirror.host, isMeshName(r.mirror.host, domain));
+      for (const m of r.mirrors) add(m.destination.host, isMeshName(m.destination.host, domain));
     }
   }
   dropAmbiguousAliases(out);

@@ -61,9 +61,8 @@ export interface HTTPRoute {
   route: HTTPRouteDestination[];
   timeoutMs?: number;
   retries?: HTTPRetry;
-  mirror?: Destination;
-  /** 0..100, defaults to 100 when mirror is set */
-  mirrorPercentage?: number;
+  /** `mirror` (with mirrorPercentage or the deprecated mirrorPercent) and `mirrors[]` alike; percentage 0..100 */
+  mirrors: { destination: Destination; percentage: number; /** where it was written, for errors */ field: string }[];
   fault?: HTTPFaultInjection;
   headers?: Headers;
   rewrite?: { uri?: string; authority?: string };

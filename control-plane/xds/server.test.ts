@@ -258,6 +258,21 @@ describe('AdsServer: versions, nonces, ACK and NACK', () => {
     expect(st.ackedVersion).toBe(second.version_info);
   });
 
+  it('pushes a change in Envoy\'s order, clusters and endpoints before listeners and routes, whatever order the client subscribed in', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    s.send({ type_url: TypeUrl.Listener });
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_V1, C_V2] });
+    s.send({ type_url: TypeUrl.Cluster });
+    const mark = s.sent.length;
+    cache.setConfig(config(50, 50, '---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: details}\nspec:\n  hosts: [details.default.svc.cluster.local]\n  ports: [{number: 80, name: http}]\n  endpoints: [{address: 10.0.0.7}]\n'));
+    await tick();
+    const order = s.since(mark).map((r) => r.type_url);
+    expect(order.filter((t, i) => order.indexOf(t) === i)).toEqual([TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration].filter((t) => order.includes(t)));
+    expect(order.indexOf(TypeUrl.Cluster)).toBeLessThan(order.indexOf(TypeUrl.RouteConfiguration));
+  });
+
   it('takes "*" as the wildcard, also beside named resources', async () => {
     const { connect } = await setup();
     const s = connect();

@@ -3,7 +3,7 @@
 // connect, and whether a stream may register its workload, is the port's StreamPolicy.
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DiscoveryRequest, XdsNode } from '../../proto/ads';
-import { isXdsType, TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
+import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
 import { workloadFromNode } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import { validateWorkload, type Workload } from '../model/workload';
@@ -226,7 +226,8 @@ export class AdsServer {
     // Held through the warm-up, the client is answered once, when it ends: snapshots built
     // meanwhile (others reconnecting) would hand it endpoint sets with sidecars missing.
     if (info.heldUntil !== undefined) return;
-    for (const type of info.types.keys()) if (isXdsType(type)) this.push(info, type, snap, false, changedAt);
+    // Envoy's order: clusters and their endpoints before the listeners and routes that use them
+    for (const type of xdsTypes) if (info.types.has(type)) this.push(info, type, snap, false, changedAt);
   }
 
   private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, subscriptionChanged = false, changedAt = Date.now()): void {

@@ -78,7 +78,7 @@ export class Snapshot {
     for (const vs of config.virtualServices) {
       for (const r of vs.http) {
         for (const d of r.route) reference(d.destination);
-        if (r.mirror) reference(r.mirror);
+        for (const m of r.mirrors) reference(m.destination);
       }
     }
     const specs = clusterSpecs(config, this.services, referenced);

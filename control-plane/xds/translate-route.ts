@@ -79,13 +79,11 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
   }
   const retry = retryPolicy(r);
   if (retry) action.retry_policy = retry;
-  if (r.mirror) {
-    action.request_mirror_policies = [
-      {
-        cluster: destinationCluster(r.mirror, services),
-        runtime_fraction: { default_value: percent(r.mirrorPercentage ?? 100) },
-      },
-    ];
+  if (r.mirrors.length) {
+    action.request_mirror_policies = r.mirrors.map((m) => ({
+      cluster: destinationCluster(m.destination, services),
+      runtime_fraction: { default_value: percent(m.percentage) },
+    }));
   }
   if (r.rewrite?.uri !== undefined) action.prefix_rewrite = r.rewrite.uri;
   if (r.rewrite?.authority !== undefined) action.host_rewrite_literal = r.rewrite.authority;
@@ -160,6 +158,11 @@ export function translateHttpRoute(vs: VirtualService, r: HTTPRoute, index: numb
   }));
 }
 
+/** A service without a VirtualService: all of it to the service, with Istio's default retries. */
 export function defaultRoute(service: Service): Obj {
-  return { name: 'default', match: { prefix: '/' }, route: { cluster: clusterName(service.fqdn, service.defaultPort) } };
+  return {
+    name: 'default',
+    match: { prefix: '/' },
+    route: { cluster: clusterName(service.fqdn, service.defaultPort), retry_policy: retryPolicy({ match: [], route: [], mirrors: [] }) },
+  };
 }

@@ -236,8 +236,17 @@ describe('Snapshot: routes', () => {
     expect(split.request_headers_to_remove).toEqual(['x-debug']);
   });
 
-  it('routes a service without a VirtualService to its default cluster', () => {
-    expect(vhost(RATINGS).routes).toEqual([{ name: 'default', match: { prefix: '/' }, route: { cluster: `outbound|80||${RATINGS}` } }]);
+  it('routes a service without a VirtualService to its default cluster, with Istio\'s default retries', () => {
+    expect(vhost(RATINGS).routes).toEqual([
+      {
+        name: 'default',
+        match: { prefix: '/' },
+        route: {
+          cluster: `outbound|80||${RATINGS}`,
+          retry_policy: { retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes', num_retries: { value: 2 }, retriable_status_codes: [503] },
+        },
+      },
+    ]);
   });
 });
 

@@ -17,6 +17,8 @@ import { outlierLayer } from './layers/outlier';
 import { appTerminal, dispatchTerminal, type Dispatchers } from './layers/dispatch';
 import { authorizeLayer } from './layers/authorize';
 import { clientCertLayer } from './layers/client-cert';
+import { appProtocolOf, markProtocolLayer, ORIG_PROTO, type AppProtocol } from './layers/protocol';
+import { first } from './headers';
 
 export interface OutboundChainDeps {
   dispatchers: Dispatchers;
@@ -29,6 +31,7 @@ export function outboundChain(d: OutboundChainDeps): Handler {
   return compose(
     [
       routeLayer,
+      markProtocolLayer,
       faultLayer(d.random),
       splitLayer,
       mirrorLayer(d.dispatchers, d.random),
@@ -44,10 +47,18 @@ export function outboundChain(d: OutboundChainDeps): Handler {
 
 export interface InboundChainDeps {
   app: Target;
-  dispatcher: Dispatcher;
+  /** keep-alive HTTP/1.1 and h2c (prior knowledge) to the application */
+  appH1: Dispatcher;
+  appH2: Dispatcher;
+  appProtocol: AppProtocol;
   ownIdentity: () => string | undefined;
 }
 
 export function inboundChain(d: InboundChainDeps): Handler {
-  return compose([authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(d.dispatcher, d.app));
+  const pick = (x: Parameters<Handler>[0]): Dispatcher => {
+    const marked = first(x.request.headers[ORIG_PROTO] as string | string[] | undefined);
+    delete x.request.headers[ORIG_PROTO];
+    return appProtocolOf(d.appProtocol, x.info.protocol, marked) === 'http2' ? d.appH2 : d.appH1;
+  };
+  return compose([authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
 }

@@ -35,6 +35,8 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
+  /** the answer was headers alone (HTTP/2 END_STREAM on HEADERS: a gRPC trailers-only answer) */
+  endStream?: boolean;
   body: Readable;
   trailers: Promise<http.IncomingHttpHeaders | undefined>;
 }
@@ -125,9 +127,9 @@ export class H2Dispatcher implements Dispatcher {
       });
       return await new Promise<UpstreamResponse>((resolve, reject) => {
         let settled = false;
-        s.once('response', (h) => {
+        s.once('response', (h, flags) => {
           settled = true;
-          resolve({ status: Number(h[':status']), headers: h as http.IncomingHttpHeaders, body: s, trailers });
+          resolve({ status: Number(h[':status']), headers: h as http.IncomingHttpHeaders, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0, body: s, trailers });
         });
         // errors are built only when they matter: a stack trace per request is measurable
         const failed = (err: Error) =>

@@ -49,3 +49,22 @@ export function first(v: string | string[] | number | undefined): string | undef
   if (v === undefined) return undefined;
   return Array.isArray(v) ? v.join(',') : String(v);
 }
+
+/**
+ * Ends a response with its headers alone when the downstream is HTTP/2 (one HEADERS frame
+ * with END_STREAM: what gRPC calls trailers-only, where grpc-status rides in the headers);
+ * Node's compatibility API would send an empty DATA frame after them instead.
+ */
+export function endWithHeaders(
+  res: { stream?: { respond(h: OutgoingHttpHeaders, o: { endStream: boolean }): void; destroyed: boolean; closed: boolean }; writeHead(s: number, h: OutgoingHttpHeaders): void; end(): void; headersSent: boolean },
+  status: number,
+  headers: OutgoingHttpHeaders,
+): void {
+  if (res.stream) {
+    // the client may have reset the stream meanwhile: nothing to answer then
+    if (res.stream.destroyed || res.stream.closed) return;
+    if (!res.headersSent) return res.stream.respond({ ...headers, ':status': status }, { endStream: true });
+  }
+  res.writeHead(status, headers);
+  res.end();
+}

@@ -5,10 +5,13 @@ import type { AccessLog } from './access-log';
 import type { RuntimeConfig } from '../runtime/config';
 import { inboundChain } from './chains';
 import { serve } from './serve';
+import type { AppProtocol } from './layers/protocol';
 
 export interface InboundDeps {
   app: Target;
-  dispatcher: Dispatcher;
+  appH1: Dispatcher;
+  appH2: Dispatcher;
+  appProtocol: AppProtocol;
   log: AccessLog;
   runtime: () => RuntimeConfig;
   /** this workload's SPIFFE ID, for XFCC's By= */
@@ -16,6 +19,6 @@ export interface InboundDeps {
 }
 
 export function inboundHandler(d: InboundDeps) {
-  const chain = inboundChain({ app: d.app, dispatcher: d.dispatcher, ownIdentity: d.ownIdentity });
+  const chain = inboundChain({ app: d.app, appH1: d.appH1, appH2: d.appH2, appProtocol: d.appProtocol, ownIdentity: d.ownIdentity });
   return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' } });
 }

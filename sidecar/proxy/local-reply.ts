@@ -3,7 +3,7 @@ import type { DownstreamRequest, DownstreamResponse } from './downstream';
 import { FaultAbortError, type ProxyError } from './errors';
 import type { AccessEntry } from './access-log';
 import type { RequestInfo } from './request-info';
-import { first } from './headers';
+import { endWithHeaders, first } from './headers';
 
 // Envoy's mapping of the HTTP status it answers with to a gRPC status, for gRPC callers.
 function grpcStatusOf(e: ProxyError): number {
@@ -29,6 +29,8 @@ function grpcStatusOf(e: ProxyError): number {
 
 /** Returns false when headers had already gone out (the response is cut instead). */
 export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId?: string, grpc = false): boolean {
+  // the client is gone: there is nobody to answer
+  if (res.destroyed || (res as { stream?: { destroyed: boolean } }).stream?.destroyed) return false;
   if (res.headersSent) {
     (res as { destroy(e?: Error): void }).destroy();
     return false;
@@ -37,8 +39,7 @@ export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId
     // a trailers-only gRPC answer: what a gRPC client reads as a status, not an HTTP error
     const h: Record<string, string | number> = { 'content-type': 'application/grpc', 'grpc-status': grpcStatusOf(e), 'grpc-message': encodeURIComponent(e.message), 'x-tandem-response-flags': e.flag };
     if (requestId) h['x-request-id'] = requestId;
-    (res as { writeHead(s: number, h: object): void }).writeHead(200, h);
-    res.end();
+    endWithHeaders(res as unknown as Parameters<typeof endWithHeaders>[0], 200, h);
     return true;
   }
   if (e instanceof FaultAbortError && e.grpcStatus !== undefined) {

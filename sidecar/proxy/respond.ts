@@ -6,7 +6,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { DownstreamResponse } from './downstream';
 import type { UpstreamResponse } from './dispatch';
 import type { Exchange } from './exchange';
-import { applyOps, endToEnd } from './headers';
+import { applyOps, endToEnd, endWithHeaders } from './headers';
 import { ProxyError, UpstreamResetError } from './errors';
 
 export interface Responded {
@@ -27,6 +27,12 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
   return new Promise<Responded>((resolve, reject) => {
     const headers: OutgoingHttpHeaders = endToEnd(up.headers);
     for (const ops of x.responseOps) applyOps(headers, ops);
+    if (up.endStream) {
+      // a trailers-only answer stays one: its status is in these headers
+      endWithHeaders(res as unknown as Parameters<typeof endWithHeaders>[0], up.status, headers);
+      up.body.resume();
+      return resolve({ status: up.status, bytesSent: 0, upstreamMs });
+    }
     out.writeHead(up.status, headers);
     let bytes = 0;
     const onAbort = () => {

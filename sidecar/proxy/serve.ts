@@ -47,7 +47,13 @@ export function serve(o: ServeOptions) {
         else req.socket?.destroy();
         return log(0, e.flag, 0, null);
       }
-      log(sendLocalReply(res, e, info?.requestId, !!info && isGrpc(info)) ? e.status : 0, e.flag, 0, null);
+      let answered = false;
+      try {
+        answered = sendLocalReply(res, e, info?.requestId, !!info && isGrpc(info));
+      } catch {
+        // the downstream went away as we answered: the log says so
+      }
+      log(answered ? e.status : 0, e.flag, 0, null);
     };
     try {
       info = requestInfo(req);

@@ -9,6 +9,7 @@ import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type
 import type { Logger } from '../../common/log';
 import { decoders, nameOf, DecodeError } from './decode';
 import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from './model';
+import { Warming } from './warming';
 
 export interface Resources {
   clusters: Map<string, ClusterModel>;
@@ -54,6 +55,8 @@ export class XdsClient extends EventEmitter {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private sentNode = false;
+  private readonly warming = new Warming();
+  private warmTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly target: string,
@@ -86,6 +89,7 @@ export class XdsClient extends EventEmitter {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.warmTimer);
     clearTimeout(this.timer);
     this.stream?.cancel();
     this.client?.close();
@@ -175,7 +179,10 @@ export class XdsClient extends EventEmitter {
         const m = decode(any);
         const name = nameOf(m);
         seen.add(name);
-        target.set(name, m);
+        // routes go in force once the clusters they use are warm (make before break)
+        if (type === TypeUrl.RouteConfiguration) this.warming.offer(this.resources, m as RouteConfigModel);
+        else target.set(name, m);
+        if (type === TypeUrl.Cluster) this.warming.revived(name);
         st.resourceVersions.set(name, res.version_info);
       } catch (err) {
         if (err instanceof DecodeError) seen.add(err.resource);
@@ -184,9 +191,16 @@ export class XdsClient extends EventEmitter {
     });
     // State of the World: a listener or cluster missing from the response is gone.
     // Routes and endpoints no longer subscribed are dropped by the subscription update.
-    if (type === TypeUrl.Cluster || type === TypeUrl.Listener) {
+    if (type === TypeUrl.Listener) {
       for (const name of [...target.keys()]) if (!seen.has(name)) { target.delete(name); st.resourceVersions.delete(name); }
     }
+    if (type === TypeUrl.Cluster) {
+      const removed = new Map<string, ClusterModel>();
+      for (const [name, c] of this.resources.clusters) if (!seen.has(name)) { removed.set(name, c); this.resources.clusters.delete(name); st.resourceVersions.delete(name); }
+      if (removed.size) this.warming.clustersReplaced(this.resources, removed);
+    }
+    if (type === TypeUrl.Cluster || type === TypeUrl.ClusterLoadAssignment) this.warming.promote(this.resources);
+    this.scheduleWarming();
     st.received = true;
     if (errors.length) {
       st.lastError = errors.join('; ');
@@ -202,10 +216,23 @@ export class XdsClient extends EventEmitter {
     this.emit('update', type);
   }
 
+  // a route still waiting for its clusters is put in force when its grace runs out
+  private scheduleWarming(): void {
+    clearTimeout(this.warmTimer);
+    const at = this.warming.waiting;
+    if (at === undefined) return;
+    this.warmTimer = setTimeout(() => {
+      if (this.warming.promote(this.resources)) this.emit('update', TypeUrl.RouteConfiguration);
+      this.scheduleWarming();
+    }, Math.max(0, at - Date.now()) + 1);
+    this.warmTimer.unref();
+  }
+
   private follow(type: XdsTypeUrl, names: string[]): void {
     const st = this.status.get(type)!;
     const want = [...new Set(names)].sort();
     if (want.length === st.names.length && want.every((n, i) => n === st.names[i])) return;
+    if (type === TypeUrl.RouteConfiguration) for (const n of st.names) if (!want.includes(n)) this.warming.forget(n);
     st.names = want;
     const target = this.resources[FIELD[type]] as Map<string, unknown>;
     for (const n of [...target.keys()]) if (!want.includes(n)) { target.delete(n); st.resourceVersions.delete(n); }

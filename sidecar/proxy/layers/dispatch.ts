@@ -57,9 +57,10 @@ export function dispatchTerminal(d: Dispatchers): Handler {
   };
 }
 
-/** The inbound side's terminal: the local application, always. */
-export function appTerminal(dispatcher: Dispatcher, app: Target, connectTimeoutMs = 5000): Handler {
+/** The inbound side's terminal: the local application, always, in the protocol `pick` says. */
+export function appTerminal(pick: (x: Exchange) => Dispatcher, app: Target, connectTimeoutMs = 5000): Handler {
   return async (x) => {
+    const dispatcher = pick(x);
     try {
       return await send(dispatcher, app, x, connectTimeoutMs);
     } catch (err) {
