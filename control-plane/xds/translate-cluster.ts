@@ -75,10 +75,15 @@ export function translateCluster(c: ClusterSpec): Obj {
   const pool = p?.connectionPool;
   if (pool) {
     const t: Obj = {};
-    if (pool.tcp?.maxConnections !== undefined) t.max_connections = { value: pool.tcp.maxConnections };
-    if (pool.http?.http1MaxPendingRequests !== undefined) t.max_pending_requests = { value: pool.http.http1MaxPendingRequests };
-    if (pool.http?.http2MaxRequests !== undefined) t.max_requests = { value: pool.http.http2MaxRequests };
-    if (pool.http?.maxRetries !== undefined) t.max_retries = { value: pool.http.maxRetries };
+    // as Istio: 0 means "not set" (no limit), not "allow nothing"
+    const limit = (v: number | undefined) => (v !== undefined && v > 0 ? { value: v } : undefined);
+    const thresholds = {
+      max_connections: limit(pool.tcp?.maxConnections),
+      max_pending_requests: limit(pool.http?.http1MaxPendingRequests),
+      max_requests: limit(pool.http?.http2MaxRequests),
+      max_retries: limit(pool.http?.maxRetries),
+    };
+    for (const [k, v] of Object.entries(thresholds)) if (v) t[k] = v;
     if (Object.keys(t).length) cluster.circuit_breakers = { thresholds: [t] };
   }
   const od = p?.outlierDetection;

@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
+import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { classifyUpstreamError, ConnectFailureError, RefusedStreamError, ReusedConnectionResetError } from './errors';
@@ -61,9 +62,10 @@ export class H2Dispatcher implements Dispatcher {
     let session: http2.ClientHttp2Session;
     try {
       const tlsOptions = t.tls?.options();
+      // no Nagle on either hop: small frames go out at once
       session = tlsOptions
-        ? http2.connect(`https://${t.host}:${t.port}`, { createConnection: () => tls.connect(tlsOptions) })
-        : http2.connect(`http://${t.host}:${t.port}`);
+        ? http2.connect(`https://${t.host}:${t.port}`, { createConnection: () => tls.connect(tlsOptions).setNoDelay(true) })
+        : http2.connect(`http://${t.host}:${t.port}`, { createConnection: () => net.connect({ host: t.host, port: t.port, noDelay: true }) });
     } catch (err) {
       throw new ConnectFailureError(`cannot connect to ${t.host}:${t.port}: ${(err as Error).message}`, { cause: err });
     }
@@ -190,7 +192,7 @@ export class H1Dispatcher implements Dispatcher {
       a = keepAliveWithin(new https.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 }));
       // the TLS options are read per connection: a rotated certificate applies to the next one
       a.createConnection = ((_opts: unknown, cb?: (err: Error | null, s: Duplex) => void) => {
-        const s = tls.connect(target.options());
+        const s = tls.connect(target.options()).setNoDelay(true);
         cb?.(null, s);
         return s;
       }) as typeof a.createConnection;
@@ -208,6 +210,7 @@ export class H1Dispatcher implements Dispatcher {
       const agent = this.agentFor(t);
       creq = (t.tls ? https : http).request({ host: t.host, port: t.port, method: req.method, path: req.path, headers, agent, timeout: req.connectTimeoutMs });
       creq.once('socket', (sock) => {
+        sock.setNoDelay(true);
         // a reused socket is connected already; a new TLS one only once its handshake is done
         // (a failed handshake is a connect failure, UF)
         if (creq!.reusedSocket) connected = true;

@@ -94,7 +94,8 @@ export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeo
       s.destroy();
     });
   }
-  const server = net.createServer((socket) => {
+  // no Nagle: a response's last small write must not wait for the client's delayed ACK (Envoy sets TCP_NODELAY too)
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.once('readable', () => {

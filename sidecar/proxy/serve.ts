@@ -72,8 +72,9 @@ export function serve(o: ServeOptions) {
         facts,
         cleanup,
       };
+      // closed before we ended it: the client went away (an HTTP/2 reset reports writableFinished, not writableEnded)
       res.once('close', () => {
-        if (!res.writableFinished) ctl.abort(new DownstreamGoneError('the client went away'));
+        if (!res.writableEnded) ctl.abort(new DownstreamGoneError('the client went away'));
       });
       // a layer may throw before its first await: that is a rejection like any other
       Promise.resolve(x)
