@@ -20,6 +20,16 @@ import { CertTracker } from './identity/cert-tracker';
 import { ControlPlaneMetrics } from './metrics';
 import { syncz } from './syncz';
 
+// Pings on every connection: a sidecar whose machine vanished (a half-open stream) is
+// noticed within seconds and its endpoint leaves EDS, instead of lingering until TCP gives up.
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // sidecars ping every 10 s themselves; allow it
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+};
+
 export interface ControlPlaneOptions {
   config: string;
   listen: HostPort;
@@ -112,7 +122,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
       return peer;
     },
   };
-  const tlsServer = new grpc.Server();
+  const tlsServer = new grpc.Server(SERVER_OPTIONS);
   tlsServer.addService(adsService, adsHandlers(ads, meshPolicy));
   tlsServer.addService(
     caService,
@@ -136,7 +146,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
 
   let plainServer: grpc.Server | undefined;
   if (o.xdsPlaintext) {
-    plainServer = new grpc.Server();
+    plainServer = new grpc.Server(SERVER_OPTIONS);
     // config for proxyless clients; nothing here ever becomes an endpoint
     plainServer.addService(adsService, adsHandlers(ads, { register: false, authenticate: () => undefined }));
     const port = await bind(plainServer, o.xdsPlaintext, grpc.ServerCredentials.createInsecure());

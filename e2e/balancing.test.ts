@@ -390,6 +390,7 @@ describe('balancing e2e: load balancers, outlier detection, circuit breakers, st
   });
 
   it('LEAST_REQUEST (power of two choices) sends most requests to the faster of two endpoints', async () => {
+    const N = 1000;
     const before = { fast: apps.fast.hits, slow: apps.slow.hits };
     const totals = async () => {
       const c = (await clusters()).find((x) => /\|\|speed\./.test(x.name))!;
@@ -411,20 +412,23 @@ describe('balancing e2e: load balancers, outlier detection, circuit breakers, st
       }
     })();
     const t0 = performance.now();
-    const answers = await h.pool(300, 20, () => send('speed', '/'));
+    const answers = await h.pool(N, 20, () => send('speed', '/'));
     sampling = false;
     await sampler;
 
     expect(answers.filter((r) => r.status !== 200 || r.headers['x-route'] !== 'speed').map((r) => `${r.status} ${r.body}`)).toEqual([]);
     const fast = answers.filter((r) => r.app === 'fast').length;
     const slow = answers.filter((r) => r.app === 'slow').length;
-    console.info(`LEAST_REQUEST: fast ${fast}, slow ${slow} of 300 in ${(performance.now() - t0).toFixed(0)} ms; /clusters samples with slow busier ${busier.slow}, fast busier ${busier.fast}`);
-    expect(fast + slow).toBe(300);
+    console.info(`LEAST_REQUEST: fast ${fast}, slow ${slow} of ${N} in ${(performance.now() - t0).toFixed(0)} ms; /clusters samples with slow busier ${busier.slow}, fast busier ${busier.fast}`);
+    expect(fast + slow).toBe(N);
     expect(apps.fast.hits - before.fast).toBe(fast);
     expect(apps.slow.hits - before.slow).toBe(slow);
     // Two random picks with replacement: both land on the slow endpoint a quarter of the
-    // time, so the fast one's share tends to 75% (round robin or random would give 50%).
-    expect(fast / 300).toBeGreaterThan(0.65);
+    // time, so the fast one's share tends to 75% (74.5% here: the first 20, sent at once,
+    // split evenly); round robin or random would give 50%. Over 1000 requests one standard
+    // deviation is 1.4 points, so 68% is more than 4 of them below the mean (over 300, the
+    // share seen ranged 69-78% and a 70% bar would fail now and then).
+    expect(fast / N).toBeGreaterThan(0.68);
     expect(busier.slow).toBeGreaterThan(busier.fast);
 
     // /clusters agrees with the apps, and nothing is left in flight
@@ -462,9 +466,9 @@ describe('balancing e2e: load balancers, outlier detection, circuit breakers, st
     }
 
     it('httpCookie with ttl: a first request gets Set-Cookie, and that cookie always reaches the same endpoint', async () => {
-      // eight clients at once, each with its own cookie
+      // twelve clients at once, each with its own cookie
       const placed = await Promise.all(
-        Array.from({ length: 8 }, async (_, client) => {
+        Array.from({ length: 12 }, async (_, client) => {
           const first = await send('hashed', `/cookie/first-${client}`);
           expect(first.status).toBe(200);
           expect(first.headers['x-route']).toBe('hashed-cookie');
@@ -487,8 +491,8 @@ describe('balancing e2e: load balancers, outlier detection, circuit breakers, st
           return first.app!;
         }),
       );
-      // different cookies are different keys: eight clients spread over more than one endpoint
-      // (all on one of three: (1/3)^7, about 1 in 2000)
+      // different cookies are different keys: twelve clients spread over more than one endpoint
+      // (all on one of three: (1/3)^11, about 1 in 180,000)
       expect(new Set(placed).size).toBeGreaterThan(1);
     });
   });
@@ -533,8 +537,9 @@ describe('balancing e2e: load balancers, outlier detection, circuit breakers, st
       expect(b.ok.length).toBeGreaterThanOrEqual(4);
       expect(b.maxAtApp).toBeLessThanOrEqual(3);
       expect(apps.pooled.hits - hits).toBe(b.ok.length);
-      // the pending one waited for a slot: its 300 ms behind another's 300 ms
-      expect(slowest).toBeGreaterThanOrEqual(550);
+      // the pending one waited for a slot: its 300 ms behind another's 300 ms (less however
+      // long the burst took to arrive; one not queued answers in about 300 ms)
+      expect(slowest).toBeGreaterThanOrEqual(450);
       expect((await send('pooled', '/conns/after')).status).toBe(200);
     });
 
