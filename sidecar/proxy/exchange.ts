@@ -10,6 +10,7 @@ import type { ProxyError } from './errors';
 import type { ConnectionInfo } from './downstream';
 import type { ClusterRuntime, CompiledRoute, Endpoint, HeaderOps, RuntimeConfig } from '../runtime/config';
 import type { WeightedCluster } from '../xds/model';
+import type { Cancel } from './cancel';
 
 export interface UpstreamRequestHead {
   method: string;
@@ -38,7 +39,7 @@ export interface Exchange {
   request: UpstreamRequestHead;
   readonly body: RequestBody | null;
   /** aborted when the client goes away or the route's timeout fires; the reason is the ProxyError to answer with */
-  readonly signal: AbortSignal;
+  readonly signal: Cancel;
   abort(reason: ProxyError): void;
   /** 1 for the first try; set by the retry layer */
   attempt: number;
@@ -65,14 +66,13 @@ export function compose(layers: Layer[], terminal: Handler): Handler {
 export function sleep(x: Pick<Exchange, 'signal'>, ms: number): Promise<void> {
   if (x.signal.aborted) return Promise.reject(x.signal.reason);
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(x.signal.reason);
-    };
     const t = setTimeout(() => {
-      x.signal.removeEventListener('abort', onAbort);
+      off();
       resolve();
     }, ms);
-    x.signal.addEventListener('abort', onAbort, { once: true });
+    const off = x.signal.on(() => {
+      clearTimeout(t);
+      reject(x.signal.reason);
+    });
   });
 }

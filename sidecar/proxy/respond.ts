@@ -41,7 +41,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
       reject(x.signal.reason);
     };
     if (x.signal.aborted) return onAbort();
-    x.signal.addEventListener('abort', onAbort, { once: true });
+    const off = x.signal.on(onAbort);
     up.body.on('data', (c: Buffer) => {
       bytes += c.length;
       if (!(out as NodeJS.WritableStream).write(c)) {
@@ -51,7 +51,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
     });
     up.body.once('end', async () => {
       const t = await up.trailers;
-      x.signal.removeEventListener('abort', onAbort);
+      off();
       if (t) {
         const tt = endToEnd(t);
         if (Object.keys(tt).length) out.addTrailers(tt);
@@ -60,7 +60,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
       resolve({ status: up.status, bytesSent: bytes, upstreamMs });
     });
     up.body.once('error', (err) => {
-      x.signal.removeEventListener('abort', onAbort);
+      off();
       // headers are out: all we can do is cut the response short
       out.destroy(err);
       reject(err instanceof ProxyError ? err : new UpstreamResetError(err.message, { cause: err }));

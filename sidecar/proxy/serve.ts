@@ -11,6 +11,7 @@ import { RequestBody } from './body';
 import { DownstreamGoneError, ProxyError, TransportRefusedError, UpstreamResetError } from './errors';
 import { logEntry, sendLocalReply } from './local-reply';
 import { respond } from './respond';
+import { Cancel } from './cancel';
 import type { Exchange, Handler } from './exchange';
 
 export interface ServeOptions {
@@ -57,7 +58,7 @@ export function serve(o: ServeOptions) {
     };
     try {
       info = requestInfo(req);
-      const ctl = new AbortController();
+      const ctl = new Cancel();
       const x: Exchange = {
         info,
         conn,
@@ -65,7 +66,7 @@ export function serve(o: ServeOptions) {
         rt: o.runtime(),
         request: { method: info.method, path: info.path, authority: info.authority, headers: endToEnd(req.headers) },
         body: info.hasBody ? new RequestBody(req) : null,
-        signal: ctl.signal,
+        signal: ctl,
         abort: (reason) => ctl.abort(reason),
         attempt: 1,
         responseOps: [],

@@ -20,9 +20,8 @@ function send(dispatcher: Dispatcher, target: Target, x: Exchange, connectTimeou
     body: x.body ? x.body.open() : null,
     connectTimeoutMs,
   });
-  const onAbort = () => inflight.abort(x.signal.reason);
-  x.signal.addEventListener('abort', onAbort, { once: true });
-  return inflight.response.finally(() => x.signal.removeEventListener('abort', onAbort));
+  const off = x.signal.on(() => inflight.abort(x.signal.reason));
+  return inflight.response.finally(off);
 }
 
 export function dispatchTerminal(d: Dispatchers): Handler {

@@ -9,16 +9,15 @@ import type { ClusterStats } from '../../runtime/config';
 function waitForSlot(st: ClusterStats, x: Exchange): Promise<void> {
   return new Promise((resolve, reject) => {
     const wake = () => {
-      x.signal.removeEventListener('abort', onAbort);
+      off();
       resolve();
     };
-    const onAbort = () => {
+    st.queue.push(wake);
+    const off = x.signal.on(() => {
       const i = st.queue.indexOf(wake);
       if (i >= 0) st.queue.splice(i, 1);
       reject(x.signal.reason);
-    };
-    st.queue.push(wake);
-    x.signal.addEventListener('abort', onAbort, { once: true });
+    });
   });
 }
 

@@ -6,6 +6,7 @@ import type { Exchange, Handler } from '../exchange';
 import type { UpstreamResponse } from '../dispatch';
 import type { RetryOn, RetryPolicyModel } from '../../xds/model';
 import { RequestBody } from '../body';
+import { Cancel } from '../cancel';
 
 const policy = (on: RetryOn[], o: Partial<RetryPolicyModel> = {}): RetryPolicyModel => ({
   retryOn: new Set(on),
@@ -24,7 +25,7 @@ const response = (status: number, headers: Record<string, string> = {}): Upstrea
 });
 
 function exchange(p: RetryPolicyModel | undefined, body: RequestBody | null = null): Exchange {
-  const ctl = new AbortController();
+  const ctl = new Cancel();
   return {
     info: {} as Exchange['info'],
     conn: { mtls: true },
@@ -32,7 +33,7 @@ function exchange(p: RetryPolicyModel | undefined, body: RequestBody | null = nu
     rt: {} as Exchange['rt'],
     request: { method: 'POST', path: '/', authority: 'a', headers: {} },
     body,
-    signal: ctl.signal,
+    signal: ctl,
     abort: (r) => ctl.abort(r),
     attempt: 1,
     route: { model: { retry: p } } as unknown as Exchange['route'],
@@ -141,7 +142,7 @@ describe('the retry layer', () => {
     let calls = 0;
     const h: Handler = (x) => {
       calls++;
-      if (calls === 1) return new Promise((_, reject) => x.signal.addEventListener('abort', () => reject(x.signal.reason)));
+      if (calls === 1) return new Promise((_, reject) => x.signal.on(() => reject(x.signal.reason)));
       return Promise.resolve(response(200));
     };
     const r = await retryLayer(new RetryBudgets(), () => 1)(h)(exchange(policy(['5xx'], { perTryTimeoutMs: 20 })));

@@ -68,11 +68,16 @@ export function retriableError(p: RetryPolicyModel, err: unknown): boolean {
 
 function attemptOf(x: Exchange, attempt: number, perTryMs: number): { ax: Exchange; done(): void } {
   if (perTryMs <= 0 && attempt === 1) return { ax: x, done: () => undefined };
-  const ctl = new AbortController();
-  const t = perTryMs > 0 ? setTimeout(() => ctl.abort(new PerTryTimeoutError(`upstream per-try timeout after ${perTryMs}ms`)), perTryMs) : undefined;
-  const signal = AbortSignal.any([x.signal, ctl.signal]);
-  const ax: Exchange = { ...x, attempt, signal, request: { ...x.request, headers: { ...x.request.headers } } };
-  return { ax, done: () => clearTimeout(t) };
+  const { cancel, detach } = x.signal.child();
+  const t = perTryMs > 0 ? setTimeout(() => cancel.abort(new PerTryTimeoutError(`upstream per-try timeout after ${perTryMs}ms`)), perTryMs) : undefined;
+  const ax: Exchange = { ...x, attempt, signal: cancel, request: { ...x.request, headers: { ...x.request.headers } } };
+  return {
+    ax,
+    done: () => {
+      clearTimeout(t);
+      detach();
+    },
+  };
 }
 
 export function retryLayer(budgets: RetryBudgets, random: () => number): Layer {
