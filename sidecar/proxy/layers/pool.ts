@@ -24,6 +24,8 @@ function waitForSlot(st: ClusterStats, x: Exchange): Promise<void> {
 export const poolLayer: Layer = (next) => async (x) => {
   const c = x.cluster!;
   const l = c.model.limits;
+  // no circuit breakers on this cluster: nothing to count (the usual case, kept cheap)
+  if (l.maxRequests === undefined && l.maxConnections === undefined) return next(x);
   const st = c.stats;
   const overflow = (why: string) => {
     st.overflows++;
@@ -50,8 +52,8 @@ export const poolLayer: Layer = (next) => async (x) => {
   };
   try {
     const r = await next(x);
+    // a response body emits 'close' once it is over, ended or cut
     r.body.once('close', release);
-    r.body.once('end', release);
     return r;
   } catch (err) {
     release();
