@@ -58,7 +58,7 @@ export function inboundChain(d: InboundChainDeps): Handler {
   const pick = (x: Parameters<Handler>[0]): Dispatcher => {
     const marked = first(x.request.headers[ORIG_PROTO] as string | string[] | undefined);
     delete x.request.headers[ORIG_PROTO];
-    return appProtocolOf(d.appProtocol, x.info.protocol, marked) === 'http2' ? d.appH2 : d.appH1;
+    return appProtocolOf(d.appProtocol, x.info.protocol, marked, x.info.header('content-type')) === 'http2' ? d.appH2 : d.appH1;
   };
   return compose([authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
 }

@@ -77,9 +77,8 @@ export function serve(o: ServeOptions) {
       res.once('close', () => {
         if (!res.writableEnded) ctl.abort(new DownstreamGoneError('the client went away'));
       });
-      // a layer may throw before its first await: that is a rejection like any other
-      Promise.resolve(x)
-        .then(o.chain)
+      // a layer that throws before its first await lands in the catch below, like a rejection
+      o.chain(x)
         .then((up) => respond(res, up, x))
         .then((r) => log(r.status, null, r.bytesSent, r.upstreamMs), fail);
     } catch (err) {

@@ -45,8 +45,8 @@ export function dispatchTerminal(d: Dispatchers): Handler {
         if (!(err instanceof ReusedConnectionResetError) || (x.body && !x.body.replayable)) throw err;
         r = await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
       }
+      // a response body emits 'close' once it is over, ended or cut
       r.body.once('close', finish);
-      r.body.once('end', finish);
       return r;
     } catch (err) {
       ep.stats.failures++;

@@ -2,13 +2,12 @@
 // the cluster's threshold the endpoint is ejected (see runtime/outlier.ts), and the
 // balancer passes it over until its ejection ends.
 import { ConnectFailureError, PerTryTimeoutError, UpstreamTimeoutError } from '../errors';
-import type { Layer } from '../exchange';
+import type { Exchange, Handler, Layer } from '../exchange';
+import type { OutlierModel } from '../../xds/model';
 import { recordOutcome } from '../../runtime/outlier';
 
 export function outlierLayer(now: () => number): Layer {
-  return (next) => async (x) => {
-    const o = x.cluster?.model.outlier;
-    if (!o) return next(x);
+  const observed = async (o: OutlierModel, x: Exchange, next: Handler) => {
     const ep = x.endpoint!;
     const all = x.cluster!.endpoints;
     try {
@@ -23,5 +22,10 @@ export function outlierLayer(now: () => number): Layer {
       }
       throw err;
     }
+  };
+  // no outlier detection on the cluster (the usual case): no promise of this layer's own
+  return (next) => (x) => {
+    const o = x.cluster?.model.outlier;
+    return o ? observed(o, x, next) : next(x);
   };
 }

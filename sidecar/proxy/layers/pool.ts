@@ -3,7 +3,8 @@
 // max_pending_requests waiting for a slot; anything beyond is refused at once with 503 UO.
 // A request holds its slot until its response is over, not just until its headers.
 import { OverflowError } from '../errors';
-import type { Exchange, Layer } from '../exchange';
+import type { Exchange, Handler, Layer } from '../exchange';
+import type { UpstreamResponse } from '../dispatch';
 import type { ClusterStats } from '../../runtime/config';
 
 function waitForSlot(st: ClusterStats, x: Exchange): Promise<void> {
@@ -21,7 +22,14 @@ function waitForSlot(st: ClusterStats, x: Exchange): Promise<void> {
   });
 }
 
-export const poolLayer: Layer = (next) => async (x) => {
+export const poolLayer: Layer = (next) => (x) => {
+  const l = x.cluster!.model.limits;
+  // no circuit breakers on this cluster: nothing to count (the usual case, kept cheap)
+  if (l.maxRequests === undefined && l.maxConnections === undefined) return next(x);
+  return limited(x, next);
+};
+
+async function limited(x: Exchange, next: Handler): Promise<UpstreamResponse> {
   const c = x.cluster!;
   const l = c.model.limits;
   const st = c.stats;
@@ -50,11 +58,11 @@ export const poolLayer: Layer = (next) => async (x) => {
   };
   try {
     const r = await next(x);
+    // a response body emits 'close' once it is over, ended or cut
     r.body.once('close', release);
-    r.body.once('end', release);
     return r;
   } catch (err) {
     release();
     throw err;
   }
-};
+}

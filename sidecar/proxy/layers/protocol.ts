@@ -1,25 +1,29 @@
 // Protocol: the caller's protocol is kept end to end (as Linkerd's orig-proto does). The
-// hop between sidecars is HTTP/2 whatever the application spoke, so the outbound side
-// notes an HTTP/1.x request in x-tandem-orig-proto, and the inbound side hands the
-// request to its application in that protocol: HTTP/1.1 as HTTP/1.1, HTTP/2 and gRPC as
-// h2c — unless --app-protocol says the application speaks only one.
+// hop between sidecars is HTTP/2 whatever the application spoke, so the inbound side
+// must learn what the caller spoke: gRPC says so itself (its content-type), other HTTP/2
+// is marked x-tandem-orig-proto: HTTP/2 by the outbound side, and anything unmarked was
+// HTTP/1.x (the common case pays no header). The application gets the request in that
+// protocol — unless --app-protocol says it speaks only one.
 import type { Layer } from '../exchange';
 
 export const ORIG_PROTO = 'x-tandem-orig-proto';
 
 export type AppProtocol = 'auto' | 'http1' | 'http2';
 
+const isGrpc = (contentType: string | undefined) => contentType !== undefined && contentType.startsWith('application/grpc');
+
 /** Outbound: what the application spoke, for the peer's inbound side; never the app's own say. */
 export const markProtocolLayer: Layer = (next) => (x) => {
   const h = x.request.headers;
-  delete h[ORIG_PROTO];
-  if (x.info.protocol !== 'HTTP/2') h[ORIG_PROTO] = x.info.protocol;
+  if (h[ORIG_PROTO] !== undefined) delete h[ORIG_PROTO];
+  if (x.info.protocol === 'HTTP/2' && !isGrpc(x.info.header('content-type'))) h[ORIG_PROTO] = 'HTTP/2';
   return next(x);
 };
 
 /** Inbound: the protocol to speak to the application for this request. */
-export function appProtocolOf(mode: AppProtocol, spoken: string, marked: string | undefined): 'http1' | 'http2' {
+export function appProtocolOf(mode: AppProtocol, spoken: string, marked: string | undefined, contentType: string | undefined): 'http1' | 'http2' {
   if (mode !== 'auto') return mode;
+  // from a peer sidecar (HTTP/2 hop): gRPC, or marked HTTP/2; a plaintext HTTP/1.1 caller is what it is
   if (spoken !== 'HTTP/2') return 'http1';
-  return marked && /^HTTP\/1\.[01]$/.test(marked) ? 'http1' : 'http2';
+  return isGrpc(contentType) || marked === 'HTTP/2' ? 'http2' : 'http1';
 }

@@ -129,6 +129,9 @@ export function retryLayer(budgets: RetryBudgets, random: () => number): Layer {
   };
 }
 
+// what the cluster's endpoints have in flight (the pool layer counts only clusters with limits)
 function activeRequests(x: Exchange): number {
-  return x.cluster?.stats.active ?? 0;
+  let n = 0;
+  for (const e of x.cluster?.endpoints ?? []) n += e.stats.activeRequests;
+  return n;
 }
