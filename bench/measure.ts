@@ -1,0 +1,159 @@
+// Measuring: the load generator child (bench/load.ts) and the measured runs against a
+// target, with proxy, backend and load generator CPU from /proc before and after each run.
+import * as path from 'node:path';
+import { CONNECTIONS, DURATION, WARMUP } from './config';
+import type { LoadRequest, LoadResult } from './load';
+import { backendStats, type Row, type Target } from './target';
+import { cpuSeconds, forkProc, processTree, type Proc } from './util';
+
+// ---------------------------------------------------------------------------------------------
+// The load generator child.
+
+let loadProc: Proc | undefined;
+let interrupted = false;
+let nextId = 1;
+
+/** Start the load generator process (once, before anything is measured). */
+export function startLoadGenerator(): void {
+  loadProc = forkProc('load generator', path.join(__dirname, 'load.js'));
+}
+
+/** After SIGINT/SIGTERM: no new load runs. */
+export function setInterrupted(): void {
+  interrupted = true;
+}
+
+export function isInterrupted(): boolean {
+  return interrupted;
+}
+
+function load(url: string, host: string | undefined, durationSec: number, raw = false): Promise<LoadResult> {
+  const child = loadProc!.child;
+  const req: LoadRequest = { id: nextId++, url, host, connections: CONNECTIONS, durationSec, raw };
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: LoadResult) => {
+      if (m.id !== req.id) return;
+      child.off('message', onMsg);
+      child.off('exit', onExit);
+      if (m.error) reject(new Error(`load generator: ${m.error}`));
+      else resolve(m);
+    };
+    const onExit = () => reject(new Error(`load generator exited: ${loadProc!.output().slice(-2000)}`));
+    if (interrupted || !child.connected) {
+      reject(new Error('load generator is gone'));
+      return;
+    }
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+    child.send(req, (err) => {
+      if (err) reject(err);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring.
+
+/** What the measured slices of one target add up to. */
+interface Acc {
+  slices: LoadResult[];
+  proxyCpu: number[];
+  backendCpu: number;
+  loadCpu: number;
+  served: number;
+  xfcc: number;
+}
+
+const newAcc = (t: Target): Acc => ({ slices: [], proxyCpu: t.proxies.map(() => 0), backendCpu: 0, loadCpu: 0, served: 0, xfcc: 0 });
+
+/** One measured run of `sec` seconds against `t`, added to `acc`. */
+async function slice(t: Target, backend: Proc, sec: number, acc: Acc, raw: boolean): Promise<void> {
+  const trees = t.proxies.map((p) => processTree(p.pid));
+  const backendTree = processTree(backend.pid);
+  const loadTree = processTree(loadProc!.pid);
+  const statsBefore = await backendStats(backend);
+  const before = { proxies: trees.map(cpuSeconds), backend: cpuSeconds(backendTree), load: cpuSeconds(loadTree) };
+  const r = await load(t.url, t.host, sec, raw);
+  // Re-read the trees: a proxy may have started a worker meanwhile (CPU of one that
+  // exited is lost, which is fine for the proxies measured here).
+  const after = { proxies: t.proxies.map((p) => cpuSeconds(processTree(p.pid))), backend: cpuSeconds(backendTree), load: cpuSeconds(loadTree) };
+  const statsAfter = await backendStats(backend);
+  acc.slices.push(r);
+  after.proxies.forEach((v, i) => (acc.proxyCpu[i] += v - before.proxies[i]));
+  acc.backendCpu += after.backend - before.backend;
+  acc.loadCpu += after.load - before.load;
+  acc.served += statsAfter.served - statsBefore.served;
+  acc.xfcc += statsAfter.xfcc - statsBefore.xfcc;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function row(t: Target, acc: Acc): Row {
+  const sum = (f: (r: LoadResult) => number) => acc.slices.reduce((a, r) => a + f(r), 0);
+  const ok = sum((r) => r.ok);
+  const non2xx = sum((r) => r.non2xx);
+  const elapsed = sum((r) => r.elapsedSec);
+  let p50 = acc.slices[0]?.p50 ?? NaN;
+  let p99 = acc.slices[0]?.p99 ?? NaN;
+  if (acc.slices.length > 1) {
+    // percentiles of all the slices' latencies together
+    const all = new Float64Array(acc.slices.reduce((a, r) => a + (r.latencies?.length ?? 0), 0));
+    let i = 0;
+    for (const r of acc.slices) for (const v of r.latencies ?? []) all[i++] = v;
+    all.sort();
+    p50 = percentile(all, 0.5);
+    p99 = percentile(all, 0.99);
+  }
+  const done = ok + non2xx;
+  // Requests in flight at the start and end can differ by up to a connection's worth each.
+  if (Math.abs(acc.served - done) > 2 * CONNECTIONS * acc.slices.length + done * 0.001) {
+    console.warn(`\nbench: ${t.name}: the backend served ${acc.served} requests but the load generator counted ${done}`);
+  }
+  const perReq = (sec: number) => (done > 0 ? (sec * 1e6) / done : NaN);
+  const breakdown = t.proxies.map((p, i) => ({ label: p.label, usPerReq: perReq(acc.proxyCpu[i]) }));
+  return {
+    target: t.name,
+    rps: elapsed > 0 ? ok / elapsed : 0,
+    p50,
+    p99,
+    proxyUsPerReq: t.proxies.length ? breakdown.reduce((a, b) => a + b.usPerReq, 0) : undefined,
+    breakdown,
+    backendUsPerReq: perReq(acc.backendCpu),
+    loadgenUsPerReq: perReq(acc.loadCpu),
+    ok,
+    served: acc.served,
+    non2xx,
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    xfcc: acc.xfcc,
+  };
+}
+
+export async function measure(t: Target, backend: Proc): Promise<Row> {
+  if (WARMUP > 0) await load(t.url, t.host, WARMUP);
+  const acc = newAcc(t);
+  await slice(t, backend, DURATION, acc, false);
+  return row(t, acc);
+}
+
+/**
+ * Two targets compared with each other (the tandem hops): each warmed up, then measured
+ * in alternating halves, A B B A, so that a neighbour's burst of CPU or a slow drift on a
+ * shared machine falls on both alike. Each still gets DURATION seconds in all.
+ */
+export async function measurePair(a: Target, b: Target, backend: Proc): Promise<[Row, Row]> {
+  if (WARMUP > 0) {
+    await load(a.url, a.host, WARMUP);
+    await load(b.url, b.host, WARMUP);
+  }
+  const [accA, accB] = [newAcc(a), newAcc(b)];
+  const half = DURATION / 2;
+  for (const [t, acc] of [[a, accA], [b, accB], [b, accB], [a, accA]] as const) {
+    if (interrupted) throw new Error('interrupted');
+    await slice(t, backend, half, acc, true);
+  }
+  return [row(a, accA), row(b, accB)];
+}

@@ -1,0 +1,224 @@
+// The tandem side of the benchmark: a control plane, a client sidecar and a server
+// sidecar for each of backend (mTLS, the default) and backend-plain (h2c), each with a
+// bootstrap token minted with the mesh root key; and, before anything is measured, the
+// wire check through a byte-recording relay between the sidecars (a TLS ClientHello for
+// backend, the h2c preface for backend-plain, and the XFCC the backend sees).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT_CERT, ROOT_KEY } from '../certs/ca';
+import { spiffeUri } from '../certs/spiffe';
+import { mintToken } from '../certs/token';
+import { classify, startRelay, type Relay } from './relay';
+import { backendStats, type Target } from './target';
+import { freePort, httpGet, startProc, waitFor, type Proc } from './util';
+
+const TANDEM = path.resolve(__dirname, '..', 'cli', 'tandem.js');
+
+export interface Mesh {
+  targets: Target[];
+  /** what the wire check found, one line each */
+  verified: string[];
+  caDir: string;
+  controlPlane: Proc;
+  /** host:port of its ADS/CA listener */
+  cpTarget: string;
+}
+
+const MESH_SERVICES = { mtls: 'backend', plain: 'backend-plain' } as const;
+
+/** The mesh config: both services routed to themselves; backend-plain plaintext both ways. */
+function meshConfig(): string {
+  const vs = (host: string) => [
+    'apiVersion: networking.istio.io/v1',
+    'kind: VirtualService',
+    'metadata:',
+    `  name: ${host}`,
+    '  namespace: default',
+    'spec:',
+    `  hosts: [${host}]`,
+    '  http:',
+    '  - route:',
+    '    - destination:',
+    `        host: ${host}`,
+  ];
+  return [
+    // backend: no PeerAuthentication (STRICT) and no DestinationRule (ISTIO_MUTUAL), the default
+    ...vs(MESH_SERVICES.mtls),
+    '---',
+    ...vs(MESH_SERVICES.plain),
+    '---',
+    // backend-plain: its server sidecar also takes plaintext, and clients send plaintext to it
+    'apiVersion: security.istio.io/v1',
+    'kind: PeerAuthentication',
+    'metadata:',
+    `  name: ${MESH_SERVICES.plain}`,
+    '  namespace: default',
+    'spec:',
+    '  selector:',
+    '    matchLabels:',
+    `      app: ${MESH_SERVICES.plain}`,
+    '  mtls:',
+    '    mode: PERMISSIVE',
+    '---',
+    'apiVersion: networking.istio.io/v1',
+    'kind: DestinationRule',
+    'metadata:',
+    `  name: ${MESH_SERVICES.plain}`,
+    '  namespace: default',
+    'spec:',
+    `  host: ${MESH_SERVICES.plain}`,
+    '  trafficPolicy:',
+    '    tls:',
+    '      mode: DISABLE',
+    '',
+  ].join('\n');
+}
+
+interface Sidecar {
+  proc: Proc;
+  service: string;
+  /** the address it told the control plane */
+  address: string;
+  outbound: number;
+  admin: number;
+}
+
+/**
+ * One control plane and three sidecars: a client, and a server sidecar for each of
+ * backend (mTLS) and backend-plain (h2c), both in front of the same backend process.
+ * Before those server sidecars start, a stand-in for each (same service, same labels,
+ * same token) advertises a byte-recording relay instead of its own port, so the first
+ * bytes the client sidecar sends can be checked; then the stand-ins make way.
+ */
+export async function startTandem(dir: string, backend: Proc, backendPort: number): Promise<Mesh> {
+  if (!fs.existsSync(TANDEM)) throw new Error(`${TANDEM} not found: run npm run build first`);
+  const meshDir = path.join(dir, 'tandem');
+  fs.mkdirSync(meshDir);
+  const config = path.join(meshDir, 'mesh.yaml');
+  fs.writeFileSync(config, meshConfig());
+  const caDir = path.join(meshDir, 'certs');
+  const [listen, admin] = [await freePort(), await freePort()];
+  const cp = startProc('control-plane', process.execPath, [TANDEM, 'control-plane', '--config', config, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--ca-dir', caDir]);
+  await waitFor('control plane /ready', async () => (await httpGet(admin, '/ready')).status === 200).catch((err: Error) => {
+    throw new Error(`${err.message}\n${cp.output().slice(-2000)}`);
+  });
+
+  // Bootstrap tokens, as `tandem token --namespace default --service-account SVC --service SVC` mints them.
+  const rootKey = fs.readFileSync(path.join(caDir, ROOT_KEY), 'utf8');
+  const tokenFile = (service: string) => {
+    const f = path.join(meshDir, `${service}.token`);
+    if (!fs.existsSync(f)) fs.writeFileSync(f, mintToken(rootKey, { namespace: 'default', serviceAccount: service, services: [service], ttlMs: 3600e3 }), { mode: 0o600 });
+    return f;
+  };
+
+  const sidecar = async (service: string, appPort: number, advertise?: (inbound: number) => Promise<number>): Promise<Sidecar> => {
+    const [inbound, outbound, sAdmin] = [await freePort(), await freePort(), await freePort()];
+    const advertised = advertise ? await advertise(inbound) : inbound;
+    const proc = startProc(`sidecar ${service}`, process.execPath, [
+      TANDEM, 'sidecar',
+      '--service', service,
+      '--labels', `app=${service}`,
+      '--app', `127.0.0.1:${appPort}`,
+      '--inbound', `127.0.0.1:${inbound}`,
+      ...(advertise ? ['--advertise', `127.0.0.1:${advertised}`] : []),
+      '--outbound', `127.0.0.1:${outbound}`,
+      '--admin', `127.0.0.1:${sAdmin}`,
+      '--control-plane', `127.0.0.1:${listen}`,
+      '--root-cert', path.join(caDir, ROOT_CERT),
+      '--token', tokenFile(service),
+      '--access-log', 'off',
+    ]);
+    await waitFor(`sidecar ${service} /ready`, async () => (await httpGet(sAdmin, '/ready')).status === 200).catch((err: Error) => {
+      throw new Error(`${err.message}\n${proc.output().slice(-2000)}`);
+    });
+    return { proc, service, address: `127.0.0.1:${advertised}`, outbound, admin: sAdmin };
+  };
+
+  const through = async (client: Sidecar, host: string, what: string) => {
+    let last = '';
+    await waitFor(`a 200 through ${what}`, async () => {
+      const r = await httpGet(client.outbound, '/', host);
+      last = `${r.status} ${r.body.slice(0, 200)}`;
+      return r.status === 200;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message} (last: ${last})`);
+    });
+  };
+
+  // 1. The wire check, with stand-in server sidecars behind relays.
+  const relays: Relay[] = [];
+  const viaRelay = async (inbound: number) => {
+    const r = await startRelay(inbound);
+    relays.push(r);
+    return r.port;
+  };
+  const [probeMtls, probePlain] = await Promise.all([sidecar(MESH_SERVICES.mtls, backendPort, viaRelay), sidecar(MESH_SERVICES.plain, backendPort, viaRelay)]);
+  // The client's own application is never called in this benchmark; any port will do.
+  const client = await sidecar('client', await freePort());
+  const verified: string[] = [];
+  const clientId = spiffeUri({ trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'client' });
+  for (const [svc, relay, want] of [[MESH_SERVICES.mtls, relays[0], 'tls'], [MESH_SERVICES.plain, relays[1], 'h2c']] as const) {
+    await through(client, svc, `client sidecar -> relay -> ${svc} sidecar -> backend`);
+    const before = await backendStats(backend);
+    const n = 5;
+    for (let i = 0; i < n; i++) {
+      const r = await httpGet(client.outbound, '/', svc);
+      if (r.status !== 200) throw new Error(`wire check: ${svc}: ${r.status} ${r.body.slice(0, 200)}`);
+    }
+    const after = await backendStats(backend);
+    const kinds = relay.firstBytes.map(classify);
+    const xfcc = after.xfcc - before.xfcc;
+    const hex = relay.firstBytes[0]?.subarray(0, 6).toString('hex').replace(/(..)/g, '$1 ').trim() ?? '';
+    if (kinds.length === 0 || kinds.some((k) => k !== want)) {
+      throw new Error(`wire check: ${svc}: expected ${want}, the client sidecar opened ${kinds.length} connection(s): ${kinds.join(', ') || 'none'} (first bytes ${hex})`);
+    }
+    if (want === 'tls' && (xfcc !== n || !after.lastXfcc.includes(`URI=${clientId}`))) {
+      throw new Error(`wire check: ${svc}: ${xfcc}/${n} requests reached the backend with an XFCC naming ${clientId} (last: ${after.lastXfcc})`);
+    }
+    if (want === 'h2c' && xfcc !== 0) throw new Error(`wire check: ${svc}: ${xfcc}/${n} plaintext requests reached the backend with a SPIFFE XFCC`);
+    verified.push(
+      want === 'tls'
+        ? `${svc}: TLS on the wire (${kinds.length} connection(s), first bytes ${hex}: a TLS handshake record, ClientHello), and ${xfcc}/${n} requests reached the backend with XFCC URI=${clientId}`
+        : `${svc}: plaintext on the wire (${kinds.length} connection(s), first bytes "PRI * HTTP/2.0": the h2c preface), and ${n - xfcc}/${n} requests reached the backend without XFCC`,
+    );
+  }
+
+  // 2. The measured server sidecars (no relay), then the stand-ins leave.
+  const [server, serverPlain] = await Promise.all([sidecar(MESH_SERVICES.mtls, backendPort), sidecar(MESH_SERVICES.plain, backendPort)]);
+  await Promise.all([probeMtls.proc.stop(), probePlain.proc.stop()]);
+  await Promise.all(relays.map((r) => r.close()));
+  const relayAddrs = new Set([probeMtls.address, probePlain.address]);
+  let seen = '';
+  await waitFor('the client sidecar to drop the stand-ins and see only the measured server sidecars', async () => {
+    const r = await httpGet(client.admin, '/clusters');
+    const addrs = new Set((JSON.parse(r.body) as { endpoints: { address: string }[] }[]).flatMap((c) => c.endpoints.map((e) => e.address)));
+    seen = [...addrs].join(', ');
+    return addrs.has(server.address) && addrs.has(serverPlain.address) && ![...relayAddrs].some((a) => addrs.has(a));
+  }).catch((err: Error) => {
+    throw new Error(`${err.message} (endpoints: ${seen})`);
+  });
+  await through(client, MESH_SERVICES.mtls, `client sidecar -> ${MESH_SERVICES.mtls} sidecar -> backend`);
+  await through(client, MESH_SERVICES.plain, `client sidecar -> ${MESH_SERVICES.plain} sidecar -> backend`);
+
+  const target = (name: string, host: string, s: Sidecar, xfcc: 'all' | 'none', pair: string): Target => ({
+    name,
+    pair,
+    url: `http://127.0.0.1:${client.outbound}/`,
+    host,
+    xfcc,
+    proxies: [
+      { label: 'client sidecar', pid: client.proc.pid },
+      { label: `${s.service} sidecar`, pid: s.proc.pid },
+    ],
+  });
+  return {
+    targets: [
+      target('tandem plaintext', MESH_SERVICES.plain, serverPlain, 'none', 'tandem mTLS'),
+      target('tandem mTLS', MESH_SERVICES.mtls, server, 'all', 'tandem plaintext'),
+    ],
+    verified,
+    caDir,
+    controlPlane: cp,
+    cpTarget: `127.0.0.1:${listen}`,
+  };
+}

@@ -1,0 +1,65 @@
+// The targets measured, the rows measured for them, and the backend process that
+// sits behind all of them (started here, and asked for its request counts over IPC).
+import * as path from 'node:path';
+import { forkProc, type Proc } from './util';
+
+export interface Target {
+  name: string;
+  url: string;
+  host?: string;
+  /** Processes whose CPU counts as "proxy", grouped for the breakdown. */
+  proxies: { label: string; pid: number }[];
+  /** tandem: whether every request must reach the backend with a SPIFFE XFCC (mTLS) or none may */
+  xfcc?: 'all' | 'none';
+  /** the target this one is measured alternately with (see measurePair) */
+  pair?: string;
+}
+
+export interface Row {
+  target: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  proxyUsPerReq?: number;
+  breakdown: { label: string; usPerReq: number }[];
+  backendUsPerReq: number;
+  loadgenUsPerReq: number;
+  ok: number;
+  served: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** requests that reached the backend with a SPIFFE XFCC */
+  xfcc: number;
+}
+
+export interface BackendStats {
+  served: number;
+  xfcc: number;
+  lastXfcc: string;
+}
+
+let backendQueries = 0;
+export function backendStats(proc: Proc): Promise<BackendStats> {
+  const id = ++backendQueries;
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: { id?: number } & Partial<BackendStats>) => {
+      if (m.id !== id) return;
+      proc.child.off('message', onMsg);
+      resolve({ served: m.served ?? 0, xfcc: m.xfcc ?? 0, lastXfcc: m.lastXfcc ?? '' });
+    };
+    proc.child.on('message', onMsg);
+    proc.child.send({ id }, (err) => {
+      if (err) reject(err);
+    });
+  });
+}
+
+export async function startBackend(): Promise<{ proc: Proc; port: number }> {
+  const proc = forkProc('backend', path.join(__dirname, 'backend.js'));
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.child.once('message', (m: { port: number }) => resolve(m.port));
+    proc.child.once('exit', () => reject(new Error(`backend exited: ${proc.output()}`)));
+  });
+  return { proc, port };
+}
