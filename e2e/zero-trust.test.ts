@@ -37,9 +37,9 @@ interface SyncEntry {
 }
 
 interface CertsView {
-  spiffe_id?: string;
+  spiffeId?: string;
   serial?: string;
-  not_after?: string;
+  notAfter?: string;
 }
 
 const dirs: string[] = [];
@@ -668,7 +668,7 @@ describe('zero trust: one control plane, sidecars that prove who they are', () =
     expect(await h.json<CertsView>(asB.admin, '/certs')).not.toHaveProperty('serial');
     const readyA = await h.request(asA.admin, { path: '/ready' });
     expect(readyA.status).toBe(503);
-    expect((await h.json<CertsView>(asA.admin, '/certs')).spiffe_id).toBe(sid('a'));
+    expect((await h.json<CertsView>(asA.admin, '/certs')).spiffeId).toBe(sid('a'));
     // nothing registered for b, and callers have no b endpoint
     expect((await syncz(cp)).filter((e) => e.service === 'b' && e.registered)).toEqual([]);
     const eps = await endpointsOf(web, 'b');
@@ -735,7 +735,7 @@ describe('rotation under load', () => {
     for (const sc of [echo, caller]) {
       expect(await counter(sc.admin, 'tandem_certificate_rotations_total')).toBeGreaterThanOrEqual(3);
       const c = await h.json<CertsView>(sc.admin, '/certs');
-      expect(Date.parse(c.not_after!)).toBeGreaterThan(Date.now());
+      expect(Date.parse(c.notAfter!)).toBeGreaterThan(Date.now());
     }
     // renewals were authenticated by the current certificate, not the token again
     expect(await counter(cp.admin, 'tandem_certificates_issued_total', { via: 'certificate' })).toBeGreaterThanOrEqual(4);
@@ -852,7 +852,7 @@ describe('sidecar start without a control plane, and loopback binds', () => {
       alive(sc.proc);
       return (await h.request(sc.admin, { path: '/ready' })).status === 200;
     }, 20_000);
-    expect((await h.json<CertsView>(sc.admin, '/certs')).spiffe_id).toBe(sid('early'));
+    expect((await h.json<CertsView>(sc.admin, '/certs')).spiffeId).toBe(sid('early'));
     expect((await syncz(cp)).find((e) => e.id.endsWith(`.${sc.proc.child.pid}`))?.registered).toBe(true);
   }, 60_000);
 });

@@ -121,12 +121,13 @@ export class WorkloadIdentity extends EventEmitter {
 export function certSummary(c: HeldCert | undefined): object {
   if (!c) return { state: 'no certificate yet' };
   const i = describeSvid(c.certPem);
+  // the names SPEC section 8 gives them (notBefore, notAfter), in the same style throughout
   return {
-    spiffe_id: i.spiffeId,
+    spiffeId: i.spiffeId,
     serial: i.serial,
-    not_before: i.notBefore.toISOString(),
-    not_after: i.notAfter.toISOString(),
+    notBefore: i.notBefore.toISOString(),
+    notAfter: i.notAfter.toISOString(),
     services: i.services,
-    received_at: new Date(c.receivedAt).toISOString(),
+    receivedAt: new Date(c.receivedAt).toISOString(),
   };
 }
