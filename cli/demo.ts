@@ -52,7 +52,7 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 20_00
 const ready = async (port: number) => (await call(port, '127.0.0.1', '/ready')).status === 200;
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { duration: { default: '30s' }, rate: { default: '50' } });
+  const f = parseFlags(argv, { duration: { default: '30s' }, rate: { default: '50' } }, 'demo');
   let durationMs: number;
   try {
     durationMs = parseDuration(f.duration!);

@@ -3,11 +3,27 @@ export class UsageError extends Error {
   readonly code = 'USAGE';
 }
 
-export interface FlagSpec {
-  [name: string]: { default?: string; boolean?: boolean; required?: boolean };
+/** `--help` or `-h`: the message is the usage, printed on stdout with exit status 0. */
+export class HelpRequested extends Error {
+  readonly code = 'HELP';
 }
 
-export function parseFlags(argv: string[], spec: FlagSpec): Record<string, string | undefined> {
+export interface FlagSpec {
+  /** `shown`: what the usage prints as the default, where the default itself is not for printing (a token) */
+  [name: string]: { default?: string; boolean?: boolean; required?: boolean; shown?: string };
+}
+
+export function usageOf(command: string, spec: FlagSpec): string {
+  const lines = Object.entries(spec).map(([name, v]) => {
+    const value = v.boolean ? '' : ' VALUE';
+    const note = v.required ? '(required)' : v.shown !== undefined ? `(default: ${v.shown})` : v.default !== undefined ? `(default: ${v.default})` : '';
+    return (`  --${name}${value}`.padEnd(32) + note).trimEnd();
+  });
+  return `usage: tandem ${command} [flags]\n\nflags:\n${lines.join('\n')}\n`;
+}
+
+export function parseFlags(argv: string[], spec: FlagSpec, command = ''): Record<string, string | undefined> {
+  if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(usageOf(command, spec));
   const out: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(spec)) out[k] = v.default;
   for (let i = 0; i < argv.length; i++) {

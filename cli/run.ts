@@ -37,7 +37,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     'ca-dir': { default: 'certs' },
     'trust-domain': { default: 'cluster.local' },
     'cert-ttl': { default: '1h' },
-  });
+  }, 'control-plane');
   const cp = await runControlPlane({
     config: f.config!,
     listen: parseHostPort(f.listen!, '--listen'),
@@ -63,12 +63,12 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     admin: { default: '127.0.0.1:15000' },
     'control-plane': { default: '127.0.0.1:15012' },
     'root-cert': { default: 'certs/root-cert.pem' },
-    token: { default: process.env.TANDEM_TOKEN },
+    token: { default: process.env.TANDEM_TOKEN, shown: '$TANDEM_TOKEN' },
     'trust-domain': {},
     concurrency: { default: '1' },
     'access-log': { default: 'stdout' },
     'app-protocol': { default: 'auto' },
-  });
+  }, 'sidecar');
   const appProtocol = f['app-protocol'];
   if (appProtocol !== 'auto' && appProtocol !== 'http1' && appProtocol !== 'http2') throw new UsageError('--app-protocol: auto, http1 or http2');
   if (!f.token) throw new UsageError('--token (or $TANDEM_TOKEN) is required: the bootstrap token file from `tandem token --namespace NS --service-account SA`');

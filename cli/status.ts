@@ -4,7 +4,7 @@ import { parseHostPort, formatHostPort } from '../common/addr';
 import type { SyncEntry } from '../control-plane/syncz';
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'control-plane-admin': { default: '127.0.0.1:15014' } });
+  const f = parseFlags(argv, { 'control-plane-admin': { default: '127.0.0.1:15014' } }, 'status');
   const addr = formatHostPort(parseHostPort(f['control-plane-admin']!, '--control-plane-admin'));
   let entries: SyncEntry[];
   try {

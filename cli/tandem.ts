@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The one executable. Exit status: 0 success, 2 bad usage, 1 anything else.
-import { UsageError } from './flags';
+import { HelpRequested, UsageError } from './flags';
 import { controlPlaneCommand, sidecarCommand } from './run';
 import { certsCommand } from './certs';
 import { tokenCommand } from './token';
@@ -51,6 +51,10 @@ main(process.argv.slice(2)).then(
     if (code !== 'running') process.exitCode = code;
   },
   (err: Error & { code?: string }) => {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(err.message);
+      process.exit(0);
+    }
     process.stderr.write(`tandem: ${err.message}\n`);
     process.exit(err instanceof UsageError || err.code === 'BAD_ADDRESS' ? 2 : 1);
   },

@@ -62,6 +62,18 @@ describe('exit status', () => {
     expect(r.stderr).toMatch(/root-cert\.pem: not a PEM certificate/);
   });
 
+  it('0 for --help on every command, with its usage on stdout', async () => {
+    for (const cmd of [['control-plane'], ['sidecar'], ['certs'], ['certs', 'init'], ['token'], ['status'], ['demo'], []]) {
+      const r = await h.runTandem([...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).toBe(0);
+      expect(r.stdout, cmd.join(' ')).toMatch(/^usage: tandem/);
+      expect(r.stderr, cmd.join(' ')).toBe('');
+    }
+    const sc = await h.runTandem(['sidecar', '--help']);
+    expect(sc.stdout).toMatch(/--service VALUE\s+\(required\)/);
+    expect(sc.stdout).toMatch(/--token VALUE\s+\(default: \$TANDEM_TOKEN\)/);
+  });
+
   it('0 for certs init in a fresh directory', async () => {
     const r = await h.runTandem(['certs', 'init', '--dir', path.join(dir, 'fresh')]);
     expect(r.code).toBe(0);
