@@ -45,6 +45,9 @@ export function applyOps(h: OutgoingHttpHeaders, ops: HeaderOps | undefined): vo
   for (const name of ops.remove) delete h[name];
 }
 
+/** gRPC says so by its content-type (application/grpc, application/grpc+proto, …). */
+export const isGrpcContentType = (contentType: string | undefined): boolean => contentType !== undefined && contentType.startsWith('application/grpc');
+
 export function first(v: string | string[] | number | undefined): string | undefined {
   if (v === undefined) return undefined;
   return Array.isArray(v) ? v.join(',') : String(v);

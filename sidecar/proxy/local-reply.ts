@@ -27,32 +27,30 @@ function grpcStatusOf(e: ProxyError): number {
   }
 }
 
-/** Returns false when headers had already gone out (the response is cut instead). */
-export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId?: string, grpc = false): boolean {
+/** The HTTP status sent, or 0 when nothing could be (the client is gone, or headers were out and the response is cut). */
+export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId?: string, grpc = false): number {
   // the client is gone: there is nobody to answer
-  if (res.destroyed || (res as { stream?: { destroyed: boolean } }).stream?.destroyed) return false;
+  if (res.destroyed || (res as { stream?: { destroyed: boolean } }).stream?.destroyed) return 0;
   if (res.headersSent) {
     (res as { destroy(e?: Error): void }).destroy();
-    return false;
+    return 0;
   }
   if (grpc) {
     // a trailers-only gRPC answer: what a gRPC client reads as a status, not an HTTP error
     const h: Record<string, string | number> = { 'content-type': 'application/grpc', 'grpc-status': grpcStatusOf(e), 'grpc-message': encodeURIComponent(e.message), 'x-tandem-response-flags': e.flag };
     if (requestId) h['x-request-id'] = requestId;
     endWithHeaders(res as unknown as Parameters<typeof endWithHeaders>[0], 200, h);
-    return true;
+    return 200;
   }
-  if (e instanceof FaultAbortError && e.grpcStatus !== undefined) {
-    // a gRPC abort for a caller that is not gRPC: the closest HTTP answer
-    e = Object.assign(Object.create(Object.getPrototypeOf(e)) as FaultAbortError, e, { status: 503 });
-  }
+  // a gRPC abort for a caller that is not gRPC: the closest HTTP answer
+  const status = e instanceof FaultAbortError && e.grpcStatus !== undefined ? 503 : e.status;
   const body = `${e.message}\n`;
   const headers: Record<string, string | number> = { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-tandem-response-flags': e.flag };
   if (requestId) headers['x-request-id'] = requestId;
-  if (e.status === 400 && 'shouldKeepAlive' in res) headers.connection = 'close';
-  (res as { writeHead(s: number, h: object): void }).writeHead(e.status, headers);
+  if (status === 400 && 'shouldKeepAlive' in res) headers.connection = 'close';
+  (res as { writeHead(s: number, h: object): void }).writeHead(status, headers);
   res.end(body);
-  return true;
+  return status;
 }
 
 export function logEntry(

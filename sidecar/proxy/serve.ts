@@ -6,7 +6,7 @@ import { connectionOf } from './downstream';
 import type { AccessLog } from './access-log';
 import type { RuntimeConfig } from '../runtime/config';
 import { requestInfo, type RequestInfo } from './request-info';
-import { endToEnd } from './headers';
+import { endToEnd, isGrpcContentType } from './headers';
 import { RequestBody } from './body';
 import { DownstreamGoneError, ProxyError, TransportRefusedError, UpstreamResetError } from './errors';
 import { logEntry, sendLocalReply } from './local-reply';
@@ -22,8 +22,6 @@ export interface ServeOptions {
   /** the upstream_host / upstream_cluster the log shows when the chain does not say (inbound: the app) */
   defaults?: { host: string; cluster: string };
 }
-
-const isGrpc = (info: RequestInfo) => (info.header('content-type') ?? '').startsWith('application/grpc');
 
 export function serve(o: ServeOptions) {
   return (req: DownstreamRequest, res: DownstreamResponse): void => {
@@ -48,13 +46,13 @@ export function serve(o: ServeOptions) {
         else req.socket?.destroy();
         return log(0, e.flag, 0, null);
       }
-      let answered = false;
+      let sent = 0;
       try {
-        answered = sendLocalReply(res, e, info?.requestId, !!info && isGrpc(info));
+        sent = sendLocalReply(res, e, info?.requestId, !!info && isGrpcContentType(info.header('content-type')));
       } catch {
         // the downstream went away as we answered: the log says so
       }
-      log(answered ? e.status : 0, e.flag, 0, null);
+      log(sent, e.flag, 0, null);
     };
     try {
       info = requestInfo(req);

@@ -5,18 +5,17 @@
 // HTTP/1.x (the common case pays no header). The application gets the request in that
 // protocol — unless --app-protocol says it speaks only one.
 import type { Layer } from '../exchange';
+import { isGrpcContentType } from '../headers';
 
 export const ORIG_PROTO = 'x-tandem-orig-proto';
 
 export type AppProtocol = 'auto' | 'http1' | 'http2';
 
-const isGrpc = (contentType: string | undefined) => contentType !== undefined && contentType.startsWith('application/grpc');
-
 /** Outbound: what the application spoke, for the peer's inbound side; never the app's own say. */
 export const markProtocolLayer: Layer = (next) => (x) => {
   const h = x.request.headers;
   if (h[ORIG_PROTO] !== undefined) delete h[ORIG_PROTO];
-  if (x.info.protocol === 'HTTP/2' && !isGrpc(x.info.header('content-type'))) h[ORIG_PROTO] = 'HTTP/2';
+  if (x.info.protocol === 'HTTP/2' && !isGrpcContentType(x.info.header('content-type'))) h[ORIG_PROTO] = 'HTTP/2';
   return next(x);
 };
 
@@ -25,5 +24,5 @@ export function appProtocolOf(mode: AppProtocol, spoken: string, marked: string 
   if (mode !== 'auto') return mode;
   // from a peer sidecar (HTTP/2 hop): gRPC, or marked HTTP/2; a plaintext HTTP/1.1 caller is what it is
   if (spoken !== 'HTTP/2') return 'http1';
-  return isGrpc(contentType) || marked === 'HTTP/2' ? 'http2' : 'http1';
+  return isGrpcContentType(contentType) || marked === 'HTTP/2' ? 'http2' : 'http1';
 }
