@@ -8,11 +8,11 @@ import type { Workload } from '../model/workload';
 import { effectiveMtlsMode } from '../model/peer-authentication';
 import { rbacHttpFilters } from './translate-rbac';
 import { INBOUND_LISTENER } from './names';
-import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from './translate-tls';
+import { ADS_SOURCE, TLS13 } from './translate-tls';
+import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../../proto/sds-names';
 
 type Obj = Record<string, unknown>;
 
-const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
 export const INBOUND_CLUSTER = 'inbound|app';
 
 /** Everything policy can select a workload by; workloads with equal keys get equal listeners. */
@@ -53,7 +53,7 @@ export function inboundListener(w: Workload, config: MeshConfig, trustDomain: st
         typed_config: pack(TypeUrl.DownstreamTlsContext, {
           require_client_certificate: { value: true },
           common_tls_context: {
-            tls_params: { tls_minimum_protocol_version: 'TLSv1_3', tls_maximum_protocol_version: 'TLSv1_3' },
+            tls_params: TLS13,
             alpn_protocols: ['h2', 'http/1.1'],
             tls_certificate_sds_secret_configs: [{ name: SDS_WORKLOAD_CERT, sds_config: ADS_SOURCE }],
             combined_validation_context: {

@@ -4,14 +4,14 @@
 import { pack } from '../../proto/any';
 import { TypeUrl } from '../../proto/type-urls';
 import type { ClientTls } from '../model/types';
+import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../../proto/sds-names';
 import type { ClusterSpec } from './translate-cluster';
 
 type Obj = Record<string, unknown>;
 
-export const SDS_WORKLOAD_CERT = 'default';
-export const SDS_ROOT_CA = 'ROOTCA';
-const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
-const TLS13 = { tls_minimum_protocol_version: 'TLSv1_3', tls_maximum_protocol_version: 'TLSv1_3' };
+/** secrets come over ADS, in Envoy's terms (Tandem's sidecar holds its own) */
+export const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+export const TLS13 = { tls_minimum_protocol_version: 'TLSv1_3', tls_maximum_protocol_version: 'TLSv1_3' };
 
 /** The mode in force for a cluster: the DestinationRule's, else mTLS inside the mesh and plaintext outside it. */
 export function tlsMode(c: ClusterSpec): ClientTls['mode'] {

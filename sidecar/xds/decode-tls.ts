@@ -6,6 +6,7 @@ import { unpack, type AnyMessage } from '../../proto/any';
 import { TypeUrl } from '../../proto/type-urls';
 import type { ClusterTls } from './model';
 import { DecodeError } from './decode-error';
+import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../../proto/sds-names';
 
 interface DataSource {
   filename?: string;
@@ -49,8 +50,6 @@ interface TransportSocket {
   typed_config?: AnyMessage;
 }
 
-export const SDS_WORKLOAD_CERT = 'default';
-export const SDS_ROOT_CA = 'ROOTCA';
 
 function onlyFields(o: object, allowed: string[], resource: string, at: string): void {
   for (const [k, v] of Object.entries(o)) {
