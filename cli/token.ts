@@ -5,6 +5,7 @@ import { ROOT_KEY } from '../certs/ca';
 import { mintToken } from '../certs/token';
 import { parseDuration } from '../common/duration';
 import { UsageError } from './flags';
+import { DNS_LABEL } from '../control-plane/config/common';
 import { parseArgs } from 'node:util';
 
 export const TOKEN_USAGE = 'usage: tandem token --namespace NS --service-account SA [--service NAME ...] [--ttl 24h] [--ca-dir certs]';
@@ -33,9 +34,8 @@ export function tokenCommand(argv: string[]): number {
   }
   if (!v.namespace) throw new UsageError(`--namespace is required\n${TOKEN_USAGE}`);
   if (!v['service-account']) throw new UsageError(`--service-account is required\n${TOKEN_USAGE}`);
-  const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
   for (const [flag, values] of [['--namespace', [v.namespace]], ['--service', v.service ?? []]] as const) {
-    for (const x of values) if (!label.test(x)) throw new UsageError(`${flag}: ${JSON.stringify(x)} is not a DNS label`);
+    for (const x of values) if (!DNS_LABEL.test(x)) throw new UsageError(`${flag}: ${JSON.stringify(x)} is not a DNS label`);
   }
   let ttlMs: number;
   try {

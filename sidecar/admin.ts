@@ -6,6 +6,7 @@ import { certSummary } from './identity/workload-identity';
 import type { SidecarMetrics } from './metrics';
 import { shortName, TypeUrl } from '../proto/type-urls';
 import { adminServer } from '../common/admin-http';
+import { isEjected } from './runtime/outlier';
 
 export interface AdminDeps {
   xds: XdsClient;
@@ -54,17 +55,21 @@ export function sidecarAdmin(d: AdminDeps) {
     }),
     'GET /clusters': () => {
       const rt = d.runtime();
+      const now = Date.now();
       return {
         body: [...(rt?.clusters.values() ?? [])].map((c) => ({
           name: c.model.name,
           lb_policy: c.model.lbPolicy,
           mesh: c.model.mesh,
+          // the circuit breakers' and outlier detection's tallies (kept across config swaps)
+          overflows: c.stats.overflows,
+          ejections: c.stats.ejections,
           endpoints: c.endpoints.map((e) => ({
             address: `${e.address}:${e.port}`,
             labels: e.labels,
             health: 'HEALTHY',
-            ejected: e.stats.outlier.ejectedUntil > Date.now(),
-            ejected_until: e.stats.outlier.ejectedUntil > Date.now() ? new Date(e.stats.outlier.ejectedUntil).toISOString() : null,
+            ejected: isEjected(e.stats, now),
+            ejected_until: isEjected(e.stats, now) ? new Date(e.stats.outlier.ejectedUntil).toISOString() : null,
             times_ejected: e.stats.outlier.timesEjected,
             active_requests: e.stats.activeRequests,
             total_requests: e.stats.totalRequests,

@@ -2,13 +2,13 @@
 // of the certificate that registered it (the identity peers must see on its port).
 import { isIP } from 'node:net';
 import type { WorkloadInfo } from '../../proto/node-meta';
+import { DNS_LABEL } from '../config/common';
 
 export interface Workload extends WorkloadInfo {
   /** spiffe://… of the registering certificate; '' for a stream that did not register */
   identity: string;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
 
 /** Why a workload cannot become an endpoint, or undefined: a bad address would make every peer NACK its service. */

@@ -1,5 +1,5 @@
 // VirtualService http routes -> Envoy v3 Route objects (plain protobufjs snake_case).
-import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRoute, StringMatch, TrafficPolicy, VirtualService } from '../model/types';
+import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute, StringMatch, TrafficPolicy, VirtualService } from '../model/types';
 import { toStruct } from '../../proto/struct';
 import type { Service } from '../model/services';
 import { clusterName } from './names';
@@ -77,7 +77,7 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
     // proxyless gRPC clients read the deadline from here, not from timeout
     action.max_stream_duration = { max_stream_duration: duration(r.timeoutMs) };
   }
-  const retry = retryPolicy(r);
+  const retry = retryPolicy(r.retries);
   if (retry) action.retry_policy = retry;
   if (r.mirrors.length) {
     action.request_mirror_policies = r.mirrors.map((m) => ({
@@ -96,8 +96,7 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
 const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
 const DEFAULT_RETRIABLE_CODES = [503];
 
-function retryPolicy(r: HTTPRoute): Obj | undefined {
-  const rt = r.retries;
+function retryPolicy(rt: HTTPRetry | undefined): Obj | undefined {
   if (rt?.attempts === 0) return undefined;
   const parts = (rt?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((p) => p.trim()).filter(Boolean);
   // Istio's retryOn takes bare status codes; Envoy wants them apart, under retriable-status-codes
@@ -163,6 +162,6 @@ export function defaultRoute(service: Service): Obj {
   return {
     name: 'default',
     match: { prefix: '/' },
-    route: { cluster: clusterName(service.fqdn, service.defaultPort), retry_policy: retryPolicy({ match: [], route: [], mirrors: [] }) },
+    route: { cluster: clusterName(service.fqdn, service.defaultPort), retry_policy: retryPolicy(undefined) },
   };
 }
