@@ -13,6 +13,8 @@ let served = 0;
 /** requests with an XFCC carrying URI=spiffe://… */
 let xfcc = 0;
 let lastXfcc = '';
+/** the same, by Host: a straggler of one target's run must not count for the next target's */
+const xfccByHost: Record<string, number> = {};
 
 const server = http.createServer((req, res) => {
   served++;
@@ -20,6 +22,8 @@ const server = http.createServer((req, res) => {
   if (typeof cert === 'string' && cert.includes('URI=spiffe://')) {
     xfcc++;
     lastXfcc = cert;
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+    xfccByHost[host] = (xfccByHost[host] ?? 0) + 1;
   }
   req.resume();
   req.on('end', () => {
@@ -44,5 +48,5 @@ process.on('SIGTERM', () => {
 });
 // The parent asks how many requests were served (to cross-check the load generator) and
 // how many of them came with a SPIFFE XFCC.
-process.on('message', (m: { id: number }) => process.send!({ id: m.id, served, xfcc, lastXfcc }));
+process.on('message', (m: { id: number }) => process.send!({ id: m.id, served, xfcc, lastXfcc, xfccByHost }));
 process.on('disconnect', () => process.exit(0));

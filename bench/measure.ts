@@ -83,7 +83,8 @@ async function slice(t: Target, backend: Proc, sec: number, acc: Acc, raw: boole
   acc.backendCpu += after.backend - before.backend;
   acc.loadCpu += after.load - before.load;
   acc.served += statsAfter.served - statsBefore.served;
-  acc.xfcc += statsAfter.xfcc - statsBefore.xfcc;
+  // counted by Host: the other target of a pair may still have requests landing
+  acc.xfcc += t.host ? (statsAfter.xfccByHost[t.host] ?? 0) - (statsBefore.xfccByHost[t.host] ?? 0) : statsAfter.xfcc - statsBefore.xfcc;
 }
 
 function percentile(sorted: Float64Array, q: number): number {

@@ -37,6 +37,8 @@ export interface BackendStats {
   served: number;
   xfcc: number;
   lastXfcc: string;
+  /** XFCC-carrying requests by the Host they came with */
+  xfccByHost: Record<string, number>;
 }
 
 let backendQueries = 0;
@@ -46,7 +48,7 @@ export function backendStats(proc: Proc): Promise<BackendStats> {
     const onMsg = (m: { id?: number } & Partial<BackendStats>) => {
       if (m.id !== id) return;
       proc.child.off('message', onMsg);
-      resolve({ served: m.served ?? 0, xfcc: m.xfcc ?? 0, lastXfcc: m.lastXfcc ?? '' });
+      resolve({ served: m.served ?? 0, xfcc: m.xfcc ?? 0, lastXfcc: m.lastXfcc ?? '', xfccByHost: m.xfccByHost ?? {} });
     };
     proc.child.on('message', onMsg);
     proc.child.send({ id }, (err) => {
