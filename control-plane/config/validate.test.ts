@@ -541,6 +541,17 @@ describe('every problem of a document is reported', () => {
     expect(e.message.split('\n')).toEqual(e.errors.map((x) => x.message));
   });
 
+  it('reports each bad item of a list and each bad key of a map', () => {
+    const e = rejects(vs('  http:\n  - match: [{headers: {"a b": {exact: x}, "c d": {exact: y}}}]\n    route: [{destination: {host: reviews}}]\n  - 7\n  - route: [{destination: {host: "bad host"}}, {destination: {host: "worse host"}}]\n'));
+    expect(e.errors.map((x) => x.field)).toEqual([
+      'spec.http[0].match[0].headers["a b"]',
+      'spec.http[0].match[0].headers["c d"]',
+      'spec.http[1]',
+      'spec.http[2].route[0].destination.host',
+      'spec.http[2].route[1].destination.host',
+    ]);
+  });
+
   it('does not report what follows from a problem already reported', () => {
     // The bad weight makes the route's weights unknowable: no "required" or "must sum to 100".
     const e = rejects(vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: "90"}\n    - {destination: {host: reviews, subset: v2}, weight: 10}\n'));
