@@ -93,6 +93,10 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
       metrics.configReloads.inc({ result: 'success' });
       metrics.configValid.set(1);
       if (r.files.length) log.info(`config loaded from ${r.files.join(', ')}`);
+      if (r.skipped.length) {
+        const what = r.skipped.map((k) => `${k.kind} ${k.namespace ?? 'default'}/${k.name ?? '?'}`);
+        log.info(`config: skipped ${r.skipped.length} Kubernetes object(s) that are not mesh config: ${what.join(', ')}`);
+      }
       else log.warn(`no config at ${o.config}: serving an empty config until it appears`);
     },
     onError: (e) => reject(e),

@@ -82,6 +82,36 @@ describe('loadConfig', () => {
     expect(new Set([h1, h2, h3]).size).toBe(3);
   });
 
+  it('says which Kubernetes objects it skipped, as in a bookinfo.yaml applied with the rules', () => {
+    fs.writeFileSync(
+      path.join(dir, 'bookinfo.yaml'),
+      `apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\nspec: {ports: [{port: 9080}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1, namespace: shop}\nspec: {replicas: 1}\n`,
+    );
+    fs.writeFileSync(path.join(dir, 'rules.yaml'), `${DR}---\n${VS('v1')}`);
+    const r = loadConfig(dir);
+    expect(r.config.virtualServices).toHaveLength(1);
+    expect(r.skipped.map((s) => `${s.file}#${s.doc} ${s.apiVersion} ${s.kind} ${s.namespace}/${s.name}`)).toEqual([
+      `${path.join(dir, 'bookinfo.yaml')}#0 v1 Service shop/reviews`,
+      `${path.join(dir, 'bookinfo.yaml')}#1 apps/v1 Deployment shop/reviews-v1`,
+    ]);
+  });
+
+  it('reports the problems of every file and document at once', () => {
+    fs.writeFileSync(path.join(dir, 'a.yaml'), `${DR}  trafficPolicy: {loadBalancer: {simple: FASTEST}}\n`);
+    fs.writeFileSync(path.join(dir, 'b.yaml'), `${VS('v1')}  - route: [{destination: {host: reviews}}]\n    timeout: never\n---\n${VS('v1').replace('name: reviews', 'name: other')}  tcp: []\n`);
+    try {
+      loadConfig(dir);
+      throw new Error('accepted');
+    } catch (e) {
+      const err = e as ConfigError;
+      expect(err.errors.map((x) => `${path.basename(x.file)}#${x.doc} ${x.field}`)).toEqual([
+        'a.yaml#0 spec.trafficPolicy.loadBalancer.simple',
+        'b.yaml#0 spec.http[1].timeout',
+        'b.yaml#1 spec.tcp',
+      ]);
+    }
+  });
+
   it('treats a missing path as an empty config', () => {
     const r = loadConfig(path.join(dir, 'nope.yaml'));
     expect(r.files).toEqual([]);

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { emptyMeshConfig, type MeshConfig } from '../model/types';
 import { ConfigError } from './errors';
-import { validateDocuments, type RawDocument } from './validate';
+import type { SkippedDocument } from './kubernetes';
+import { validateDocuments, type RawDocument, type ValidateOptions } from './validate';
 
 export interface LoadResult {
   config: MeshConfig;
@@ -14,6 +15,8 @@ export interface LoadResult {
   files: string[];
   /** sha256 over file names and contents; equal hashes mean nothing changed */
   hash: string;
+  /** Kubernetes objects in those files that are not mesh config (Service, Deployment, ...) */
+  skipped: SkippedDocument[];
 }
 
 export interface SourceFile {
@@ -90,7 +93,7 @@ function documents(text: string, file: string): RawDocument[] {
 }
 
 /** Parses and validates a set of files as one config (cross-file references included). */
-export function parseSources(files: SourceFile[]): MeshConfig {
+export function parseSources(files: SourceFile[], opts: ValidateOptions = {}): MeshConfig {
   if (files.length === 0) return emptyMeshConfig();
   const docs: RawDocument[] = [];
   const errors: ConfigError[] = [];
@@ -103,7 +106,14 @@ export function parseSources(files: SourceFile[]): MeshConfig {
     }
   }
   if (errors.length) throw ConfigError.aggregate(errors);
-  return validateDocuments(docs);
+  return validateDocuments(docs, opts);
+}
+
+/** parseSources, also telling which Kubernetes objects were skipped. */
+export function parseSnapshot(snap: Snapshot): LoadResult {
+  const skipped: SkippedDocument[] = [];
+  const config = parseSources(snap.files, { onSkipped: (s) => skipped.push(s) });
+  return { config, files: snap.files.map((f) => f.file), hash: snap.hash, skipped };
 }
 
 /** One file's text (the name is only used in errors and sources). */
@@ -113,6 +123,5 @@ export function parseConfigText(text: string, file: string): MeshConfig {
 
 /** Loads a YAML file or a directory of them (non-recursive, sorted by name). */
 export function loadConfig(p: string): LoadResult {
-  const snap = readSnapshot(p);
-  return { config: parseSources(snap.files), files: snap.files.map((f) => f.file), hash: snap.hash };
+  return parseSnapshot(readSnapshot(p));
 }

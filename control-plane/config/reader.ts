@@ -1,5 +1,6 @@
 // Typed readers over parsed YAML. Every value carries its field path, so any failure
-// names exactly where it happened (spec.http[0].route[1].weight).
+// names exactly where it happened (spec.http[0].route[1].weight). A document read with
+// an Issues collector reports every bad field, not only the first (see attempt).
 
 import { parseDuration } from '../../common/duration';
 import { FieldError } from './errors';
@@ -17,16 +18,27 @@ export type Mapping = Record<string, unknown>;
 export const isMapping = (v: unknown): v is Mapping =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The problems found in one document so far. */
+export class Issues {
+  readonly found: FieldError[] = [];
+
+  get count(): number {
+    return this.found.length;
+  }
+}
+
 export class Node {
   constructor(
     readonly value: unknown,
     readonly path: string,
+    /** where problems go instead of stopping the read; without it the first one throws */
+    readonly issues?: Issues,
   ) {}
 
   at(key: string | number): Node {
     const v = this.value as Record<string | number, unknown>;
     const own = isMapping(v) || Array.isArray(v) ? Object.hasOwn(v, key) : false;
-    return new Node(own ? v[key] : undefined, keyPath(this.path, key));
+    return new Node(own ? v[key] : undefined, keyPath(this.path, key), this.issues);
   }
 
   fail(message: string): never {
@@ -35,6 +47,30 @@ export class Node {
 }
 
 export type Read<T> = (n: Node) => T;
+
+/**
+ * Reads `n`, recording a failure in its document's Issues and carrying on with the
+ * fields next to it. A part in which something was recorded reads as undefined (whatever
+ * T says: the document is refused, so no model is built from it), and anything its reader
+ * then throws is a consequence of what was recorded, not a problem of its own. (So a
+ * reader that needs a failed part's value stops there, and fields it would have read
+ * after it go unchecked until the first problem is fixed.)
+ */
+export function attempt<T>(n: Node, read: Read<T>): T {
+  const issues = n.issues;
+  if (!issues) return read(n);
+  const before = issues.count;
+  let value: T;
+  try {
+    value = read(n);
+  } catch (e) {
+    if (issues.count > before) return undefined as T;
+    if (!(e instanceof FieldError)) throw e;
+    issues.found.push(e);
+    return undefined as T;
+  }
+  return issues.count > before ? (undefined as T) : value;
+}
 
 const describe = (v: unknown): string =>
   v === null ? 'null' : Array.isArray(v) ? 'a list' : isMapping(v) ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
@@ -47,7 +83,7 @@ export class Fields {
   ) {
     if (!isMapping(node.value)) node.fail(`must be a mapping, got ${describe(node.value)}`);
     for (const k of Object.keys(node.value)) {
-      if (!allowed.includes(k)) node.at(k).fail(`unknown field (expected one of: ${allowed.join(', ')})`);
+      if (!allowed.includes(k)) attempt(node.at(k), (u) => u.fail(`unknown field (expected one of: ${allowed.join(', ')})`));
     }
   }
 
@@ -57,12 +93,11 @@ export class Fields {
   }
 
   opt<T>(key: string, read: Read<T>): T | undefined {
-    return this.has(key) ? read(this.node.at(key)) : undefined;
+    return this.has(key) ? attempt(this.node.at(key), read) : undefined;
   }
 
   req<T>(key: string, read: Read<T>): T {
-    if (!this.has(key)) this.node.at(key).fail('is required');
-    return read(this.node.at(key));
+    return attempt(this.node.at(key), (n) => (this.has(key) ? read(n) : n.fail('is required')));
   }
 }
 
@@ -111,7 +146,7 @@ export const list =
   (n) => {
     if (!Array.isArray(n.value)) return n.fail(`must be a list, got ${describe(n.value)}`);
     if (opts.nonEmpty && n.value.length === 0) n.fail('must not be empty');
-    return n.value.map((_, i) => item(n.at(i)));
+    return n.value.map((_, i) => attempt(n.at(i), item));
   };
 
 /** A mapping of string to T; keys go through `key` (which may normalise or reject them). */
@@ -122,11 +157,12 @@ export const mapOf =
     const out: [string, T][] = [];
     const seen = new Set<string>();
     for (const k of Object.keys(n.value)) {
-      const child = n.at(k);
-      const name = key(k, child);
-      if (seen.has(name)) child.fail(`duplicate key ${JSON.stringify(name)}`);
-      seen.add(name);
-      out.push([name, value(child)]);
+      attempt(n.at(k), (child) => {
+        const name = key(k, child);
+        if (seen.has(name)) child.fail(`duplicate key ${JSON.stringify(name)}`);
+        seen.add(name);
+        out.push([name, value(child)]);
+      });
     }
     // fromEntries defines own properties, so a "__proto__" key stays plain data.
     return Object.fromEntries(out);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { ConfigError } from './errors';
+import type { SkippedDocument } from './kubernetes';
 import { parseConfigText } from './load';
+import { validateDocuments } from './validate';
 
 const FULL = `
 apiVersion: networking.istio.io/v1
@@ -282,10 +285,10 @@ const route = (extra: string): string => vs(`  http:\n  - route:\n    - destinat
 
 describe('rejected configs name file, document and field', () => {
   it.each<[string, string, number | undefined, string | undefined, RegExp]>([
-    ['unknown kind', `apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {}\n`, 0, 'kind', /unknown kind "Gateway"/],
+    ['unknown kind', `apiVersion: networking.istio.io/v1\nkind: VirtualServices\nmetadata: {name: gw}\nspec: {}\n`, 0, 'kind', /unknown kind "VirtualServices"/],
     ['wrong apiVersion group', `apiVersion: security.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [r]}\n`, 0, 'apiVersion', /not valid for VirtualService/],
-    ['unknown top-level field', `${VS_HEAD}spec: {hosts: [r]}\nstatus: {}\n`, 0, 'status', /unknown field/],
-    ['unknown metadata field', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, uid: x}\nspec: {hosts: [r]}\n`, 0, 'metadata.uid', /unknown field/],
+    ['unknown top-level field', `${VS_HEAD}spec: {hosts: [r]}\nspecs: {}\n`, 0, 'specs', /unknown field/],
+    ['unknown metadata field', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, label: x}\nspec: {hosts: [r]}\n`, 0, 'metadata.label', /unknown field/],
     ['unknown nested field', route('      weigth: 100\n'), 1, 'spec.http[0].route[0].weigth', /unknown field/],
     ['unknown field deep in a match', vs('  http:\n  - match: [{uri: {exact: /a, ignoreCase: true}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.ignoreCase', /unknown field/],
     ['wrong type', vs('  http:\n  - route:\n    - destination: {host: reviews, port: {number: "80"}}\n'), 1, 'spec.http[0].route[0].destination.port.number', /must be an integer 1\.\.65535/],
@@ -364,5 +367,208 @@ describe('rejected configs name file, document and field', () => {
   it('does not treat prototype names as known kinds or fields', () => {
     expect(rejects(`apiVersion: networking.istio.io/v1\nkind: constructor\nmetadata: {name: x}\n`).field).toBe('kind');
     expect(rejects(`${VS_HEAD}spec: {hosts: [r], toString: 1}\n`).field).toBe('spec.toString');
+  });
+});
+
+describe('Kubernetes habits', () => {
+  const KUBECTL = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"annotations":{},"name":"reviews","namespace":"default"},"spec":{"hosts":["reviews"],"http":[{"route":[{"destination":{"host":"reviews","subset":"v1"}}]}]}}
+  creationTimestamp: "2024-05-01T10:00:00Z"
+  deletionGracePeriodSeconds: 0
+  finalizers: [example.com/keep]
+  generation: 3
+  labels: {app: reviews}
+  managedFields:
+  - apiVersion: networking.istio.io/v1
+    fieldsType: FieldsV1
+    fieldsV1: {f:spec: {f:hosts: {}}}
+    manager: kubectl-client-side-apply
+    operation: Update
+    time: "2024-05-01T10:00:00Z"
+  name: reviews
+  namespace: default
+  ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: owner, uid: 1d2c}]
+  resourceVersion: "123456"
+  selfLink: /apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews
+  uid: 8d0e0f5e-4b1a-4c1e-9f53-3d2c1b0a9f88
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+status:
+  observedGeneration: 3
+  validationMessages: [{documentationUrl: "https://istio.io", level: WARNING, type: {code: IST0101, name: ReferencedResourceNotFound}}]
+`;
+  const PLAIN = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+`;
+  const load = (text: string) => parseConfigText(`${DR}---\n${text}`, 'mesh.yaml');
+  const withoutSource = (c: ReturnType<typeof load>) => c.virtualServices.map(({ source: _source, ...vs }) => vs);
+
+  it('reads `kubectl get -o yaml` output as the object it describes, ignoring the bookkeeping', () => {
+    expect(withoutSource(load(KUBECTL))).toEqual(withoutSource(load(PLAIN)));
+  });
+
+  it('unpacks kind: List, naming items[i] in errors, cross-document ones included', () => {
+    const list = (items: string): string => `apiVersion: v1\nkind: List\nmetadata: {resourceVersion: ""}\nitems:\n${items}`;
+    const item = (name: string, subset: string): string =>
+      `- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {name: ${name}, resourceVersion: "1"}\n  spec:\n    hosts: [${name}]\n    http:\n    - route:\n      - destination: {host: reviews, subset: ${subset}}\n`;
+    const c = load(list(item('a', 'v1') + item('b', 'v2')));
+    expect(c.virtualServices.map((v) => v.name)).toEqual(['a', 'b']);
+    expect(c.virtualServices[1].source).toEqual({ file: 'mesh.yaml', doc: 1 });
+
+    const bad = rejects(`${DR}---\n${list(item('a', 'v1') + item('b', 'v1').replace('hosts: [b]', 'hosts: b'))}`);
+    expect(bad.message).toBe('mesh.yaml: document 1 (VirtualService default/b): items[1].spec.hosts: must be a list, got string "b"');
+
+    const missing = rejects(`${DR}---\n${list(item('a', 'v1') + item('b', 'v9'))}`);
+    expect(missing.field).toBe('items[1].spec.http[0].route[0].destination.subset');
+    expect(missing.detail).toMatch(/subset "v9" is not defined/);
+  });
+
+  it('unpacks a typed list, whose items may leave out kind and apiVersion', () => {
+    const c = load(`apiVersion: networking.istio.io/v1\nkind: VirtualServiceList\nitems:\n- metadata: {name: a}\n  spec: {hosts: [a]}\n- metadata: {name: b}\n  spec: {hosts: [b]}\n`);
+    expect(c.virtualServices.map((v) => v.hosts[0])).toEqual(['a.default.svc.cluster.local', 'b.default.svc.cluster.local']);
+  });
+
+  it('refuses a List whose items are not a list, and a List in a List', () => {
+    expect(rejects(`apiVersion: v1\nkind: List\nitems: {a: 1}\n`).field).toBe('items');
+    const nested = rejects(`apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: List, items: []}\n`);
+    expect(nested.field).toBe('items[0].kind');
+    expect(nested.detail).toMatch(/a List cannot hold another List/);
+  });
+
+  it("skips Kubernetes' own objects, saying which, and still refuses kinds nobody knows", () => {
+    const skipped: SkippedDocument[] = [];
+    const text = `apiVersion: v1\nkind: Service\nmetadata: {name: reviews, labels: {app: reviews}}\nspec: {ports: [{port: 9080, name: http}], selector: {app: reviews}}\n---
+apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1, namespace: shop}\nspec: {replicas: 1}\n---
+apiVersion: v1\nkind: Endpoints\nmetadata: {name: my-wikipedia}\nsubsets: [{addresses: [{ip: 198.35.26.96}]}]\n---
+apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r}\nrules: []\n---
+apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ServiceAccount, metadata: {name: bookinfo-reviews}}\n`;
+    const c = validateDocuments(
+      parseAllDocuments(text).map((d, i) => ({ file: 'k8s.yaml', doc: i, value: d.toJS() })),
+      { onSkipped: (s) => skipped.push(s) },
+    );
+    expect(c).toEqual(parseConfigText('', 'empty.yaml'));
+    expect(skipped).toEqual([
+      { file: 'k8s.yaml', doc: 0, path: undefined, apiVersion: 'v1', kind: 'Service', name: 'reviews', namespace: undefined },
+      { file: 'k8s.yaml', doc: 1, path: undefined, apiVersion: 'apps/v1', kind: 'Deployment', name: 'reviews-v1', namespace: 'shop' },
+      { file: 'k8s.yaml', doc: 2, path: undefined, apiVersion: 'v1', kind: 'Endpoints', name: 'my-wikipedia', namespace: undefined },
+      { file: 'k8s.yaml', doc: 3, path: undefined, apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', name: 'r', namespace: undefined },
+      { file: 'k8s.yaml', doc: 4, path: 'items[0]', apiVersion: 'v1', kind: 'ServiceAccount', name: 'bookinfo-reviews', namespace: undefined },
+    ]);
+    const crd = rejects(`apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\nspec: {}\n`);
+    expect(crd.field).toBe('kind');
+    expect(crd.detail).toMatch(/unknown kind "Certificate"/);
+  });
+
+  it.each([
+    ['Gateway', 'networking.istio.io/v1', 'Gateway'],
+    ['EnvoyFilter', 'networking.istio.io/v1alpha3', 'EnvoyFilter'],
+    ['WorkloadEntry', 'networking.istio.io/v1', 'WorkloadEntry'],
+    ['WorkloadGroup', 'networking.istio.io/v1', 'WorkloadGroup'],
+    ['RequestAuthentication', 'security.istio.io/v1', 'RequestAuthentication'],
+    ['Telemetry', 'telemetry.istio.io/v1', 'Telemetry'],
+    ['IstioOperator', 'install.istio.io/v1alpha1', 'IstioOperator'],
+    ['MeshPolicy', 'authentication.istio.io/v1alpha1', 'MeshPolicy'],
+    ['HTTPRoute', 'gateway.networking.k8s.io/v1', 'Gateway API (HTTPRoute)'],
+    ['Gateway', 'gateway.networking.k8s.io/v1', 'Gateway API (Gateway)'],
+    ['Ingress', 'networking.k8s.io/v1', 'Ingress'],
+  ])('refuses %s (%s) as not supported by Tandem', (kind, apiVersion, named) => {
+    const e = rejects(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: x}\nspec: {whatever: 1}\n`);
+    expect(e.field).toBe('kind');
+    expect(e.errors).toHaveLength(1);
+    expect(e.detail).toContain(named);
+    expect(e.detail).toContain('not supported by Tandem');
+  });
+
+  it('refuses L4 routes and real gateways as not supported by Tandem', () => {
+    const e = rejects(`${VS_HEAD}spec:\n  hosts: [reviews]\n  gateways: [mesh, istio-system/ingress]\n  tcp: [{route: [{destination: {host: reviews}}]}]\n  tls: [{match: [{sniHosts: [reviews]}], route: [{destination: {host: reviews}}]}]\n`);
+    expect(e.errors.map((x) => [x.field, /not supported by Tandem/.test(x.detail)])).toEqual([
+      ['spec.gateways[1]', true],
+      ['spec.tcp', true],
+      ['spec.tls', true],
+    ]);
+  });
+
+  it("refuses Istio's dry-run AuthorizationPolicy rather than enforcing it", () => {
+    const policy = (v: string): string =>
+      `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n  annotations: {"istio.io/dry-run": "${v}"}\nspec: {action: DENY, rules: [{}]}\n`;
+    const e = rejects(policy('true'));
+    expect(e.field).toBe('metadata.annotations["istio.io/dry-run"]');
+    expect(e.detail).toMatch(/not supported by Tandem/);
+    expect(parseConfigText(policy('false'), 'mesh.yaml').authorizationPolicies).toHaveLength(1);
+  });
+});
+
+describe('every problem of a document is reported', () => {
+  it('reports independent problems of one document, each with its field, one per line', () => {
+    const e = rejects(
+      vs(`  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+    timeout: soon
+  - route:
+    - destination: {host: reviews}
+    retries: {attempts: 2, perTryTimout: 1s}
+  - match: [{uri: {prefix: /a}, methd: {exact: GET}}]
+    route: [{destination: {host: reviews}}]
+    mirror: {host: reviews, port: {number: 0}}
+`).replace('name: reviews}\nspec:\n  hosts', 'name: Reviews}\nspec:\n  hosts'),
+    );
+    expect(e.errors.map((x) => x.field)).toEqual([
+      'metadata.name',
+      'spec.http[0].timeout',
+      'spec.http[1].retries.perTryTimout',
+      'spec.http[2].mirror.port.number',
+      'spec.http[2].match[0].methd',
+    ]);
+    for (const x of e.errors) {
+      expect(x.file).toBe('mesh.yaml');
+      expect(x.doc).toBe(1);
+      expect(x.message).toBe(`mesh.yaml: document 1 (VirtualService default/Reviews): ${x.field}: ${x.detail}`);
+    }
+    expect(e.message.split('\n')).toEqual(e.errors.map((x) => x.message));
+  });
+
+  it('reports each bad item of a list and each bad key of a map', () => {
+    const e = rejects(vs('  http:\n  - match: [{headers: {"a b": {exact: x}, "c d": {exact: y}}}]\n    route: [{destination: {host: reviews}}]\n  - 7\n  - route: [{destination: {host: "bad host"}}, {destination: {host: "worse host"}}]\n'));
+    expect(e.errors.map((x) => x.field)).toEqual([
+      'spec.http[0].match[0].headers["a b"]',
+      'spec.http[0].match[0].headers["c d"]',
+      'spec.http[1]',
+      'spec.http[2].route[0].destination.host',
+      'spec.http[2].route[1].destination.host',
+    ]);
+  });
+
+  it('does not report what follows from a problem already reported', () => {
+    // The bad weight makes the route's weights unknowable: no "required" or "must sum to 100".
+    const e = rejects(vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: "90"}\n    - {destination: {host: reviews, subset: v2}, weight: 10}\n'));
+    expect(e.errors.map((x) => `${x.field}: ${x.detail}`)).toEqual(['spec.http[0].route[0].weight: must be an integer 0..100, got string "90"']);
+  });
+
+  it('reports a missing required field next to other problems', () => {
+    const e = rejects(`${VS_HEAD}spec:\n  http: [{route: [{destination: {subset: v1}}]}]\n  exportTo: 1\n`);
+    expect(e.errors.map((x) => `${x.field}: ${x.detail}`)).toEqual([
+      'spec.exportTo: must be a list, got number 1',
+      'spec.hosts: is required',
+      'spec.http[0].route[0].destination.host: is required',
+    ]);
+  });
+
+  it('stops at 20 problems', () => {
+    const routes = Array.from({ length: 30 }, () => '  - route: [{destination: {host: reviews}}]\n    timeout: x\n').join('');
+    expect(rejects(vs(`  http:\n${routes}`)).errors).toHaveLength(20);
   });
 });

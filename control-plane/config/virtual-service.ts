@@ -166,10 +166,11 @@ export function virtualService(
   ctx: Ctx,
   annotations: Record<string, string>,
 ): Omit<VirtualService, 'name' | 'namespace' | 'source'> {
-  const f = fields(spec, ['hosts', 'http', 'gateways', 'exportTo']);
+  const f = fields(spec, ['hosts', 'http', 'gateways', 'exportTo', 'tcp', 'tls']);
   // Operators bring VirtualServices written for Istio: `gateways: [mesh]` means what
   // Tandem does anyway; gateways themselves are not part of Tandem, so any other is refused.
-  f.opt('gateways', list((g) => (str(g) === 'mesh' ? 'mesh' : g.fail('only "mesh" is supported (Tandem has no gateways)'))));
+  f.opt('gateways', list((g) => (str(g) === 'mesh' ? 'mesh' : g.fail('only "mesh" is supported: gateways are not supported by Tandem'))));
+  for (const l4 of ['tcp', 'tls']) f.opt(l4, (n) => n.fail(`${l4} routes are not supported by Tandem (it proxies HTTP, HTTP/2 and gRPC only)`));
   f.opt('exportTo', list(str)); // visibility scoping: everything is visible mesh-wide in Tandem
   return defined({
     hosts: f.req('hosts', list(host(ctx, { wildcard: true }), { nonEmpty: true })),

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
-import { parseSources, readSnapshot, type LoadResult, type Snapshot } from './load';
+import { parseSnapshot, readSnapshot, type LoadResult, type Snapshot } from './load';
 
 export interface ConfigHandlers {
   onConfig(result: LoadResult): void;
@@ -121,7 +121,7 @@ export class ConfigWatcher {
     this.lastBlank = new Set(snap.files.filter((f) => blank(f.text)).map((f) => f.file));
     let result: LoadResult;
     try {
-      result = { config: parseSources(snap.files), files, hash: snap.hash };
+      result = parseSnapshot(snap);
     } catch (e) {
       const err = e instanceof ConfigError ? e : new ConfigError({ file: this.path, detail: String(e) });
       this.deliver(() => this.handlers.onError(err));
