@@ -1,5 +1,6 @@
 // Shapes shared by several kinds: hosts, string matches, header operations, selectors.
 
+import { compileRe2 } from '../../common/re2';
 import type { Destination, HeaderOperations, Headers, StringMatch } from '../model/types';
 import { defined, fields, int, list, mapOf, nonEmpty, num, str, strMap, type Node, type Read } from './reader';
 
@@ -32,10 +33,17 @@ export const headerName = (name: string, n: Node): string =>
 export const cookieName = (name: string, n: Node): string =>
   TOKEN.test(name) ? name : n.fail(`invalid cookie name ${JSON.stringify(name)}`);
 
+// Istio's own bound on a regex's length (Go cannot measure RE2's program size; the
+// sidecar's compileRe2 also caps that, as Envoy does).
+const MAX_REGEX_LENGTH = 1024;
+
+/** A regex as Istio accepts it and the sidecar runs it: RE2, non-empty, at most 1024 characters. */
 export const regex: Read<string> = (n) => {
   const s = str(n);
+  if (s === '') n.fail('must not be empty');
+  if (s.length > MAX_REGEX_LENGTH) n.fail(`is ${s.length} characters long; Istio allows at most ${MAX_REGEX_LENGTH}`);
   try {
-    new RegExp(s);
+    compileRe2(s);
   } catch (e) {
     n.fail((e as Error).message);
   }

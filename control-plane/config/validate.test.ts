@@ -300,7 +300,7 @@ describe('rejected configs name file, document and field', () => {
     ['unknown mirror subset', route('    mirror: {host: reviews, subset: v9}\n'), 1, 'spec.http[0].mirror.subset', /subset "v9"/],
     ['unknown subset in mirrors[]', route('    mirrors: [{destination: {host: reviews, subset: v1}}, {destination: {host: reviews, subset: v9}, percentage: {value: 5}}]\n'), 1, 'spec.http[0].mirrors[1].destination.subset', /subset "v9"/],
     ['mirror and mirrors together', route('    mirror: {host: reviews}\n    mirrors: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].mirrors', /together with mirror/],
-    ['bad regex', vs('  http:\n  - match: [{uri: {regex: "(unclosed"}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.regex', /Invalid regular expression/],
+    ['bad regex', vs('  http:\n  - match: [{uri: {regex: "(unclosed"}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.regex', /invalid regex "\(unclosed": missing closing \)/],
     ['two match kinds', vs('  http:\n  - match: [{uri: {exact: /a, prefix: /b}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri', /exactly one of exact, prefix, regex/],
     ['bad duration', route('    timeout: 10\n'), 1, 'spec.http[0].timeout', /must be a duration/],
     ['bad duration string', route('    retries: {attempts: 2, perTryTimeout: 2 seconds}\n'), 1, 'spec.http[0].retries.perTryTimeout', /invalid duration/],

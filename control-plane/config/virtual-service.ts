@@ -4,12 +4,14 @@ import type {
   HTTPFaultInjection,
   HTTPMatchRequest,
   HTTPRetry,
+  HTTPRewrite,
   HTTPRoute,
   HTTPRouteDestination,
   SplitKey,
   VirtualService,
 } from '../model/types';
-import { cookieName, destination, headerName, headers, host, percent, stringMatch, type Ctx } from './common';
+import { compileRe2 } from '../../common/re2';
+import { cookieName, destination, headerName, headers, host, percent, regex, stringMatch, type Ctx } from './common';
 import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
@@ -88,10 +90,27 @@ const matchRequest: Read<HTTPMatchRequest> = (n) => {
   });
 };
 
-const rewrite: Read<NonNullable<HTTPRoute['rewrite']>> = (n) => {
-  const f = fields(n, ['uri', 'authority']);
-  if (!f.has('uri') && !f.has('authority')) n.fail('must have uri, authority or both');
-  return defined({ uri: f.opt('uri', nonEmpty), authority: f.opt('authority', nonEmpty) });
+const uriRegexRewrite: Read<NonNullable<HTTPRewrite['uriRegexRewrite']>> = (n) => {
+  const f = fields(n, ['match', 'rewrite']);
+  const match = f.req('match', regex);
+  const rewrite = f.req('rewrite', nonEmpty);
+  try {
+    compileRe2(match).substitution(rewrite);
+  } catch (e) {
+    n.at('rewrite').fail((e as Error).message);
+  }
+  return { match, rewrite };
+};
+
+const rewrite: Read<HTTPRewrite> = (n) => {
+  const f = fields(n, ['uri', 'authority', 'uriRegexRewrite']);
+  if (!f.has('uri') && !f.has('authority') && !f.has('uriRegexRewrite')) n.fail('must have at least one of uri, uriRegexRewrite, authority');
+  if (f.has('uri') && f.has('uriRegexRewrite')) n.fail('may only contain one of uri, uriRegexRewrite (as in Istio)');
+  return defined({
+    uri: f.opt('uri', nonEmpty),
+    authority: f.opt('authority', nonEmpty),
+    uriRegexRewrite: f.opt('uriRegexRewrite', uriRegexRewrite),
+  });
 };
 
 /** Weights: one destination may omit its weight; several must all give one, summing to 100. */

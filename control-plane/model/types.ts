@@ -65,7 +65,15 @@ export interface HTTPRoute {
   mirrors: { destination: Destination; percentage: number; /** where it was written, for errors */ field: string }[];
   fault?: HTTPFaultInjection;
   headers?: Headers;
-  rewrite?: { uri?: string; authority?: string };
+  rewrite?: HTTPRewrite;
+}
+
+/** `uri` (a prefix rewrite) and `uriRegexRewrite` exclude each other, as in Istio. */
+export interface HTTPRewrite {
+  uri?: string;
+  authority?: string;
+  /** RE2 `match` over the path (query excluded); `rewrite` may use \1..\9 */
+  uriRegexRewrite?: { match: string; rewrite: string };
 }
 
 export interface Source {

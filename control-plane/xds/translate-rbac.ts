@@ -49,7 +49,7 @@ type Principal =
   | { header: HeaderMatcher };
 type Policy = { permissions: Permission[]; principals: Principal[] };
 
-/** Escapes a literal for RE2 (and JavaScript, which the sidecar compiles it with). */
+/** Escapes a literal for RE2. */
 export function escapeRegex(s: string): string {
   return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 }

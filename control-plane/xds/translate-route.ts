@@ -86,6 +86,8 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
     }));
   }
   if (r.rewrite?.uri !== undefined) action.prefix_rewrite = r.rewrite.uri;
+  const rx = r.rewrite?.uriRegexRewrite;
+  if (rx) action.regex_rewrite = { pattern: { regex: rx.match }, substitution: rx.rewrite };
   if (r.rewrite?.authority !== undefined) action.host_rewrite_literal = r.rewrite.authority;
   return action;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compileRe2 } from '../../common/re2';
 import type { ClusterModel, EndpointModel, HeaderMatcher, LbPolicy, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
 import { noHeaderOps } from '../xds/model';
 import type { Resources } from '../xds/client';
@@ -7,7 +8,7 @@ import { makeBalancer, SmoothWeighted } from './pickers';
 
 const exact = (value: string): StringMatcher => ({ kind: 'exact', value });
 const prefix = (value: string): StringMatcher => ({ kind: 'prefix', value });
-const regex = (value: string): StringMatcher => ({ kind: 'regex', value, re: new RegExp(`^(?:${value})$`) });
+const regex = (value: string): StringMatcher => ({ kind: 'regex', value, re: compileRe2(value) });
 const header = (name: string, match: StringMatcher, invert = false): HeaderMatcher => ({ name, match, invert });
 
 function route(name: string, over: Partial<RouteModel> = {}): RouteModel {

@@ -2,6 +2,7 @@
 // implement (CEL conditions, metadata and filter-state matchers, the matcher API, custom
 // string matchers, audit loggers) is a DecodeError naming the field: a NACK beats a
 // silently different decision.
+import { compileRe2 } from '../../common/re2';
 import { unpack, type AnyMessage } from '../../proto/any';
 import { TypeUrl } from '../../proto/type-urls';
 import { DecodeError } from './decode-error';
@@ -44,7 +45,7 @@ interface PolicyPb { permissions?: PermissionPb[]; principals?: PrincipalPb[] }
 interface RulesPb { action?: RbacAction; policies?: Record<string, PolicyPb> }
 interface RbacPb { rules?: RulesPb; shadow_rules?: RulesPb; rules_stat_prefix?: string; shadow_rules_stat_prefix?: string; track_per_rule_stats?: boolean }
 
-type Fail = (field: string, detail: string) => never;
+type Fail = (field: string, detail: string, cause?: unknown) => never;
 
 /** Refuses any set field of `obj` not in `allowed`. */
 function only<T extends object>(obj: T, at: string, fail: Fail, allowed: readonly (keyof T & string)[]): void {
@@ -61,34 +62,14 @@ function oneof<T extends object>(obj: T, at: string, fail: Fail, members: readon
   return set[0];
 }
 
-/** Why `src` is not RE2 that JavaScript reads the same way, if it is not. */
-function notRe2(src: string): string | undefined {
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i];
-    if (c === '\\') {
-      if (/[1-9k]/.test(src[i + 1] ?? '')) return 'backreferences are not RE2';
-      i++;
-    } else if (c === '(' && src[i + 1] === '?') {
-      const rest = src.slice(i + 2, i + 4);
-      if (/^(=|!|<=|<!)/.test(rest)) return 'lookarounds are not RE2';
-      if (/^[a-zA-Z-]/.test(rest) && !(i === 0 && src.startsWith('(?i)'))) return 'inline flags other than a leading (?i) are not supported';
-    }
-  }
-  return undefined;
-}
-
 function regex(r: RegexPb | undefined, at: string, fail: Fail): StringMatch {
   only(r ?? {}, at, fail, ['regex', 'google_re2']);
   const src = r?.regex;
   if (!src) return fail(`${at}.regex`, 'must be set');
-  const problem = notRe2(src);
-  if (problem) fail(`${at}.regex`, problem);
-  const ci = src.startsWith('(?i)');
   try {
-    // Envoy matches the whole value.
-    return { kind: 'regex', source: src, re: new RegExp(`^(?:${ci ? src.slice(4) : src})$`, ci ? 'ui' : 'u') };
+    return { kind: 'regex', source: src, re: compileRe2(src) };
   } catch (e) {
-    return fail(`${at}.regex`, `bad regex: ${(e as Error).message}`);
+    return fail(`${at}.regex`, (e as Error).message, e);
   }
 }
 
@@ -224,8 +205,8 @@ function rules(r: RulesPb, at: string, fail: Fail): RbacRulesModel {
  * xDS resource (the Listener), `at` the field path of this typed_config within it.
  */
 export function decodeRbacFilter(typedConfig: AnyMessage, resource: string, at: string): RbacFilterModel {
-  const fail: Fail = (field, detail) => {
-    throw new DecodeError(resource, field, detail);
+  const fail: Fail = (field, detail, cause) => {
+    throw new DecodeError(resource, field, detail, cause === undefined ? undefined : { cause });
   };
   if (typedConfig.type_url !== TypeUrl.RBAC) fail(`${at}.type_url`, `expected ${TypeUrl.RBAC}, got ${typedConfig.type_url}`);
   let msg: RbacPb;

@@ -372,7 +372,31 @@ describe('decodeRouteConfig', () => {
     const e = decodeErrorOf(() => decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({ match: { safe_regex: { regex: '(' } } })]))));
     expect(e.resource).toBe('outbound');
     expect(e.field).toBe('virtual_hosts[0].routes[0].match.safe_regex.regex');
-    expect(e.message).toMatch(/bad regex/);
+    expect(e.message).toMatch(/invalid regex "\(": missing closing \)/);
+  });
+
+  it('compiles path regexes as RE2: (?i) honoured, a lookahead refused', () => {
+    const ok = decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({ match: { safe_regex: { regex: '(?i)/Items/[0-9]+' } } })])));
+    const path = ok.virtualHosts[0].routes[0].path;
+    expect(path.kind === 'regex' && path.re.test('/ITEMS/7')).toBe(true);
+    const e = decodeErrorOf(() => decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({ match: { safe_regex: { regex: '/a(?=b)' } } })]))));
+    expect(e.field).toBe('virtual_hosts[0].routes[0].match.safe_regex.regex');
+    expect(e.message).toMatch(/lookarounds are not RE2/);
+  });
+
+  it('decodes regex_rewrite, checking its substitution against the pattern', () => {
+    const rewrite = (rr: Obj, more: Obj = {}) => routeConfig([route({}, { regex_rewrite: rr, ...more })]);
+    const rc = decodeRouteConfig(pack(TypeUrl.RouteConfiguration, rewrite({ pattern: { regex: '^/service/([^/]+)(/.*)$' }, substitution: '\\2/instance/\\1' })));
+    const rx = rc.virtualHosts[0].routes[0].regexRewrite;
+    expect(rx && rx.re.replaceAll('/service/foo/v1/api', rx.substitution)).toBe('/v1/api/instance/foo');
+
+    const group = decodeErrorOf(() => decodeRouteConfig(pack(TypeUrl.RouteConfiguration, rewrite({ pattern: { regex: '/(a)' }, substitution: '\\2' }))));
+    expect(group.field).toBe('virtual_hosts[0].routes[0].route.regex_rewrite.substitution');
+    expect(group.message).toMatch(/refers to group \\2/);
+    const bad = decodeErrorOf(() => decodeRouteConfig(pack(TypeUrl.RouteConfiguration, rewrite({ pattern: { regex: '(a)\\1' }, substitution: 'x' }))));
+    expect(bad.field).toBe('virtual_hosts[0].routes[0].route.regex_rewrite.pattern.regex');
+    const both = decodeErrorOf(() => decodeRouteConfig(pack(TypeUrl.RouteConfiguration, rewrite({ pattern: { regex: '/a' }, substitution: '/b' }, { prefix_rewrite: '/c' }))));
+    expect(both.field).toBe('virtual_hosts[0].routes[0].route.regex_rewrite');
   });
 
   it('refuses a bad header regex', () => {

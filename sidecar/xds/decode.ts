@@ -1,5 +1,6 @@
 // One decode-and-validate function per resource type: bytes in, a checked model or a
 // DecodeError naming the resource and the field out. A DecodeError becomes a NACK.
+import { compileRe2, type Re2 } from '../../common/re2';
 import { unpack, type AnyMessage, decode as decodeMsg } from '../../proto/any';
 import { TypeUrl, typeNameOf } from '../../proto/type-urls';
 import { fromStruct } from '../../proto/struct';
@@ -192,16 +193,37 @@ function stringMatcher(m: Obj | undefined, resource: string, at: string): String
   if (m.ignore_case) throw new DecodeError(resource, `${at}.ignore_case`, 'not supported');
   if (m.exact !== undefined) return { kind: 'exact', value: m.exact };
   if (m.prefix !== undefined) return { kind: 'prefix', value: m.prefix };
-  if (m.safe_regex) return regexMatcher(m.safe_regex.regex, resource, `${at}.safe_regex.regex`);
+  if (m.safe_regex) return regexMatcher(m.safe_regex, resource, `${at}.safe_regex`);
   throw new DecodeError(resource, at, 'one of exact, prefix, safe_regex is required');
 }
 
-function regexMatcher(src: string, resource: string, at: string): StringMatcher {
+// envoy.type.matcher.v3 RegexMatcher and RegexMatchAndSubstitute, as protobufjs decodes them
+interface RegexMatcherPb { regex?: string; google_re2?: object }
+interface RegexMatchAndSubstitutePb { pattern?: RegexMatcherPb; substitution?: string }
+
+/** Envoy's RegexMatcher: RE2, compiled here once, never per request. */
+function compileRegex(r: RegexMatcherPb, resource: string, at: string): Re2 {
+  const src = r.regex;
+  if (typeof src !== 'string' || !src) throw new DecodeError(resource, `${at}.regex`, 'must be set');
   try {
-    // Envoy regexes match the whole value
-    return { kind: 'regex', value: src, re: new RegExp(`^(?:${src})$`) };
+    return compileRe2(src);
   } catch (err) {
-    throw new DecodeError(resource, at, `bad regex: ${(err as Error).message}`);
+    throw new DecodeError(resource, `${at}.regex`, (err as Error).message, { cause: err });
+  }
+}
+
+function regexMatcher(r: RegexMatcherPb, resource: string, at: string): StringMatcher {
+  const re = compileRegex(r, resource, at);
+  return { kind: 'regex', value: re.source, re };
+}
+
+/** Envoy's RegexMatchAndSubstitute, checked whole at decode time. */
+function regexRewrite(r: RegexMatchAndSubstitutePb, resource: string, at: string): NonNullable<RouteModel['regexRewrite']> {
+  const re = compileRegex(r.pattern ?? {}, resource, `${at}.pattern`);
+  try {
+    return { re, substitution: re.substitution(r.substitution ?? '') };
+  } catch (err) {
+    throw new DecodeError(resource, `${at}.substitution`, (err as Error).message, { cause: err });
   }
 }
 
@@ -212,7 +234,7 @@ function headerMatcher(h: Obj, resource: string, at: string): HeaderMatcher {
   if (h.string_match) match = stringMatcher(h.string_match, resource, `${at}.string_match`);
   else if (h.exact_match !== undefined) match = { kind: 'exact', value: h.exact_match };
   else if (h.prefix_match !== undefined) match = { kind: 'prefix', value: h.prefix_match };
-  else if (h.safe_regex_match) match = regexMatcher(h.safe_regex_match.regex, resource, `${at}.safe_regex_match.regex`);
+  else if (h.safe_regex_match) match = regexMatcher(h.safe_regex_match, resource, `${at}.safe_regex_match`);
   else if (h.present_match) match = { kind: 'present' };
   else throw new DecodeError(resource, at, 'unsupported header match');
   return { name, match, invert: h.invert_match === true };
@@ -232,7 +254,7 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
   let path: StringMatcher;
   if (m.prefix !== undefined) path = { kind: 'prefix', value: m.prefix };
   else if (m.path !== undefined) path = { kind: 'exact', value: m.path };
-  else if (m.safe_regex) path = regexMatcher(m.safe_regex.regex, resource, `${at}.match.safe_regex.regex`);
+  else if (m.safe_regex) path = regexMatcher(m.safe_regex, resource, `${at}.match.safe_regex`);
   else throw new DecodeError(resource, `${at}.match`, 'one of prefix, path, safe_regex is required');
   if (m.case_sensitive?.value === false) throw new DecodeError(resource, `${at}.match.case_sensitive`, 'not supported');
   const headers = (m.headers ?? []).map((h: Obj, i: number) => headerMatcher(h, resource, `${at}.match.headers[${i}]`));
@@ -270,6 +292,7 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
     const denom = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 }[String(f?.denominator ?? 'HUNDRED')] ?? 100;
     return { cluster: p.cluster, fraction: f ? Number(f.numerator ?? 0) / denom : 1 };
   });
+  if (a.prefix_rewrite && a.regex_rewrite) throw new DecodeError(resource, `${at}.route.regex_rewrite`, 'cannot be set together with prefix_rewrite');
   return {
     name: String(r.name ?? ''),
     path,
@@ -283,6 +306,7 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
     ...(splitKey ? { splitKey } : {}),
     mirrors,
     prefixRewrite: a.prefix_rewrite || undefined,
+    ...(a.regex_rewrite ? { regexRewrite: regexRewrite(a.regex_rewrite, resource, `${at}.route.regex_rewrite`) } : {}),
     hostRewrite: a.host_rewrite_literal || undefined,
     requestHeaders: headerOps(r, 'request'),
     responseHeaders: headerOps(r, 'response'),

@@ -1,5 +1,6 @@
 // The sidecar's checked view of xDS resources. Decoders produce these; the request
 // path only ever sees these, never protobuf objects.
+import type { Re2, Substitution } from '../../common/re2';
 import type { RbacFilterModel } from './rbac-model';
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
@@ -100,7 +101,7 @@ export type ListenerModel = OutboundListenerModel | InboundListenerModel;
 export type StringMatcher =
   | { kind: 'exact'; value: string }
   | { kind: 'prefix'; value: string }
-  | { kind: 'regex'; value: string; re: RegExp }
+  | { kind: 'regex'; value: string; re: Re2 }
   | { kind: 'present' };
 
 export interface HeaderMatcher {
@@ -167,6 +168,8 @@ export interface RouteModel {
   splitKey?: { kind: 'header' | 'cookie'; name: string };
   mirrors: { cluster: string; fraction: number }[];
   prefixRewrite?: string;
+  /** Envoy's regex_rewrite: every match in the path (query kept aside) substituted */
+  regexRewrite?: { re: Re2; substitution: Substitution };
   hostRewrite?: string;
   requestHeaders: HeaderOps;
   responseHeaders: HeaderOps;

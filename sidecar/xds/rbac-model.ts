@@ -2,12 +2,14 @@
 // what decode-rbac.ts produces and runtime/authz.ts evaluates. Regexes are compiled and
 // CIDRs parsed once, here, never per request.
 
+import type { Re2 } from '../../common/re2';
+
 export type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
 
 /** Envoy's StringMatcher; with ignoreCase the value is stored lower-cased. */
 export type StringMatch =
   | { kind: 'exact' | 'prefix' | 'suffix' | 'contains'; value: string; ignoreCase: boolean }
-  | { kind: 'regex'; source: string; re: RegExp };
+  | { kind: 'regex'; source: string; re: Re2 };
 
 /** Envoy's HeaderMatcher; `name` lower-cased (':method', ':path', ':authority' included). */
 export interface HeaderMatch {

@@ -28,7 +28,13 @@ export const routeLayer: Layer = (next) => (x) => {
   return next(x);
 };
 
-function rewritePath(path: string, r: Pick<RouteModel, 'prefixRewrite' | 'path'>): string {
+function rewritePath(path: string, r: Pick<RouteModel, 'prefixRewrite' | 'regexRewrite' | 'path'>): string {
+  if (r.regexRewrite) {
+    // as Envoy: the regex sees the path alone; the query (and any fragment) is kept as it was
+    const end = path.search(/[?#]/);
+    const just = end < 0 ? path : path.slice(0, end);
+    return r.regexRewrite.re.replaceAll(just, r.regexRewrite.substitution) + path.slice(just.length);
+  }
   if (r.prefixRewrite === undefined) return path;
   const matched = r.path.kind === 'prefix' || r.path.kind === 'exact' ? (r.path.value ?? '') : '';
   return r.prefixRewrite + path.slice(matched.length);
