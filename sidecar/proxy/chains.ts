@@ -38,8 +38,9 @@ export function outboundChain(d: OutboundChainDeps): Handler {
       timeoutLayer,
       retryLayer(d.budgets, d.random),
       balanceLayer,
-      outlierLayer(d.now ?? Date.now),
+      // the circuit breakers before outlier detection: an overflow is this proxy's answer, not the endpoint's
       poolLayer,
+      outlierLayer(d.now ?? Date.now),
     ],
     dispatchTerminal(d.dispatchers),
   );
