@@ -9,6 +9,7 @@ import { fqdn } from './hosts';
 import { fields, isMapping, nonEmpty, Node, str, strMap, type Read } from './reader';
 import { authorizationPolicy, peerAuthentication } from './security';
 import { serviceEntry } from './service-entry';
+import { sidecar } from './sidecar';
 import { virtualService } from './virtual-service';
 
 /** One YAML document, already converted to plain JS. */
@@ -29,6 +30,7 @@ const KINDS: Record<string, { group: string; versions: string[] }> = {
   VirtualService: NETWORKING,
   DestinationRule: NETWORKING,
   ServiceEntry: NETWORKING,
+  Sidecar: NETWORKING,
   PeerAuthentication: SECURITY,
   AuthorizationPolicy: SECURITY,
 };
@@ -102,6 +104,9 @@ function addDocument(config: MeshConfig, value: unknown, source: Source, resolve
     case 'AuthorizationPolicy':
       config.authorizationPolicies.push({ ...base, ...authorizationPolicy(spec), source });
       break;
+    case 'Sidecar':
+      config.sidecars.push({ ...base, ...sidecar(spec), source });
+      break;
   }
 }
 
@@ -119,6 +124,7 @@ function crossChecks(config: MeshConfig): ConfigError[] {
     ...config.serviceEntries.map((r) => ({ ...r, kind: 'ServiceEntry' })),
     ...config.peerAuthentications.map((r) => ({ ...r, kind: 'PeerAuthentication' })),
     ...config.authorizationPolicies.map((r) => ({ ...r, kind: 'AuthorizationPolicy' })),
+    ...config.sidecars.map((r) => ({ ...r, kind: 'Sidecar' })),
   ];
   // Report in file order, so the second occurrence is the one blamed.
   all.sort((a, b) => (a.source.file === b.source.file ? a.source.doc - b.source.doc : a.source.file < b.source.file ? -1 : 1));
