@@ -132,7 +132,9 @@ spec:
 
   it('prefers the workload-selected Sidecar over the defaults, and gives alike workloads one shared translation', () => {
     expect(routeObject(snap, frontend2)).toBe(routeObject(snap, frontend));
-    expect(snap.served(TypeUrl.Cluster, null, frontend2).resources[0]).toBe(snap.served(TypeUrl.Cluster, null, frontend).resources[0]);
+    // the whole set, version included, is made once for them
+    expect(snap.served(TypeUrl.Cluster, null, frontend2)).toBe(snap.served(TypeUrl.Cluster, null, frontend));
+    expect(snap.served(TypeUrl.ClusterLoadAssignment, [cluster('reviews')], frontend2)).toBe(snap.served(TypeUrl.ClusterLoadAssignment, [cluster('reviews')], frontend));
     expect(routeObject(snap, productV1)).toBe(routeObject(snap, ratings));
     expect(routeObject(snap, productV1)).not.toBe(routeObject(snap, frontend));
     expect(snap.served(TypeUrl.RouteConfiguration, null, frontend).version).not.toBe(snap.served(TypeUrl.RouteConfiguration, null, ratings).version);

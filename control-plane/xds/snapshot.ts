@@ -63,6 +63,8 @@ interface View {
   routes: Map<string, Resource>;
   /** proxyless listeners and routes, made on demand */
   demand: Map<string, Resource | null>;
+  /** what was served, by type and subscribed names */
+  sets: Map<string, ServedSet>;
 }
 
 export class Snapshot {
@@ -135,6 +137,7 @@ export class Snapshot {
       clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
       routes: new Map(),
       demand: new Map(),
+      sets: new Map(),
     };
     view.routes = toMap([
       res(TypeUrl.RouteConfiguration, OUTBOUND_ROUTE, {
@@ -159,6 +162,11 @@ export class Snapshot {
    */
   served(type: XdsTypeUrl, names: string[] | null, workload?: Workload): ServedSet {
     const v = this.view(workload);
+    // alike sidecars subscribe alike: each set, and the hash that versions it, is made once
+    // (listeners are not: each sidecar's carries its own inbound listener)
+    const key = type === TypeUrl.Listener ? undefined : `${type} ${names?.join(' ') ?? '*'}`;
+    const made = key === undefined ? undefined : v.sets.get(key);
+    if (made) return made;
     let list: Resource[];
     if (type === TypeUrl.ClusterLoadAssignment) {
       list = (names ?? [...v.specs.keys()]).map((n) => this.assignment(v, n)).filter((r): r is Resource => !!r);
@@ -170,7 +178,9 @@ export class Snapshot {
     // a sidecar's own inbound listener: its mTLS mode and authorization policies
     if (type === TypeUrl.Listener && workload && (names === null || names.includes(INBOUND_LISTENER))) list.push(this.inbound(workload));
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { version: versionOf(list), resources: list };
+    const set = { version: versionOf(list), resources: list };
+    if (key !== undefined) v.sets.set(key, set);
+    return set;
   }
 
   // Endpoints depend only on the cluster they are for: callers whose clusters are alike share them.
