@@ -1,13 +1,14 @@
 // Per-node translation: what each sidecar is sent depends on who it is (Sidecar egress
 // hosts, VirtualService sourceLabels/sourceNamespace, DestinationRule workloadSelector),
 // and sidecars that are alike share one translation.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfigText } from '../config';
 import type { WorkloadInfo } from '../../proto/node-meta';
 import { unpack } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import type { Workload } from '../model/workload';
 import { Snapshot } from './snapshot';
+import { Scope } from './scope';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -320,5 +321,55 @@ spec:
     expect(snap.served(TypeUrl.Cluster, null, frontend2).version).toBe(snap.served(TypeUrl.Cluster, null, frontend).version);
     expect(snap.served(TypeUrl.Cluster, null, frontend2).resources[0]).toBe(snap.served(TypeUrl.Cluster, null, frontend).resources[0]);
     expect(snap.served(TypeUrl.Cluster, null, productV1).version).not.toBe(snap.served(TypeUrl.Cluster, null, frontend).version);
+  });
+});
+
+describe('translation at load', () => {
+  const yaml = `${REVIEWS_DR}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-for-frontend, namespace: default}
+spec:
+  host: reviews
+  workloadSelector: {matchLabels: {app: frontend}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: other}
+spec:
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceLabels: {version: v1}}]
+    route: [{destination: {host: ratings}}]
+`;
+
+  it('translates for every kind of caller a new config names, and only for those asking when just workloads changed', () => {
+    const scoped = vi.spyOn(Scope.prototype, 'scoped');
+    try {
+      const config = parseConfigText(yaml, 'mesh.yaml');
+      const opts = { domain: 'cluster.local', trustDomain: 'cluster.local' };
+      new Snapshot(1, config, WORKLOADS, opts);
+      // the unscoped view, then the Sidecar's, the selected rule's and the clause's callers
+      expect(scoped.mock.calls.map(([c]) => c && `${c.namespace} ${JSON.stringify(c.labels)}`)).toEqual([
+        undefined,
+        'other {}',
+        'default {"app":"frontend"}',
+        'default {"version":"v1"}',
+      ]);
+      scoped.mockClear();
+      const snap = new Snapshot(2, config, WORKLOADS, opts, false);
+      expect(scoped).toHaveBeenCalledTimes(1);
+      snap.served(TypeUrl.Cluster, null, frontend);
+      snap.served(TypeUrl.Cluster, null, frontend2);
+      expect(scoped).toHaveBeenCalledTimes(2);
+    } finally {
+      scoped.mockRestore();
+    }
   });
 });

@@ -78,6 +78,8 @@ export class Snapshot {
     readonly config: MeshConfig,
     readonly workloads: Workload[],
     readonly opts: SnapshotOptions,
+    /** translate for every kind of caller the config names now (a new config), not when first asked */
+    probe = true,
   ) {
     this.services = collectServices(config, workloads, opts.domain);
     this.scope = new Scope(config, this.services, opts.domain);
@@ -93,7 +95,7 @@ export class Snapshot {
     // translated now for every kind of caller the config names, so that a config that
     // cannot be translated is refused at load, not when such a sidecar connects
     this.view(undefined);
-    for (const c of this.scope.probes()) this.view(c);
+    if (probe) for (const c of this.scope.probes()) this.view(c);
   }
 
   /** The translation for a caller (none: a client that is no workload), made once per kind of caller. */
