@@ -2,6 +2,7 @@
 
 import type { ClientTls, ConsistentHash, DestinationRule, Subset, TrafficPolicy } from '../model/types';
 import { cookieName, DNS_LABEL, headerName, host, type Ctx } from './common';
+import { labelSelector } from './selectors';
 import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, str, strMap, type Node, type Read } from './reader';
 
 const consistentHash: Read<ConsistentHash> = (n) => {
@@ -127,7 +128,7 @@ const subset: Read<Subset> = (n) => {
 };
 
 export function destinationRule(spec: Node, ctx: Ctx): Omit<DestinationRule, 'name' | 'namespace' | 'source'> {
-  const f = fields(spec, ['host', 'trafficPolicy', 'subsets', 'exportTo']);
+  const f = fields(spec, ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector']);
   f.opt('exportTo', list(str)); // everything is visible mesh-wide in Tandem
   const ruleHost = f.req('host', host(ctx));
   const policy = f.opt('trafficPolicy', trafficPolicy);
@@ -141,5 +142,7 @@ export function destinationRule(spec: Node, ctx: Ctx): Omit<DestinationRule, 'na
     host: ruleHost,
     trafficPolicy: policy,
     subsets,
+    // Istio: a selector without labels still makes the rule one for its own namespace's workloads only
+    workloadSelector: f.opt('workloadSelector', (n) => fields(n, ['matchLabels']).opt('matchLabels', labelSelector) ?? {}),
   });
 }

@@ -10,6 +10,7 @@ import { isList, kubernetesKind, listItems, NOT_SUPPORTED, splitApiVersion, unsu
 import { attempt, fields, Issues, isMapping, keyPath, nonEmpty, Node, str, strMap, type Read } from './reader';
 import { authorizationPolicy, peerAuthentication } from './security';
 import { serviceEntry } from './service-entry';
+import { sidecar } from './sidecar';
 import { virtualService } from './virtual-service';
 
 /** One YAML document, already converted to plain JS. */
@@ -32,6 +33,7 @@ const KINDS: Record<string, { group: string; versions: string[] }> = {
   VirtualService: NETWORKING,
   DestinationRule: NETWORKING,
   ServiceEntry: NETWORKING,
+  Sidecar: NETWORKING,
   PeerAuthentication: SECURITY,
   AuthorizationPolicy: SECURITY,
 };
@@ -170,6 +172,8 @@ function addResource(
         return config.peerAuthentications.push({ ...base, ...peerAuthentication(sp) });
       case 'AuthorizationPolicy':
         return config.authorizationPolicies.push({ ...base, ...authorizationPolicy(sp) });
+      case 'Sidecar':
+        return config.sidecars.push({ ...base, ...sidecar(sp) });
     }
   });
 }
@@ -197,6 +201,7 @@ function crossChecks(config: MeshConfig): ConfigError[] {
     ...config.serviceEntries.map((r) => ({ ...r, kind: 'ServiceEntry' })),
     ...config.peerAuthentications.map((r) => ({ ...r, kind: 'PeerAuthentication' })),
     ...config.authorizationPolicies.map((r) => ({ ...r, kind: 'AuthorizationPolicy' })),
+    ...config.sidecars.map((r) => ({ ...r, kind: 'Sidecar' })),
   ];
   // Report in file order, so the second occurrence is the one blamed.
   all.sort((a, b) => (a.source.file === b.source.file ? a.source.doc - b.source.doc : a.source.file < b.source.file ? -1 : 1));

@@ -11,7 +11,8 @@ import type {
   VirtualService,
 } from '../model/types';
 import { compileRe2 } from '../../common/re2';
-import { cookieName, destination, headerName, headers, host, percent, regex, stringMatch, type Ctx } from './common';
+import { cookieName, destination, DNS_LABEL, headerName, headers, host, percent, regex, stringMatch, type Ctx } from './common';
+import { labelSelector } from './selectors';
 import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
@@ -79,14 +80,24 @@ const fault: Read<HTTPFaultInjection> = (n) => {
   });
 };
 
+/** '' is proto3's unset, as Istio reads it */
+const namespaceName: Read<string | undefined> = (n) => {
+  const s = str(n);
+  if (s === '') return undefined;
+  return DNS_LABEL.test(s) && s.length <= 63 ? s : n.fail(`must be a namespace name, got ${JSON.stringify(s)}`);
+};
+
 const matchRequest: Read<HTTPMatchRequest> = (n) => {
-  const f = fields(n, ['name', 'uri', 'headers', 'method', 'queryParams']);
+  const f = fields(n, ['name', 'uri', 'headers', 'method', 'queryParams', 'sourceLabels', 'sourceNamespace']);
   return defined({
     name: f.opt('name', str),
     uri: f.opt('uri', stringMatch),
     headers: f.opt('headers', mapOf(stringMatch, headerName)),
     method: f.opt('method', stringMatch),
     queryParams: f.opt('queryParams', mapOf(stringMatch)),
+    // who calls: decided per sidecar when its routes are made (xds/scope.ts)
+    sourceLabels: f.opt('sourceLabels', labelSelector),
+    sourceNamespace: f.opt('sourceNamespace', namespaceName),
   });
 };
 

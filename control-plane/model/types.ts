@@ -10,6 +10,10 @@ export interface HTTPMatchRequest {
   headers?: Record<string, StringMatch>;
   method?: StringMatch;
   queryParams?: Record<string, StringMatch>;
+  /** the clause exists only in the routes of sidecars whose workload has these labels */
+  sourceLabels?: Record<string, string>;
+  /** … and is in this namespace */
+  sourceNamespace?: string;
 }
 
 export interface HeaderOperations {
@@ -158,6 +162,8 @@ export interface DestinationRule {
   host: string;
   trafficPolicy?: TrafficPolicy;
   subsets: Subset[];
+  /** the rule applies only to these workloads' sidecars, in its own namespace */
+  workloadSelector?: Record<string, string>;
   source: Source;
 }
 
@@ -262,12 +268,34 @@ export interface AuthorizationPolicy {
   source: Source;
 }
 
+/** One `namespace/dnsName` of a Sidecar's egress hosts. */
+export interface EgressHost {
+  /** '*' (any), '.' (the workload's own) or a namespace */
+  namespace: string;
+  /** '*', '*.suffix' or a name with a dot, lower-cased as written */
+  host: string;
+  /** written with '~': subtracted from what the other hosts import */
+  exclude: boolean;
+}
+
+/** Istio's Sidecar, as far as Tandem honours it: which services a workload's sidecar receives. */
+export interface Sidecar {
+  name: string;
+  namespace: string;
+  /** absent: every workload of the namespace (or, in the root namespace, of the mesh) */
+  workloadSelector?: Record<string, string>;
+  /** a Sidecar without egress has Istio's default: every host of every namespace */
+  egressHosts: EgressHost[];
+  source: Source;
+}
+
 export interface MeshConfig {
   virtualServices: VirtualService[];
   destinationRules: DestinationRule[];
   serviceEntries: ServiceEntry[];
   peerAuthentications: PeerAuthentication[];
   authorizationPolicies: AuthorizationPolicy[];
+  sidecars: Sidecar[];
 }
 
 export const emptyMeshConfig = (): MeshConfig => ({
@@ -276,4 +304,5 @@ export const emptyMeshConfig = (): MeshConfig => ({
   serviceEntries: [],
   peerAuthentications: [],
   authorizationPolicies: [],
+  sidecars: [],
 });

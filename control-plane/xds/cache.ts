@@ -58,7 +58,8 @@ export class SnapshotCache extends EventEmitter {
       if (this.stale) {
         this.stale = false;
         try {
-          this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts);
+          // the config was translated for every kind of caller when it was set
+          this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false);
         } catch (err) {
           // A config that validates but cannot be translated must not take the mesh down.
           this.emit('buildError', err);

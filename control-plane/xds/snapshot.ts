@@ -1,6 +1,8 @@
 // "What to serve": an immutable, consistent set of xDS resources computed from one
-// config and one set of registered workloads. Proxyless listeners are made on demand
-// for whatever service name a client dials, and cached for the snapshot's life.
+// config and one set of registered workloads. Routes and clusters depend on who asks
+// (scope.ts): each kind of caller's are translated once, when first asked for, and
+// shared by every sidecar of that kind. Proxyless listeners are made on demand for
+// whatever service name a client dials, and cached for the snapshot's life.
 import { createHash } from 'node:crypto';
 import type { MeshConfig, VirtualService } from '../model/types';
 import type { Workload } from '../model/workload';
@@ -10,7 +12,8 @@ import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
 import { defaultRoute, destinationPort, translateHttpRoute, type PolicyOf } from './translate-route';
 import { inboundListener, inboundKey } from './translate-inbound';
-import { clusterSpecs, translateCluster, translateEndpoints } from './translate-cluster';
+import { clusterSpecs, translateCluster, translateEndpoints, type ClusterSpec } from './translate-cluster';
+import { Scope, type Caller, type ScopedConfig } from './scope';
 
 type Obj = Record<string, unknown>;
 
@@ -49,30 +52,76 @@ export interface SnapshotOptions {
   trustDomain: string;
 }
 
+/** What one kind of caller is sent: workloads that scope.ts finds alike share one. */
+interface View {
+  scoped: ScopedConfig;
+  vsByHost: Map<string, VirtualService>;
+  policyOf: PolicyOf;
+  /** cluster name -> what its Cluster and ClusterLoadAssignment are made from */
+  specs: Map<string, ClusterSpec>;
+  clusters: Map<string, Resource>;
+  routes: Map<string, Resource>;
+  /** proxyless listeners and routes, made on demand */
+  demand: Map<string, Resource | null>;
+  /** what was served, by type and subscribed names */
+  sets: Map<string, ServedSet>;
+}
+
 export class Snapshot {
   readonly services: Map<string, Service>;
-  private readonly fixed: Record<XdsTypeUrl, Map<string, Resource>>;
-  private readonly vsByHost = new Map<string, VirtualService>();
-  private readonly policyOf: PolicyOf;
+  private readonly listeners: Map<string, Resource>;
+  private readonly scope: Scope;
+  private readonly views = new Map<string, View>();
 
   constructor(
     readonly generation: number,
     readonly config: MeshConfig,
     readonly workloads: Workload[],
     readonly opts: SnapshotOptions,
+    /** translate for every kind of caller the config names now (a new config), not when first asked */
+    probe = true,
   ) {
-    const domain = opts.domain;
-    this.services = collectServices(config, workloads, domain);
-    this.policyOf = (d) => {
+    this.services = collectServices(config, workloads, opts.domain);
+    this.scope = new Scope(config, this.services, opts.domain);
+    this.listeners = toMap([
+      res(TypeUrl.Listener, OUTBOUND_LISTENER, {
+        name: OUTBOUND_LISTENER,
+        address: { socket_address: { address: '0.0.0.0', port_value: 15001 } },
+        filter_chains: [
+          { filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm('outbound', OUTBOUND_ROUTE) }] },
+        ],
+      }),
+    ]);
+    // translated now for every kind of caller the config names, so that a config that
+    // cannot be translated is refused at load, not when such a sidecar connects
+    this.view(undefined);
+    if (probe) for (const c of this.scope.probes()) this.view(c);
+  }
+
+  /** The translation for a caller (none: a client that is no workload), made once per kind of caller. */
+  private view(c: Caller | undefined): View {
+    const key = this.scope.keyOf(c);
+    let v = this.views.get(key);
+    if (!v) {
+      v = this.translate(this.scope.scoped(c));
+      this.views.set(key, v);
+    }
+    return v;
+  }
+
+  private translate(scoped: ScopedConfig): View {
+    const { config, services } = scoped;
+    const vsByHost = new Map<string, VirtualService>();
+    for (const vs of config.virtualServices) for (const h of vs.hosts) if (!vsByHost.has(h)) vsByHost.set(h, vs);
+    const policyOf: PolicyOf = (d) => {
       const dr = config.destinationRules.find((r) => r.host === d.host);
       const sub = d.subset ? dr?.subsets.find((x) => x.name === d.subset)?.trafficPolicy : undefined;
       return sub || dr?.trafficPolicy ? { ...dr?.trafficPolicy, ...sub } : undefined;
     };
-    for (const vs of config.virtualServices) for (const h of vs.hosts) if (!this.vsByHost.has(h)) this.vsByHost.set(h, vs);
     const referenced = new Map<string, Set<number>>();
     const reference = (d: { host: string; port?: number }) => {
       const ports = referenced.get(d.host) ?? new Set<number>();
-      ports.add(destinationPort(d, this.services));
+      ports.add(destinationPort(d, services));
       referenced.set(d.host, ports);
     };
     for (const vs of config.virtualServices) {
@@ -81,50 +130,74 @@ export class Snapshot {
         for (const m of r.mirrors) reference(m.destination);
       }
     }
-    const specs = clusterSpecs(config, this.services, referenced);
-    this.fixed = {
-      [TypeUrl.Cluster]: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
-      [TypeUrl.ClusterLoadAssignment]: toMap(
-        specs.map((c) => res(TypeUrl.ClusterLoadAssignment, c.name, translateEndpoints(c, config, workloads, domain))),
-      ),
-      [TypeUrl.Listener]: toMap([
-        res(TypeUrl.Listener, OUTBOUND_LISTENER, {
-          name: OUTBOUND_LISTENER,
-          address: { socket_address: { address: '0.0.0.0', port_value: 15001 } },
-          filter_chains: [
-            { filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm('outbound', OUTBOUND_ROUTE) }] },
-          ],
-        }),
-      ]),
-      [TypeUrl.RouteConfiguration]: toMap([
-        res(TypeUrl.RouteConfiguration, OUTBOUND_ROUTE, {
-          name: OUTBOUND_ROUTE,
-          // sorted: the version must not depend on the order sidecars registered in
-          virtual_hosts: [...this.services.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1)).map((s) => this.virtualHost(s, s.aliases)),
-        }),
-      ]),
+    const specs = clusterSpecs(config, services, referenced);
+    const view: View = {
+      scoped,
+      vsByHost,
+      policyOf,
+      specs: new Map(specs.map((c) => [c.name, c])),
+      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
+      routes: new Map(),
+      demand: new Map(),
+      sets: new Map(),
     };
+    view.routes = toMap([
+      res(TypeUrl.RouteConfiguration, OUTBOUND_ROUTE, {
+        name: OUTBOUND_ROUTE,
+        // sorted: the version must not depend on the order sidecars registered in
+        virtual_hosts: [...scoped.routed.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1)).map((s) => this.virtualHost(view, s, s.aliases)),
+      }),
+    ]);
+    return view;
   }
 
-  private virtualHost(s: Service, domains: string[]): Obj {
-    const vs = this.vsByHost.get(s.fqdn);
-    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, this.services, this.policyOf)) : [defaultRoute(s)];
+  private virtualHost(v: View, s: Service, domains: string[]): Obj {
+    const vs = v.vsByHost.get(s.fqdn);
+    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, v.scoped.services, v.policyOf)) : [defaultRoute(s)];
     return { name: s.fqdn, domains, routes };
   }
 
   /**
    * The resources of one type a subscriber gets: every resource for a wildcard
-   * subscription (names null), else the named ones that exist.
+   * subscription (names null), else the named ones that exist. What a sidecar gets
+   * depends on its workload (scope.ts); a client without one gets the unscoped set.
    */
   served(type: XdsTypeUrl, names: string[] | null, workload?: Workload): ServedSet {
-    const fixed = this.fixed[type];
+    const v = this.view(workload);
+    // alike sidecars subscribe alike: each set, and the hash that versions it, is made once
+    // (listeners are not: each sidecar's carries its own inbound listener)
+    const key = type === TypeUrl.Listener ? undefined : `${type} ${names?.join(' ') ?? '*'}`;
+    const made = key === undefined ? undefined : v.sets.get(key);
+    if (made) return made;
     let list: Resource[];
-    if (names === null) list = [...fixed.values()];
-    else list = names.filter((n) => n !== INBOUND_LISTENER).map((n) => fixed.get(n) ?? this.onDemand(type, n)).filter((r): r is Resource => !!r);
+    if (type === TypeUrl.ClusterLoadAssignment) {
+      list = (names ?? [...v.specs.keys()]).map((n) => this.assignment(v, n)).filter((r): r is Resource => !!r);
+    } else {
+      const fixed = type === TypeUrl.Listener ? this.listeners : type === TypeUrl.Cluster ? v.clusters : v.routes;
+      if (names === null) list = [...fixed.values()];
+      else list = names.filter((n) => n !== INBOUND_LISTENER).map((n) => fixed.get(n) ?? this.onDemand(v, type, n)).filter((r): r is Resource => !!r);
+    }
     // a sidecar's own inbound listener: its mTLS mode and authorization policies
     if (type === TypeUrl.Listener && workload && (names === null || names.includes(INBOUND_LISTENER))) list.push(this.inbound(workload));
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { version: versionOf(list), resources: list };
+    const set = { version: versionOf(list), resources: list };
+    if (key !== undefined) v.sets.set(key, set);
+    return set;
+  }
+
+  // Endpoints depend only on the cluster they are for: callers whose clusters are alike share them.
+  private readonly assignments = new Map<string, Resource>();
+
+  private assignment(v: View, name: string): Resource | undefined {
+    const spec = v.specs.get(name);
+    if (!spec) return undefined;
+    const key = JSON.stringify(spec);
+    let r = this.assignments.get(key);
+    if (!r) {
+      r = res(TypeUrl.ClusterLoadAssignment, name, translateEndpoints(spec, this.config, this.workloads, this.opts.domain));
+      this.assignments.set(key, r);
+    }
+    return r;
   }
 
   // workloads alike in what policy can select (namespace, labels, port) share one listener
@@ -140,24 +213,22 @@ export class Snapshot {
     return r;
   }
 
-  private readonly demandCache = new Map<string, Resource | null>();
-
   // A proxyless gRPC client dials xds:///reviews (or an FQDN, optionally :port) and asks
   // for a Listener of exactly that name, then a RouteConfiguration we name the same.
-  private onDemand(type: XdsTypeUrl, name: string): Resource | undefined {
+  private onDemand(v: View, type: XdsTypeUrl, name: string): Resource | undefined {
     if (type !== TypeUrl.Listener && type !== TypeUrl.RouteConfiguration) return undefined;
     const key = `${type} ${name}`;
-    if (!this.demandCache.has(key)) {
-      const found = resolveService(this.services, name);
+    if (!v.demand.has(key)) {
+      const found = resolveService(v.scoped.routed, name);
       let r: Resource | null = null;
       if (found && type === TypeUrl.Listener) {
         r = res(TypeUrl.Listener, name, { name, api_listener: { api_listener: hcm(name, name) } });
       } else if (found) {
-        r = res(TypeUrl.RouteConfiguration, name, { name, virtual_hosts: [this.virtualHost(found.service, [name])] });
+        r = res(TypeUrl.RouteConfiguration, name, { name, virtual_hosts: [this.virtualHost(v, found.service, [name])] });
       }
-      this.demandCache.set(key, r);
+      v.demand.set(key, r);
     }
-    return this.demandCache.get(key) ?? undefined;
+    return v.demand.get(key) ?? undefined;
   }
 }
 
