@@ -1,4 +1,4 @@
-// Small helpers for the benchmark: free ports, readiness polling, tracked child
+// Small helpers for the benchmark: free ports, readiness polling (common/wait), tracked child
 // processes (killed at the end, on error and on SIGINT), temp dirs, and per-process
 // CPU time read from /proc/<pid>/stat.
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -8,20 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 export { freePort } from '../common/free-port';
+import { waitFor as poll } from '../common/wait';
 
-export async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** Polls until `fn` says yes; 20 s unless told. */
+export const waitFor = (what: string, fn: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<boolean> => poll(what, fn, timeoutMs, everyMs);
 
 /** One GET on a fresh connection; resolves with the status code and body. */
 export function httpGet(port: number, p = '/', host?: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {

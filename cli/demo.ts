@@ -11,6 +11,7 @@ import { freePort } from '../common/free-port';
 import { agentClose, backend, call, frontend, Stats, type Server } from './demo-apps';
 import { ROOT_KEY } from '../certs/ca';
 import { mintToken } from '../certs/token';
+import { waitFor } from '../common/wait';
 
 const TANDEM = path.join(__dirname, 'tandem.js');
 
@@ -41,13 +42,10 @@ spec:
 `;
 }
 
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = (what: string, fn: () => Promise<boolean>, timeoutMs = 20_000) =>
+  waitFor(what, fn, timeoutMs, 100).catch((err: Error) => {
+    throw new Error(`demo: ${err.message}`, { cause: err });
+  });
 
 const ready = async (port: number) => (await call(port, '127.0.0.1', '/ready')).status === 200;
 
