@@ -1,4 +1,7 @@
-// A small, strict flag parser: --name value or --name=value; unknown flags are usage errors.
+// Flags as node:util parseArgs reads them (--name value or --name=value, strict: unknown
+// flags and stray arguments are usage errors), with defaults, required flags and --help.
+import { parseArgs } from 'node:util';
+
 export class UsageError extends Error {
   readonly code = 'USAGE';
 }
@@ -24,24 +27,24 @@ export function usageOf(command: string, spec: FlagSpec): string {
 
 export function parseFlags(argv: string[], spec: FlagSpec, command = ''): Record<string, string | undefined> {
   if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(usageOf(command, spec));
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(spec)) out[k] = v.default;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(a)}`);
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    const s = spec[name];
-    if (!s) throw new UsageError(`unknown flag --${name}`);
-    if (s.boolean) {
-      out[name] = eq > 0 ? a.slice(eq + 1) : 'true';
-      continue;
-    }
-    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    out[name] = value;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.entries(spec).map(([k, v]) => [k, { type: v.boolean ? 'boolean' : 'string' }] as const)),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    // parseArgs's own wording, without its hint about "--" (no command takes positionals)
+    throw new UsageError((err as Error).message.split('. To specify')[0], { cause: err });
   }
-  for (const [k, v] of Object.entries(spec)) if (v.required && !out[k]) throw new UsageError(`--${k} is required`);
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(spec)) {
+    const given = values[k];
+    out[k] = given === undefined ? v.default : String(given);
+    if (v.required && !out[k]) throw new UsageError(`--${k} is required`);
+  }
   return out;
 }
 
