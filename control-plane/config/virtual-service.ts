@@ -53,10 +53,15 @@ const grpcStatus: Read<number> = (n) => {
   return Object.hasOwn(GRPC_STATUS, s) ? GRPC_STATUS[s] : n.fail(`unknown gRPC status ${JSON.stringify(n.value)} (e.g. UNAVAILABLE)`);
 };
 
-/** `percentage: {value}` or, deprecated, `percent` (an integer); Istio's default is 100 here. */
+/**
+ * `percentage: {value}` or, deprecated, `percent` (an integer; delays only). Without either,
+ * no request is faulted, as istio/api documents ("If left unspecified, no request will be
+ * delayed/aborted") and Istio translates (route.go TranslateFault: a delay gets
+ * translateIntegerToFractionalPercent(0), an abort no percentage, which Envoy reads as 0%).
+ */
 function share(g: Fields): number {
   if (g.has('percentage') && g.has('percent')) g.node.fail('has both percentage and the deprecated percent; keep percentage');
-  return g.opt('percentage', percent) ?? g.opt('percent', int(0, 100)) ?? 100;
+  return g.opt('percentage', percent) ?? g.opt('percent', int(0, 100)) ?? 0;
 }
 
 const fault: Read<HTTPFaultInjection> = (n) => {

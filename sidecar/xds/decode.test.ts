@@ -425,7 +425,8 @@ describe('decodeRouteConfig', () => {
     const half = { numerator: 50, denominator: 'HUNDRED' };
     expect(rc({ abort: { http_status: 503, percentage: half } }).virtualHosts[0].routes[0].fault).toEqual({ abort: { httpStatus: 503, grpcStatus: undefined, fraction: 0.5 } });
     expect(rc({ abort: { grpc_status: 14, percentage: { numerator: 250000, denominator: 'MILLION' } } }).virtualHosts[0].routes[0].fault!.abort).toMatchObject({ grpcStatus: 14, fraction: 0.25 });
-    expect(rc({ delay: { fixed_delay: { seconds: 2 } } }).virtualHosts[0].routes[0].fault).toEqual({ delay: { ms: 2000, fraction: 1 } });
+    // Envoy: a fault without a percentage faults nothing
+    expect(rc({ delay: { fixed_delay: { seconds: 2 } } }).virtualHosts[0].routes[0].fault).toEqual({ delay: { ms: 2000, fraction: 0 } });
     expect(decodeErrorOf(() => rc({ abort: { http_status: 503 }, max_active_faults: { value: 1 } })).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.fault.max_active_faults');
     expect(decodeErrorOf(() => rc({ abort: { http_status: 503 } }, 'envoy.filters.http.cors')).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.cors');
   });
