@@ -11,6 +11,7 @@ import type {
 } from '../model/types';
 import { cookieName, destination, headerName, headers, host, percent, stringMatch, type Ctx } from './common';
 import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
+import { corsPolicy, directResponse, redirect, routeKind } from './route-actions';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
 
@@ -119,7 +120,10 @@ const httpRoute =
   (n) => {
     const f = fields(n, [
       'name', 'match', 'route', 'timeout', 'retries', 'mirror', 'mirrorPercentage', 'mirrorPercent', 'mirrors', 'fault', 'headers', 'rewrite',
+      'redirect', 'directResponse', 'corsPolicy',
     ]);
+    const kind = routeKind(n, f);
+    const match = f.opt('match', list(matchRequest)) ?? [];
     const routeDestination: Read<Omit<HTTPRouteDestination, 'weight'> & { weight?: number }> = (r) => {
       const g = fields(r, ['destination', 'weight', 'headers']);
       return defined({
@@ -144,8 +148,11 @@ const httpRoute =
         ) ?? []).map((m, j) => ({ ...m, field: `mirrors[${j}].destination` }));
     return defined({
       name: f.opt('name', str),
-      match: f.opt('match', list(matchRequest)) ?? [],
-      route: weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))),
+      match,
+      route: kind === 'route' ? weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))) : [],
+      redirect: kind === 'redirect' ? f.req('redirect', redirect(match)) : undefined,
+      directResponse: kind === 'directResponse' ? f.req('directResponse', directResponse) : undefined,
+      corsPolicy: f.opt('corsPolicy', corsPolicy),
       timeoutMs: f.opt('timeout', duration()),
       retries: f.opt('retries', retries),
       mirrors,
