@@ -80,9 +80,11 @@ export const MAX_DIRECT_RESPONSE_BODY = 1024 * 1024;
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-const body: Read<NonNullable<HTTPDirectResponse['body']>> = (n) => {
+// `body: {}` is Istio's empty body (its schema allows neither string nor bytes)
+const body: Read<HTTPDirectResponse['body']> = (n) => {
   const f = fields(n, ['string', 'bytes']);
-  if (f.has('string') === f.has('bytes')) n.fail('must have exactly one of string, bytes');
+  if (f.has('string') && f.has('bytes')) n.fail('must have one of string, bytes, not both');
+  if (!f.has('string') && !f.has('bytes')) return undefined;
   let out: NonNullable<HTTPDirectResponse['body']>;
   let size: number;
   if (f.has('string')) {
