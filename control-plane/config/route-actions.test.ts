@@ -37,6 +37,8 @@ describe('redirect', () => {
     expect(firstRoute('  - redirect: {scheme: https, port: 8443, redirectCode: 308}\n').redirect).toEqual({ scheme: 'https', port: 8443, redirectCode: 308 });
     expect(firstRoute('  - redirect: {derivePort: FROM_REQUEST_PORT, redirectCode: 302}\n').redirect).toEqual({ derivePort: 'FROM_REQUEST_PORT', redirectCode: 302 });
     expect(firstRoute('  - match: [{uri: {prefix: /old/}}, {headers: {x-a: {exact: b}}}]\n    redirect: {prefixRewrite: /new/}\n').redirect).toEqual({ prefixRewrite: '/new/', redirectCode: 301 });
+    // istio/api's own example writes the protobuf name, which Istio reads too
+    expect(firstRoute('  - match: [{uri: {prefix: /foo/}}]\n    redirect: {authority: foo.example.com, prefix_rewrite: /}\n').redirect).toEqual({ authority: 'foo.example.com', prefixRewrite: '/', redirectCode: 301 });
     // an empty route list is no route (Istio checks len(route) > 0)
     expect(firstRoute('  - route: []\n    redirect: {uri: /x}\n').redirect).toEqual({ uri: '/x', redirectCode: 301 });
   });
@@ -132,6 +134,7 @@ describe('refused, naming the field', () => {
     ['a scheme other than http(s)', '  - redirect: {scheme: ftp}\n', 'spec.http[0].redirect.scheme', /must be "http" or "https"/],
     ['uri and prefixRewrite', '  - redirect: {uri: /x, prefixRewrite: /y}\n', 'spec.http[0].redirect.prefixRewrite', /together with uri/],
     ['prefixRewrite under an exact match', '  - match: [{uri: {prefix: /a}}, {uri: {exact: /b}}]\n    redirect: {prefixRewrite: /y}\n', 'spec.http[0].redirect.prefixRewrite', /match\[1\]\.uri is not/],
+    ['prefixRewrite written twice', '  - redirect: {prefixRewrite: /a, prefix_rewrite: /b}\n', 'spec.http[0].redirect.prefix_rewrite', /keep one/],
     ['port and derivePort', '  - redirect: {port: 80, derivePort: FROM_REQUEST_PORT}\n', 'spec.http[0].redirect.derivePort', /together with port/],
     ['an unknown derivePort', '  - redirect: {derivePort: FROM_HEADER}\n', 'spec.http[0].redirect.derivePort', /must be one of FROM_PROTOCOL_DEFAULT, FROM_REQUEST_PORT/],
     ['an unknown redirect field', '  - redirect: {uri: /x, host: y}\n', 'spec.http[0].redirect.host', /unknown field/],

@@ -41,13 +41,17 @@ export const REDIRECT_CODES = [301, 302, 303, 307, 308];
 export const redirect =
   (matches: HTTPMatchRequest[]): Read<HTTPRedirect> =>
   (n) => {
-    const f = fields(n, ['uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode', 'prefixRewrite']);
+    // prefix_rewrite: the protobuf field name, which Istio's reader takes too and istio/api's
+    // own example of this field uses
+    const f = fields(n, ['uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode', 'prefixRewrite', 'prefix_rewrite']);
+    if (f.has('prefixRewrite') && f.has('prefix_rewrite')) n.at('prefix_rewrite').fail('is prefixRewrite again; keep one');
+    const rewriteKey = f.has('prefix_rewrite') ? 'prefix_rewrite' : 'prefixRewrite';
     const uri = f.opt('uri', str) || undefined;
-    const prefixRewrite = f.opt('prefixRewrite', str) || undefined;
-    if (uri !== undefined && prefixRewrite !== undefined) n.at('prefixRewrite').fail('cannot be used together with uri (one or the other)');
+    const prefixRewrite = f.opt(rewriteKey, str) || undefined;
+    if (uri !== undefined && prefixRewrite !== undefined) n.at(rewriteKey).fail('cannot be used together with uri (one or the other)');
     if (prefixRewrite !== undefined) {
       matches.forEach((m, i) => {
-        if (m.uri && !('prefix' in m.uri)) n.at('prefixRewrite').fail(`needs every uri match to be a prefix match; match[${i}].uri is not`);
+        if (m.uri && !('prefix' in m.uri)) n.at(rewriteKey).fail(`needs every uri match to be a prefix match; match[${i}].uri is not`);
       });
     }
     if (f.has('port') && f.has('derivePort')) n.at('derivePort').fail('cannot be used together with port (one or the other)');
