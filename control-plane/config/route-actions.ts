@@ -38,45 +38,47 @@ export function routeKind(n: Node, f: Fields): RouteKind {
 // Envoy then refuses, so no other code can work in Istio either.
 export const REDIRECT_CODES = [301, 302, 303, 307, 308];
 
-export const redirect =
-  (matches: HTTPMatchRequest[]): Read<HTTPRedirect> =>
-  (n) => {
-    // prefix_rewrite: the protobuf field name, which Istio's reader takes too and istio/api's
-    // own example of this field uses
-    const f = fields(n, ['uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode', 'prefixRewrite', 'prefix_rewrite']);
-    if (f.has('prefixRewrite') && f.has('prefix_rewrite')) n.at('prefix_rewrite').fail('is prefixRewrite again; keep one');
-    const rewriteKey = f.has('prefix_rewrite') ? 'prefix_rewrite' : 'prefixRewrite';
-    const uri = f.opt('uri', str) || undefined;
-    const prefixRewrite = f.opt(rewriteKey, str) || undefined;
-    if (uri !== undefined && prefixRewrite !== undefined) n.at(rewriteKey).fail('cannot be used together with uri (one or the other)');
-    if (prefixRewrite !== undefined) {
-      matches.forEach((m, i) => {
-        if (m.uri && !('prefix' in m.uri)) n.at(rewriteKey).fail(`needs every uri match to be a prefix match; match[${i}].uri is not`);
-      });
-    }
-    if (f.has('port') && f.has('derivePort')) n.at('derivePort').fail('cannot be used together with port (one or the other)');
-    const out: HTTPRedirect = { redirectCode: 301 };
-    if (uri !== undefined) out.uri = uri;
-    if (prefixRewrite !== undefined) out.prefixRewrite = prefixRewrite;
-    const authority = f.opt('authority', str);
-    if (authority) out.authority = authority;
-    const port = f.opt('port', int(0, 65535));
-    if (port !== undefined) out.port = port;
-    const derivePort = f.opt('derivePort', oneOf('FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'));
-    if (derivePort) out.derivePort = derivePort;
-    const scheme = f.opt('scheme', str);
-    if (scheme) out.scheme = scheme === 'http' || scheme === 'https' ? scheme : n.at('scheme').fail(`must be "http" or "https", got ${JSON.stringify(scheme)}`);
-    const code = f.opt('redirectCode', int(0));
-    if (code !== undefined && code !== 0) {
-      if (code < 300 || code > 399) n.at('redirectCode').fail(`must be a 3xx status, got ${code}`);
-      if (!REDIRECT_CODES.includes(code)) n.at('redirectCode').fail(`${code} is not supported by Tandem (nor by Istio, whose Envoy redirects with ${REDIRECT_CODES.join(', ')})`);
-      out.redirectCode = code;
-    }
-    if (!out.uri && !out.prefixRewrite && !out.authority && out.port === undefined && !out.derivePort && !out.scheme) {
-      n.fail('must set at least one of uri, prefixRewrite, authority, port, derivePort, scheme');
-    }
-    return out;
-  };
+export const redirect: Read<HTTPRedirect> = (n) => {
+  // prefix_rewrite: the protobuf field name, which Istio's reader takes too and istio/api's
+  // own example of this field uses
+  const f = fields(n, ['uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode', 'prefixRewrite', 'prefix_rewrite']);
+  if (f.has('prefixRewrite') && f.has('prefix_rewrite')) n.at('prefix_rewrite').fail('is prefixRewrite again; keep one');
+  const rewriteKey = f.has('prefix_rewrite') ? 'prefix_rewrite' : 'prefixRewrite';
+  const uri = f.opt('uri', str) || undefined;
+  const prefixRewrite = f.opt(rewriteKey, str) || undefined;
+  if (uri !== undefined && prefixRewrite !== undefined) n.at(rewriteKey).fail('cannot be used together with uri (one or the other)');
+  if (f.has('port') && f.has('derivePort')) n.at('derivePort').fail('cannot be used together with port (one or the other)');
+  const out: HTTPRedirect = { redirectCode: 301 };
+  if (uri !== undefined) out.uri = uri;
+  if (prefixRewrite !== undefined) out.prefixRewrite = prefixRewrite;
+  const authority = f.opt('authority', str);
+  if (authority) out.authority = authority;
+  const port = f.opt('port', int(0, 65535));
+  if (port !== undefined) out.port = port;
+  const derivePort = f.opt('derivePort', oneOf('FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'));
+  if (derivePort) out.derivePort = derivePort;
+  const scheme = f.opt('scheme', str);
+  if (scheme) out.scheme = scheme === 'http' || scheme === 'https' ? scheme : n.at('scheme').fail(`must be "http" or "https", got ${JSON.stringify(scheme)}`);
+  const code = f.opt('redirectCode', int(0));
+  if (code !== undefined && code !== 0) {
+    if (code < 300 || code > 399) n.at('redirectCode').fail(`must be a 3xx status, got ${code}`);
+    if (!REDIRECT_CODES.includes(code)) n.at('redirectCode').fail(`${code} is not supported by Tandem (nor by Istio, whose Envoy redirects with ${REDIRECT_CODES.join(', ')})`);
+    out.redirectCode = code;
+  }
+  if (!out.uri && !out.prefixRewrite && !out.authority && out.port === undefined && !out.derivePort && !out.scheme) {
+    n.fail('must set at least one of uri, prefixRewrite, authority, port, derivePort, scheme');
+  }
+  return out;
+};
+
+/** Istio: a redirect's prefixRewrite replaces a matched prefix, so every uri match must be one. */
+export function prefixRewriteMatches(n: Node, rd: HTTPRedirect, matches: HTTPMatchRequest[]): void {
+  if (rd.prefixRewrite === undefined) return;
+  const at = n.at(n.at('prefix_rewrite').value !== undefined ? 'prefix_rewrite' : 'prefixRewrite');
+  matches.forEach((m, i) => {
+    if (m.uri && !('prefix' in m.uri)) at.fail(`needs every uri match to be a prefix match; match[${i}].uri is not`);
+  });
+}
 
 // Istio refuses bodies over 1 MiB and raises Envoy's 4 KiB default to the same 1 MiB in
 // every RouteConfiguration it writes (max_direct_response_body_size_bytes); so does Tandem.

@@ -11,7 +11,7 @@ import type {
 } from '../model/types';
 import { cookieName, destination, headerName, headers, host, percent, stringMatch, type Ctx } from './common';
 import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
-import { corsPolicy, directResponse, redirect, routeKind } from './route-actions';
+import { corsPolicy, directResponse, prefixRewriteMatches, redirect, routeKind } from './route-actions';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
 
@@ -123,7 +123,6 @@ const httpRoute =
       'redirect', 'directResponse', 'corsPolicy',
     ]);
     const kind = routeKind(n, f);
-    const match = f.opt('match', list(matchRequest)) ?? [];
     const routeDestination: Read<Omit<HTTPRouteDestination, 'weight'> & { weight?: number }> = (r) => {
       const g = fields(r, ['destination', 'weight', 'headers']);
       return defined({
@@ -146,11 +145,11 @@ const httpRoute =
             return { destination: g.req('destination', destination(ctx)), percentage: g.opt('percentage', percent) ?? 100, field: '' };
           }),
         ) ?? []).map((m, j) => ({ ...m, field: `mirrors[${j}].destination` }));
-    return defined({
+    const out = defined({
       name: f.opt('name', str),
-      match,
+      match: f.opt('match', list(matchRequest)) ?? [],
       route: kind === 'route' ? weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))) : [],
-      redirect: kind === 'redirect' ? f.req('redirect', redirect(match)) : undefined,
+      redirect: kind === 'redirect' ? f.req('redirect', redirect) : undefined,
       directResponse: kind === 'directResponse' ? f.req('directResponse', directResponse) : undefined,
       corsPolicy: f.opt('corsPolicy', corsPolicy),
       timeoutMs: f.opt('timeout', duration()),
@@ -160,6 +159,8 @@ const httpRoute =
       headers: f.opt('headers', headers),
       rewrite: f.opt('rewrite', rewrite),
     });
+    if (out.redirect) prefixRewriteMatches(n.at('redirect'), out.redirect, out.match);
+    return out;
   };
 
 /** tandem.io/split-key: "header:NAME" or "cookie:NAME". */
