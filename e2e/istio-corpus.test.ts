@@ -63,12 +63,6 @@ const KNOWN_GAPS: Record<string, string> = {
   'api/destination-rule-08.yaml': 'spec.trafficPolicy.connectionPool.tcp.tcpKeepalive: unknown field',
   'api/destination-rule-11.yaml': 'spec.host: must be a service name, not the wildcard "*.foo.com"',
   // VirtualService redirect, directResponse, corsPolicy, match kinds
-  'api/virtual-service-17.yaml': 'spec.http[0].redirect: unknown field',
-  'api/virtual-service-18.yaml': 'spec.http[0].redirect: unknown field',
-  'api/virtual-service-19.yaml': 'spec.http[0].directResponse: unknown field',
-  'api/virtual-service-20.yaml': 'spec.http[0].directResponse: unknown field',
-  'api/virtual-service-21.yaml': 'spec.http[0].directResponse: unknown field',
-  'api/virtual-service-24.yaml': 'spec.http[0].corsPolicy: unknown field',
   'api/virtual-service-13.yaml': 'spec.http[0].match[0].ignoreUriCase: unknown field',
   // Out of scope, refused, but not (only) with "not supported by Tandem"
   'api/service-entry-08.yaml': 'spec.http[0].match[0].port: unknown field',

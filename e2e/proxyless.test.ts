@@ -84,6 +84,8 @@ spec:
     fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
     route: [{destination: {host: reviews, subset: v1}}]
   - name: split
+    # gRPC clients have no CORS filter: the route's policy must not make them refuse the routes
+    corsPolicy: {allowOrigins: [{exact: "https://example.com"}], allowMethods: [POST]}
     route:
     - {destination: {host: reviews, subset: v1}, weight: ${v1}}
     - {destination: {host: reviews, subset: v2}, weight: ${v2}}

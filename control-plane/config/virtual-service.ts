@@ -14,6 +14,7 @@ import { compileRe2 } from '../../common/re2';
 import { cookieName, destination, DNS_LABEL, headerName, headers, host, percent, regex, stringMatch, type Ctx } from './common';
 import { labelSelector } from './selectors';
 import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
+import { corsPolicy, directResponse, prefixRewriteMatches, redirect, routeKind } from './route-actions';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
 
@@ -56,10 +57,15 @@ const grpcStatus: Read<number> = (n) => {
   return Object.hasOwn(GRPC_STATUS, s) ? GRPC_STATUS[s] : n.fail(`unknown gRPC status ${JSON.stringify(n.value)} (e.g. UNAVAILABLE)`);
 };
 
-/** `percentage: {value}` or, deprecated, `percent` (an integer); Istio's default is 100 here. */
+/**
+ * `percentage: {value}` or, deprecated, `percent` (an integer; delays only). Without either,
+ * no request is faulted, as istio/api documents ("If left unspecified, no request will be
+ * delayed/aborted") and Istio translates (route.go TranslateFault: a delay gets
+ * translateIntegerToFractionalPercent(0), an abort no percentage, which Envoy reads as 0%).
+ */
 function share(g: Fields): number {
   if (g.has('percentage') && g.has('percent')) g.node.fail('has both percentage and the deprecated percent; keep percentage');
-  return g.opt('percentage', percent) ?? g.opt('percent', int(0, 100)) ?? 100;
+  return g.opt('percentage', percent) ?? g.opt('percent', int(0, 100)) ?? 0;
 }
 
 const fault: Read<HTTPFaultInjection> = (n) => {
@@ -144,7 +150,9 @@ const httpRoute =
   (n) => {
     const f = fields(n, [
       'name', 'match', 'route', 'timeout', 'retries', 'mirror', 'mirrorPercentage', 'mirrorPercent', 'mirrors', 'fault', 'headers', 'rewrite',
+      'redirect', 'directResponse', 'corsPolicy',
     ]);
+    const kind = routeKind(n, f);
     const routeDestination: Read<Omit<HTTPRouteDestination, 'weight'> & { weight?: number }> = (r) => {
       const g = fields(r, ['destination', 'weight', 'headers']);
       return defined({
@@ -167,10 +175,13 @@ const httpRoute =
             return { destination: g.req('destination', destination(ctx)), percentage: g.opt('percentage', percent) ?? 100, field: '' };
           }),
         ) ?? []).map((m, j) => ({ ...m, field: `mirrors[${j}].destination` }));
-    return defined({
+    const out = defined({
       name: f.opt('name', str),
       match: f.opt('match', list(matchRequest)) ?? [],
-      route: weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))),
+      route: kind === 'route' ? weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))) : [],
+      redirect: kind === 'redirect' ? f.req('redirect', redirect) : undefined,
+      directResponse: kind === 'directResponse' ? f.req('directResponse', directResponse) : undefined,
+      corsPolicy: f.opt('corsPolicy', corsPolicy),
       timeoutMs: f.opt('timeout', duration()),
       retries: f.opt('retries', retries),
       mirrors,
@@ -178,6 +189,8 @@ const httpRoute =
       headers: f.opt('headers', headers),
       rewrite: f.opt('rewrite', rewrite),
     });
+    if (out.redirect) prefixRewriteMatches(n.at('redirect'), out.redirect, out.match);
+    return out;
   };
 
 /** tandem.io/split-key: "header:NAME" or "cookie:NAME". */

@@ -59,10 +59,50 @@ export interface HTTPFaultInjection {
   abort?: { httpStatus?: number; grpcStatus?: number; percentage: number };
 }
 
+/** Istio's HTTPRedirect: the sidecar answers with a redirect itself. */
+export interface HTTPRedirect {
+  /** replaces the whole path (the request's query is kept, as Envoy does) */
+  uri?: string;
+  /** replaces the matched prefix; every uri match of the route is a prefix match */
+  prefixRewrite?: string;
+  authority?: string;
+  /** a fixed port; 0 is none */
+  port?: number;
+  derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  scheme?: 'http' | 'https';
+  /** 301 (the default), 302, 303, 307 or 308 */
+  redirectCode: number;
+}
+
+/** Istio's HTTPDirectResponse: the sidecar answers with this status and body itself. */
+export interface HTTPDirectResponse {
+  /** 200..599 */
+  status: number;
+  /** `bytes` is base64, as written in the YAML */
+  body?: { string: string } | { bytes: string };
+}
+
+/** Istio's CorsPolicy, as the CORS filter applies it. */
+export interface CorsPolicy {
+  /** `allowOrigins`, or the deprecated `allowOrigin` as exact matches; `*` allows any origin */
+  allowOrigins: StringMatch[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds?: number;
+  allowCredentials?: boolean;
+  /** a preflight from an origin that is not allowed: to the upstream (FORWARD, the default) or answered without CORS headers (IGNORE) */
+  unmatchedPreflights: 'FORWARD' | 'IGNORE';
+}
+
 export interface HTTPRoute {
   name?: string;
   match: HTTPMatchRequest[];
+  /** empty when the route answers by itself (redirect, directResponse) */
   route: HTTPRouteDestination[];
+  redirect?: HTTPRedirect;
+  directResponse?: HTTPDirectResponse;
+  corsPolicy?: CorsPolicy;
   timeoutMs?: number;
   retries?: HTTPRetry;
   /** `mirror` (with mirrorPercentage or the deprecated mirrorPercent) and `mirrors[]` alike; percentage 0..100 */

@@ -14,6 +14,7 @@ import { defaultRoute, destinationPort, translateHttpRoute, type PolicyOf } from
 import { inboundListener, inboundKey } from './translate-inbound';
 import { clusterSpecs, translateCluster, translateEndpoints, type ClusterSpec } from './translate-cluster';
 import { Scope, type Caller, type ScopedConfig } from './scope';
+import { CORS_FILTER, MAX_DIRECT_RESPONSE_BODY_SIZE } from './translate-route-actions';
 
 type Obj = Record<string, unknown>;
 
@@ -29,10 +30,13 @@ export interface ServedSet {
   resources: Resource[];
 }
 
-// The fault filter is empty at the listener; routes switch it on through
-// typed_per_filter_config. The router comes last, as Envoy and grpc-js-xds require.
+// The fault and CORS filters are empty at the listener; routes switch them on through
+// typed_per_filter_config. Istio's order (listener_builder.go): fault, then CORS, then the
+// router last, as Envoy and grpc-js-xds require. CORS is optional: a proxyless gRPC client
+// has no such filter and skips it.
 const ROUTER_FILTERS = () => [
   { name: 'envoy.filters.http.fault', typed_config: pack(TypeUrl.HTTPFault, {}) },
+  { name: CORS_FILTER, typed_config: pack(TypeUrl.Cors, {}), is_optional: true },
   { name: 'envoy.filters.http.router', typed_config: pack(TypeUrl.Router, {}) },
 ];
 
@@ -144,6 +148,7 @@ export class Snapshot {
     view.routes = toMap([
       res(TypeUrl.RouteConfiguration, OUTBOUND_ROUTE, {
         name: OUTBOUND_ROUTE,
+        ...MAX_DIRECT_RESPONSE_BODY_SIZE,
         // sorted: the version must not depend on the order sidecars registered in
         virtual_hosts: [...scoped.routed.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1)).map((s) => this.virtualHost(view, s, s.aliases)),
       }),
@@ -153,7 +158,7 @@ export class Snapshot {
 
   private virtualHost(v: View, s: Service, domains: string[]): Obj {
     const vs = v.vsByHost.get(s.fqdn);
-    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, v.scoped.services, v.policyOf)) : [defaultRoute(s)];
+    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, v.scoped.services, v.policyOf, s.defaultPort)) : [defaultRoute(s)];
     return { name: s.fqdn, domains, routes };
   }
 
@@ -224,7 +229,7 @@ export class Snapshot {
       if (found && type === TypeUrl.Listener) {
         r = res(TypeUrl.Listener, name, { name, api_listener: { api_listener: hcm(name, name) } });
       } else if (found) {
-        r = res(TypeUrl.RouteConfiguration, name, { name, virtual_hosts: [this.virtualHost(v, found.service, [name])] });
+        r = res(TypeUrl.RouteConfiguration, name, { name, ...MAX_DIRECT_RESPONSE_BODY_SIZE, virtual_hosts: [this.virtualHost(v, found.service, [name])] });
       }
       v.demand.set(key, r);
     }

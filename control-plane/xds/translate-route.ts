@@ -5,6 +5,7 @@ import type { Service } from '../model/services';
 import { clusterName } from './names';
 import { TypeUrl } from '../../proto/type-urls';
 import { pack } from '../../proto/any';
+import { corsPerFilterConfig, directResponseAction, redirectAction } from './translate-route-actions';
 
 type Obj = Record<string, unknown>;
 
@@ -127,7 +128,7 @@ export type PolicyOf = (d: Destination) => TrafficPolicy | undefined;
 
 // Istio hashes on what the first destination's DestinationRule says
 function hashPolicy(r: HTTPRoute, policyOf: PolicyOf): Obj[] | undefined {
-  const h = policyOf(r.route[0].destination)?.loadBalancer?.consistentHash;
+  const h = r.route.length ? policyOf(r.route[0].destination)?.loadBalancer?.consistentHash : undefined;
   if (!h) return undefined;
   if (h.httpHeaderName) return [{ header: { header_name: h.httpHeaderName } }];
   if (h.httpCookie) {
@@ -139,23 +140,41 @@ function hashPolicy(r: HTTPRoute, policyOf: PolicyOf): Obj[] | undefined {
   return undefined;
 }
 
-/** One Envoy route per match clause (Istio ORs the clauses of one http entry). */
-export function translateHttpRoute(vs: VirtualService, r: HTTPRoute, index: number, services: Map<string, Service>, policyOf: PolicyOf = () => undefined): Obj[] {
-  const matches = r.match.length ? r.match : [undefined];
+/** Forward (route), or answer by itself (redirect, direct_response): Envoy's Route.action. */
+function actionOf(r: HTTPRoute, services: Map<string, Service>, policyOf: PolicyOf, requestPort: number): Obj {
+  if (r.redirect) return { redirect: redirectAction(r.redirect, requestPort) };
+  if (r.directResponse) return { direct_response: directResponseAction(r.directResponse) };
   const action = routeAction(r, services);
   const hp = hashPolicy(r, policyOf);
   if (hp) action.hash_policy = hp;
-  const fault = faultConfig(r);
+  return { route: action };
+}
+
+/**
+ * One Envoy route per match clause (Istio ORs the clauses of one http entry). `requestPort`
+ * is the port of the service the route is served for (a redirect's FROM_REQUEST_PORT).
+ */
+export function translateHttpRoute(
+  vs: VirtualService,
+  r: HTTPRoute,
+  index: number,
+  services: Map<string, Service>,
+  policyOf: PolicyOf = () => undefined,
+  requestPort = 80,
+): Obj[] {
+  const matches = r.match.length ? r.match : [undefined];
+  const action = actionOf(r, services, policyOf, requestPort);
+  const perFilter = { ...faultConfig(r), ...(r.corsPolicy ? corsPerFilterConfig(r.corsPolicy) : {}) };
   // the split key (tandem.io/split-key) rides in the route's metadata: Envoy has no field for it
   const meta = vs.splitKey && r.route.length > 1 ? { metadata: { filter_metadata: { tandem: toStruct({ split_key: `${vs.splitKey.kind}:${vs.splitKey.name}` }) } } } : {};
   return matches.map((m) => ({
     name: r.name ?? `${vs.namespace}/${vs.name}/${index}`,
     match: routeMatch(m),
-    route: action,
+    ...action,
     ...meta,
     ...headerOps(r.headers?.request, 'request'),
     ...headerOps(r.headers?.response, 'response'),
-    ...(fault ? { typed_per_filter_config: fault } : {}),
+    ...(Object.keys(perFilter).length ? { typed_per_filter_config: perFilter } : {}),
   }));
 }
 

@@ -263,7 +263,7 @@ describe('Snapshot: listeners', () => {
     const hcm = unpack<Obj>(f.typed_config, TypeUrl.HttpConnectionManager);
     expect(hcm.rds.route_config_name).toBe('outbound');
     expect(hcm.strip_any_host_port).toBe(true);
-    expect(hcm.http_filters.map((h: Obj) => h.name)).toEqual(['envoy.filters.http.fault', 'envoy.filters.http.router']); // router last
+    expect(hcm.http_filters.map((h: Obj) => h.name)).toEqual(['envoy.filters.http.fault', 'envoy.filters.http.cors', 'envoy.filters.http.router']); // router last
   });
 
   for (const name of ['reviews', `${REVIEWS}:8080`]) {

@@ -1,5 +1,6 @@
 // The request path, composed in one place. Outbound: the application's request is
-// routed, maybe faulted, split, mirrored, timed, retried, balanced and dispatched to a
+// routed, maybe faulted, given CORS, answered by the route itself (redirect, direct
+// response), or split, mirrored, timed, retried, balanced and dispatched to a
 // peer sidecar (or a ServiceEntry endpoint); per attempt, the endpoint's outcome feeds
 // outlier detection and the cluster's pool limits hold it. Inbound: a peer's request is authorized,
 // told who called, and handed to the application. Each step is one layer in layers/.
@@ -7,6 +8,8 @@ import type { Dispatcher, Target } from './dispatch';
 import { compose, type Handler } from './exchange';
 import { routeLayer } from './layers/route';
 import { faultLayer } from './layers/fault';
+import { corsLayer } from './layers/cors';
+import { localAnswerLayer } from './layers/local-answer';
 import { splitLayer } from './layers/split';
 import { mirrorLayer } from './layers/mirror';
 import { timeoutLayer } from './layers/timeout';
@@ -32,7 +35,12 @@ export function outboundChain(d: OutboundChainDeps): Handler {
     [
       routeLayer,
       markProtocolLayer,
+      // Istio's HTTP filters run fault, then CORS, then the router, which either answers by
+      // itself (redirect, direct_response) or forwards; so a fault delays or aborts a
+      // preflight too, and CORS headers go on the route's own answers as on the upstream's.
       faultLayer(d.random),
+      corsLayer,
+      localAnswerLayer,
       splitLayer,
       mirrorLayer(d.dispatchers, d.random),
       timeoutLayer,

@@ -40,6 +40,8 @@ export interface UpstreamResponse {
   endStream?: boolean;
   body: Readable;
   trailers: Promise<http.IncomingHttpHeaders | undefined>;
+  /** made by the proxy itself (a redirect, a direct response, a CORS preflight): no upstream was asked */
+  local?: boolean;
 }
 
 export interface InFlight {

@@ -5,10 +5,14 @@ import type { AccessEntry } from './access-log';
 import type { RequestInfo } from './request-info';
 import { endWithHeaders, first } from './headers';
 
-// Envoy's mapping of the HTTP status it answers with to a gRPC status, for gRPC callers.
 function grpcStatusOf(e: ProxyError): number {
   if (e instanceof FaultAbortError && e.grpcStatus !== undefined) return e.grpcStatus;
-  switch (e.status) {
+  return grpcStatusForHttp(e.status);
+}
+
+/** Envoy's mapping of the HTTP status it answers with to a gRPC status, for gRPC callers. */
+export function grpcStatusForHttp(status: number): number {
+  switch (status) {
     case 400:
       return 13; // INTERNAL
     case 401:

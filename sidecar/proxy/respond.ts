@@ -12,7 +12,8 @@ import { ProxyError, UpstreamResetError } from './errors';
 export interface Responded {
   status: number;
   bytesSent: number;
-  upstreamMs: number;
+  /** null: no upstream was asked (the proxy answered itself) */
+  upstreamMs: number | null;
 }
 
 type Writable = DownstreamResponse & {
@@ -23,7 +24,7 @@ type Writable = DownstreamResponse & {
 
 export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchange): Promise<Responded> {
   const out = res as Writable;
-  const upstreamMs = Date.now() - x.started;
+  const upstreamMs = up.local ? null : Date.now() - x.started;
   return new Promise<Responded>((resolve, reject) => {
     const headers: OutgoingHttpHeaders = endToEnd(up.headers);
     for (const ops of x.responseOps) applyOps(headers, ops);

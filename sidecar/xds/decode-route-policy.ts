@@ -45,9 +45,12 @@ function only(o: object, allowed: string[], resource: string, at: string): void 
   }
 }
 
-/** A FractionalPercent as a fraction 0..1. */
+/**
+ * A FractionalPercent as a fraction 0..1. Envoy's fault filter copies an unset percentage
+ * as the message's default, numerator 0: a delay or abort without one faults nothing.
+ */
 export function fraction(p: FractionalPercent | undefined): number {
-  if (!p) return 1;
+  if (!p) return 0;
   const denom = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 }[p.denominator ?? 'HUNDRED'];
   return Math.min(1, Number(p.numerator ?? 0) / denom);
 }

@@ -436,22 +436,16 @@ describe('decodeRouteConfig', () => {
     expect(e.field).toBe('virtual_hosts[0].routes[0].route');
   });
 
-  it('refuses a redirect or direct response route', () => {
-    const e = decodeErrorOf(() =>
-      decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([{ match: { prefix: '/' }, direct_response: { status: 200 } }]))),
-    );
-    expect(e.field).toBe('virtual_hosts[0].routes[0].route');
-  });
-
   it('reads the fault filter per route (HTTP and gRPC aborts, delays), and refuses other per-filter config', () => {
     const rc = (f: object, name = 'envoy.filters.http.fault') =>
       decodeRouteConfig(pack(TypeUrl.RouteConfiguration, routeConfig([route({ typed_per_filter_config: { [name]: pack(TypeUrl.HTTPFault, f) } })])));
     const half = { numerator: 50, denominator: 'HUNDRED' };
     expect(rc({ abort: { http_status: 503, percentage: half } }).virtualHosts[0].routes[0].fault).toEqual({ abort: { httpStatus: 503, grpcStatus: undefined, fraction: 0.5 } });
     expect(rc({ abort: { grpc_status: 14, percentage: { numerator: 250000, denominator: 'MILLION' } } }).virtualHosts[0].routes[0].fault!.abort).toMatchObject({ grpcStatus: 14, fraction: 0.25 });
-    expect(rc({ delay: { fixed_delay: { seconds: 2 } } }).virtualHosts[0].routes[0].fault).toEqual({ delay: { ms: 2000, fraction: 1 } });
+    // Envoy: a fault without a percentage faults nothing
+    expect(rc({ delay: { fixed_delay: { seconds: 2 } } }).virtualHosts[0].routes[0].fault).toEqual({ delay: { ms: 2000, fraction: 0 } });
     expect(decodeErrorOf(() => rc({ abort: { http_status: 503 }, max_active_faults: { value: 1 } })).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.fault.max_active_faults');
-    expect(decodeErrorOf(() => rc({ abort: { http_status: 503 } }, 'envoy.filters.http.cors')).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.cors');
+    expect(decodeErrorOf(() => rc({ abort: { http_status: 503 } }, 'envoy.filters.http.lua')).field).toBe('virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.lua');
   });
 
   it('refuses a virtual host without domains', () => {

@@ -20,8 +20,10 @@ import { decodeUpstreamTls, checkDownstreamTls } from './decode-tls';
 import { decodeRbacFilter } from './decode-rbac';
 import { decodeFault, decodeRetryPolicy } from './decode-route-policy';
 import { decodeCircuitBreakers, decodeHashPolicies, decodeOutlierDetection } from './decode-cluster-policy';
+import { decodeCors, decodeDirectResponse, decodeRedirect, ENVOY_MAX_DIRECT_RESPONSE_BODY } from './decode-route-action';
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
+const CORS_FILTER = 'envoy.filters.http.cors';
 
 export { DecodeError };
 
@@ -129,7 +131,7 @@ function hcmOf(chain: Obj, name: string, at: string): Obj {
   return unpack<Obj>(f.typed_config);
 }
 
-/** The HTTP filters: fault (empty), RBAC (inbound only), then the router last. */
+/** The HTTP filters: fault and CORS (empty: routes carry their settings), RBAC (inbound only), then the router last. */
 function httpFilters(hcm: Obj, name: string, at: string, inbound: boolean): ReturnType<typeof decodeRbacFilter>[] {
   const list: Obj[] = hcm.http_filters ?? [];
   const rbac: ReturnType<typeof decodeRbacFilter>[] = [];
@@ -142,6 +144,8 @@ function httpFilters(hcm: Obj, name: string, at: string, inbound: boolean): Retu
         const fault = decodeMsg<Obj>(typeNameOf(hf.typed_config.type_url), hf.typed_config.value);
         refuse(name, fault, ['delay', 'abort'], `${fat}.typed_config.`);
       }
+    } else if (hf.name === CORS_FILTER) {
+      if (hf.typed_config && hf.typed_config.type_url !== TypeUrl.Cors) throw new DecodeError(name, `${fat}.typed_config.type_url`, 'must be Cors');
     } else if (hf.name === 'envoy.filters.http.rbac' && inbound) {
       if (!hf.typed_config) throw new DecodeError(name, `${fat}.typed_config`, 'must be set');
       rbac.push(decodeRbacFilter(hf.typed_config, name, `${fat}.typed_config`));
@@ -249,7 +253,7 @@ function headerOps(o: Obj, dir: 'request' | 'response'): HeaderOps {
   return { add, remove: (o[`${dir}_headers_to_remove`] ?? []).map((s: string) => s.toLowerCase()) };
 }
 
-function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
+function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number): RouteModel {
   const m = r.match ?? {};
   let path: StringMatcher;
   if (m.prefix !== undefined) path = { kind: 'prefix', value: m.prefix };
@@ -263,8 +267,30 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
     match: q.present_match ? ({ kind: 'present' } as const) : stringMatcher(q.string_match, resource, `${at}.match.query_parameters[${i}].string_match`),
     invert: false,
   }));
+  const perFilter: Record<string, AnyMessage> = r.typed_per_filter_config ?? {};
+  for (const k of Object.keys(perFilter)) if (k !== FAULT_FILTER && k !== CORS_FILTER) throw new DecodeError(resource, `${at}.typed_per_filter_config.${k}`, 'not supported by this sidecar');
+  const corsAt = `${at}.typed_per_filter_config.${CORS_FILTER}`;
+  const cors = perFilter[CORS_FILTER] ? decodeCors(perFilter[CORS_FILTER], (m, mat) => stringMatcher(m as Obj, resource, mat), resource, corsAt) : undefined;
+  const fault = perFilter[FAULT_FILTER] ? decodeFault(perFilter[FAULT_FILTER], resource, `${at}.typed_per_filter_config.${FAULT_FILTER}`) : undefined;
+  const common = {
+    name: String(r.name ?? ''),
+    path,
+    headers,
+    query,
+    ...(fault ? { fault } : {}),
+    ...(cors ? { cors } : {}),
+    requestHeaders: headerOps(r, 'request'),
+    responseHeaders: headerOps(r, 'response'),
+  };
+  // answered by the sidecar itself (after the fault and CORS filters, as Envoy's router does): no cluster, nothing of a RouteAction
+  if (r.redirect || r.direct_response) {
+    const answer = r.redirect
+      ? decodeRedirect(r.redirect, resource, `${at}.redirect`)
+      : decodeDirectResponse(r.direct_response, maxDirectBody, resource, `${at}.direct_response`);
+    return { ...common, clusters: [], answer, timeoutMs: 0, hashPolicies: [], mirrors: [] };
+  }
   const a = r.route;
-  if (!a) throw new DecodeError(resource, `${at}.route`, 'only route actions are supported');
+  if (!a) throw new DecodeError(resource, `${at}.route`, 'one of route, redirect, direct_response is required');
   const hashPolicies = decodeHashPolicies(a.hash_policy ?? [], resource, `${at}.route`);
   const splitMeta = fromStruct(r.metadata?.filter_metadata?.tandem).split_key;
   let splitKey: RouteModel['splitKey'];
@@ -273,9 +299,6 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
     if (!m) throw new DecodeError(resource, `${at}.metadata.filter_metadata.tandem.split_key`, 'must be header:NAME or cookie:NAME');
     splitKey = { kind: m[1] as 'header' | 'cookie', name: m[1] === 'header' ? m[2].toLowerCase() : m[2] };
   }
-  const perFilter: Record<string, AnyMessage> = r.typed_per_filter_config ?? {};
-  for (const k of Object.keys(perFilter)) if (k !== FAULT_FILTER) throw new DecodeError(resource, `${at}.typed_per_filter_config.${k}`, 'not supported by this sidecar');
-  const fault = perFilter[FAULT_FILTER] ? decodeFault(perFilter[FAULT_FILTER], resource, `${at}.typed_per_filter_config.${FAULT_FILTER}`) : undefined;
   const retry = a.retry_policy ? decodeRetryPolicy(a.retry_policy, resource, `${at}.route.retry_policy`) : undefined;
   let clusters: RouteModel['clusters'];
   if (a.cluster) clusters = [{ name: a.cluster, weight: 1, requestHeaders: { add: [], remove: [] }, responseHeaders: { add: [], remove: [] } }];
@@ -294,22 +317,16 @@ function decodeRoute(r: Obj, resource: string, at: string): RouteModel {
   });
   if (a.prefix_rewrite && a.regex_rewrite) throw new DecodeError(resource, `${at}.route.regex_rewrite`, 'cannot be set together with prefix_rewrite');
   return {
-    name: String(r.name ?? ''),
-    path,
-    headers,
-    query,
+    ...common,
     clusters,
     timeoutMs: ms(a.timeout),
     ...(retry ? { retry } : {}),
-    ...(fault ? { fault } : {}),
     hashPolicies,
     ...(splitKey ? { splitKey } : {}),
     mirrors,
     prefixRewrite: a.prefix_rewrite || undefined,
     ...(a.regex_rewrite ? { regexRewrite: regexRewrite(a.regex_rewrite, resource, `${at}.route.regex_rewrite`) } : {}),
     hostRewrite: a.host_rewrite_literal || undefined,
-    requestHeaders: headerOps(r, 'request'),
-    responseHeaders: headerOps(r, 'response'),
   };
 }
 
@@ -317,6 +334,7 @@ export function decodeRouteConfig(any: AnyMessage): RouteConfigModel {
   const rc = unpack<Obj>(any, TypeUrl.RouteConfiguration);
   const name = String(rc.name ?? '');
   if (!name) throw new DecodeError('(route configuration)', 'name', 'must be set');
+  const maxDirectBody = rc.max_direct_response_body_size_bytes ? Number(rc.max_direct_response_body_size_bytes.value ?? 0) : ENVOY_MAX_DIRECT_RESPONSE_BODY;
   const virtualHosts: VirtualHostModel[] = (rc.virtual_hosts ?? []).map((vh: Obj, i: number) => {
     const at = `virtual_hosts[${i}]`;
     const domains: string[] = (vh.domains ?? []).map((d: string) => d.toLowerCase());
@@ -324,7 +342,7 @@ export function decodeRouteConfig(any: AnyMessage): RouteConfigModel {
     return {
       name: String(vh.name ?? ''),
       domains,
-      routes: (vh.routes ?? []).map((r: Obj, j: number) => decodeRoute(r, name, `${at}.routes[${j}]`)),
+      routes: (vh.routes ?? []).map((r: Obj, j: number) => decodeRoute(r, name, `${at}.routes[${j}]`, maxDirectBody)),
       requestHeaders: headerOps(vh, 'request'),
       responseHeaders: headerOps(vh, 'response'),
     };

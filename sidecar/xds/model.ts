@@ -154,12 +154,52 @@ export interface FaultModel {
   abort?: { httpStatus?: number; grpcStatus?: number; fraction: number };
 }
 
+/** Envoy's RedirectAction: how the Location is made from the request. */
+export interface RedirectModel {
+  kind: 'redirect';
+  /** absent: the request's */
+  scheme?: string;
+  host?: string;
+  port?: number;
+  /** replaces the whole path (the query kept unless it has one of its own) */
+  path?: string;
+  /** replaces the route's matched prefix */
+  prefixRewrite?: string;
+  stripQuery: boolean;
+  status: 301 | 302 | 303 | 307 | 308;
+}
+
+/** Envoy's DirectResponseAction. */
+export interface DirectResponseModel {
+  kind: 'direct';
+  status: number;
+  body: Buffer;
+}
+
+/** Envoy's CorsPolicy (per route, from the CORS filter's typed_per_filter_config). */
+export interface CorsModel {
+  /** an exact "*" among them allows any origin, as in Envoy */
+  allowOrigins: StringMatcher[];
+  /** comma-separated, as sent; "*" echoes the preflight's request */
+  allowMethods: string;
+  allowHeaders: string;
+  exposeHeaders: string;
+  maxAge: string;
+  allowCredentials: boolean;
+  /** a preflight from an origin not allowed goes upstream (true, Envoy's and Istio's default) or is answered without CORS headers */
+  forwardNotMatchingPreflights: boolean;
+}
+
 export interface RouteModel {
   name: string;
   path: StringMatcher;
   headers: HeaderMatcher[];
   query: HeaderMatcher[];
+  /** empty when the route answers by itself (`answer`) */
   clusters: WeightedCluster[];
+  /** a redirect or a direct response: no upstream */
+  answer?: RedirectModel | DirectResponseModel;
+  cors?: CorsModel;
   timeoutMs: number; // 0: none
   retry?: RetryPolicyModel;
   fault?: FaultModel;
