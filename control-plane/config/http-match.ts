@@ -3,7 +3,7 @@
 
 import type { HTTPMatchRequest, PresenceMatch, StringMatch } from '../model/types';
 import { DNS_LABEL, headerName, port, regex } from './common';
-import { bool, defined, fields, list, mapOf, str, type Node, type Read } from './reader';
+import { bool, defined, fields, isMapping, list, mapOf, str, type Node, type Read } from './reader';
 import { labelSelector } from './selectors';
 
 const KINDS = ['exact', 'prefix', 'regex'] as const;
@@ -11,26 +11,21 @@ const KINDS = ['exact', 'prefix', 'regex'] as const;
 // Istio lets a match name these pseudo-headers; the sidecar answers them for HTTP/1.1 too.
 const PSEUDO_HEADERS = new Set([':method', ':scheme', ':authority', ':path', ':status']);
 
-interface MatchRules {
-  /** Envoy allows an empty prefix for the path only */
-  emptyPrefix?: boolean;
-  /** withoutHeaders: the regex "*" is Istio's spelling of "present" */
-  starIsPresent?: boolean;
-}
-
-/** A StringMatch with at most one kind; none at all (`{}`) is undefined, the caller decides what it means. */
-function oneMatch(n: Node, rules: MatchRules): StringMatch | undefined {
+/**
+ * A StringMatch with at most one kind; none at all (`{}`) is undefined, the caller decides
+ * what it means. Envoy takes an empty prefix for the path only.
+ */
+function oneMatch(n: Node, emptyPrefix = false): StringMatch | undefined {
   const f = fields(n, KINDS);
   const given = KINDS.filter((k) => f.has(k));
   if (given.length > 1) n.fail(`must have at most one of exact, prefix, regex, got ${given.join(' and ')}`);
   if (f.has('exact')) return { exact: f.req('exact', str) };
   if (f.has('prefix')) {
     const p = f.req('prefix', str);
-    if (p === '' && !rules.emptyPrefix) n.at('prefix').fail('must not be empty (use {} to match any value)');
+    if (p === '' && !emptyPrefix) n.at('prefix').fail('must not be empty (use {} to match any value)');
     return { prefix: p };
   }
   if (f.has('regex')) {
-    if (rules.starIsPresent && n.at('regex').value === '*') return { regex: '*' };
     if (n.at('regex').value === '') n.at('regex').fail('must not be empty');
     return { regex: f.req('regex', regex) };
   }
@@ -38,12 +33,10 @@ function oneMatch(n: Node, rules: MatchRules): StringMatch | undefined {
 }
 
 /** headers, queryParams, method, authority, scheme: `{}` means the value is present. */
-const presence =
-  (rules: MatchRules = {}): Read<PresenceMatch> =>
-  (n) => {
-    const m = oneMatch(n, rules);
-    return !m || ('regex' in m && m.regex === '*' && rules.starIsPresent) ? { present: true } : m;
-  };
+const presence: Read<PresenceMatch> = (n) => oneMatch(n) ?? { present: true };
+
+/** withoutHeaders: the regex "*" is also Istio's spelling of "present" (it is no RE2). */
+const absence: Read<PresenceMatch> = (n) => (isMapping(n.value) && n.value.regex === '*' && Object.keys(n.value).length === 1 ? { present: true } : presence(n));
 
 const matchHeaderName = (name: string, n: Node): string => {
   const lower = name.toLowerCase();
@@ -73,14 +66,14 @@ export const matchRequest: Read<HTTPMatchRequest> = (n) => {
   return defined({
     name: f.opt('name', str),
     // an empty uri match ({}) matches every path, as in Istio
-    uri: f.opt('uri', (u) => oneMatch(u, { emptyPrefix: true })),
+    uri: f.opt('uri', (u) => oneMatch(u, true)),
     ignoreUriCase: f.opt('ignoreUriCase', bool) || undefined,
-    headers: f.opt('headers', mapOf(presence(), matchHeaderName)),
-    withoutHeaders: f.opt('withoutHeaders', mapOf(presence({ starIsPresent: true }), matchHeaderName)),
-    method: f.opt('method', presence()),
-    authority: f.opt('authority', presence()),
-    scheme: f.opt('scheme', presence()),
-    queryParams: f.opt('queryParams', mapOf(presence())),
+    headers: f.opt('headers', mapOf(presence, matchHeaderName)),
+    withoutHeaders: f.opt('withoutHeaders', mapOf(absence, matchHeaderName)),
+    method: f.opt('method', presence),
+    authority: f.opt('authority', presence),
+    scheme: f.opt('scheme', presence),
+    queryParams: f.opt('queryParams', mapOf(presence)),
     port: f.opt('port', port),
     // who calls: decided per sidecar when its routes are made (xds/scope.ts)
     sourceLabels: f.opt('sourceLabels', labelSelector),
