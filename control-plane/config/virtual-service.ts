@@ -10,7 +10,7 @@ import type {
   VirtualService,
 } from '../model/types';
 import { compileRe2 } from '../../common/re2';
-import { cookieName, destination, DNS_LABEL, DNS_SUBDOMAIN, headerName, headers, host, percent, regex, type Ctx } from './common';
+import { cookieName, destination, headerName, headers, host, percent, regex, type Ctx } from './common';
 import { matchRequest } from './http-match';
 import { bool, defined, duration, fields, int, keyPath, list, nonEmpty, Node, str, type Fields, type Read } from './reader';
 
@@ -119,14 +119,14 @@ function weighted(routeNode: Node, raw: (Omit<HTTPRouteDestination, 'weight'> & 
   return out;
 }
 
-/** The namespace defaults to the delegating VirtualService's (config/delegate.ts fills it in). */
+/**
+ * The namespace defaults to the delegating VirtualService's (config/delegate.ts fills it in).
+ * Names are not checked further, as in Istio: one that names no VirtualService is refused
+ * once every document has been read.
+ */
 const delegateRef: Read<NonNullable<HTTPRoute['delegate']>> = (n) => {
   const f = fields(n, ['name', 'namespace']);
-  const name = f.req('name', nonEmpty);
-  if (!DNS_SUBDOMAIN.test(name)) n.at('name').fail(`must be a VirtualService name, got ${JSON.stringify(name)}`);
-  const namespace = f.opt('namespace', nonEmpty);
-  if (namespace !== undefined && !DNS_LABEL.test(namespace)) n.at('namespace').fail(`must be a namespace, got ${JSON.stringify(namespace)}`);
-  return defined({ name, namespace });
+  return defined({ name: f.req('name', nonEmpty), namespace: f.opt('namespace', nonEmpty) });
 };
 
 const httpRoute =
