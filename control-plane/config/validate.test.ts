@@ -294,15 +294,14 @@ describe('rejected configs name file, document and field', () => {
     ['unknown field deep in a match', vs('  http:\n  - match: [{uri: {exact: /a, ignoreCase: true}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.ignoreCase', /unknown field/],
     ['wrong type', vs('  http:\n  - route:\n    - destination: {host: reviews, port: {number: "80"}}\n'), 1, 'spec.http[0].route[0].destination.port.number', /must be an integer 1\.\.65535/],
     ['hosts not a list', `${VS_HEAD}spec: {hosts: reviews}\n`, 0, 'spec.hosts', /must be a list/],
-    ['weight out of range', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 110}\n'), 1, 'spec.http[0].route[1].weight', /must be an integer 0\.\.100/],
-    ['weights not summing to 100', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 80}\n    - {destination: {host: reviews, subset: v2}, weight: 10}\n'), 1, 'spec.http[0].route', /must sum to 100, got 90/],
-    ['missing weight with several destinations', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 100}\n    - {destination: {host: reviews, subset: v2}}\n'), 1, 'spec.http[0].route[1].weight', /is required when a route has several/],
+    ['negative weight', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: -10}\n'), 1, 'spec.http[0].route[1].weight', /must be an integer 0\.\.2147483647/],
+    ['weights all zero', vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 0}\n    - {destination: {host: reviews, subset: v2}}\n'), 1, 'spec.http[0].route', /weights are all 0/],
     ['unknown subset', vs('  http:\n  - route:\n    - destination: {host: reviews, subset: v3}\n'), 1, 'spec.http[0].route[0].destination.subset', /subset "v3" is not defined by any DestinationRule for host reviews\.default\.svc\.cluster\.local/],
     ['unknown mirror subset', route('    mirror: {host: reviews, subset: v9}\n'), 1, 'spec.http[0].mirror.subset', /subset "v9"/],
     ['unknown subset in mirrors[]', route('    mirrors: [{destination: {host: reviews, subset: v1}}, {destination: {host: reviews, subset: v9}, percentage: {value: 5}}]\n'), 1, 'spec.http[0].mirrors[1].destination.subset', /subset "v9"/],
     ['mirror and mirrors together', route('    mirror: {host: reviews}\n    mirrors: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].mirrors', /together with mirror/],
     ['bad regex', vs('  http:\n  - match: [{uri: {regex: "(unclosed"}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri.regex', /invalid regex "\(unclosed": missing closing \)/],
-    ['two match kinds', vs('  http:\n  - match: [{uri: {exact: /a, prefix: /b}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri', /exactly one of exact, prefix, regex/],
+    ['two match kinds', vs('  http:\n  - match: [{uri: {exact: /a, prefix: /b}}]\n    route: [{destination: {host: reviews}}]\n'), 1, 'spec.http[0].match[0].uri', /at most one of exact, prefix, regex/],
     ['bad duration', route('    timeout: 10\n'), 1, 'spec.http[0].timeout', /must be a duration/],
     ['bad duration string', route('    retries: {attempts: 2, perTryTimeout: 2 seconds}\n'), 1, 'spec.http[0].retries.perTryTimeout', /invalid duration/],
     ['negative count', `${DR}  trafficPolicy: {connectionPool: {http: {maxRetries: -1}}}\n`, 0, 'spec.trafficPolicy.connectionPool.http.maxRetries', /must be an integer >= 0/],
@@ -325,9 +324,9 @@ describe('rejected configs name file, document and field', () => {
   });
 
   it('formats the message as file: document (kind ns/name): field: problem', () => {
-    const e = rejects(vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 101}\n'));
+    const e = rejects(vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: -1}\n'));
     expect(e.message).toBe(
-      'mesh.yaml: document 1 (VirtualService default/reviews): spec.http[0].route[1].weight: must be an integer 0..100, got number 101',
+      'mesh.yaml: document 1 (VirtualService default/reviews): spec.http[0].route[1].weight: must be an integer 0..2147483647, got number -1',
     );
   });
 
@@ -554,16 +553,16 @@ describe('every problem of a document is reported', () => {
   });
 
   it('does not report what follows from a problem already reported', () => {
-    // The bad weight makes the route's weights unknowable: no "required" or "must sum to 100".
+    // The bad weight makes the route's weights unknowable: no "weights are all 0".
     const e = rejects(vs('  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: "90"}\n    - {destination: {host: reviews, subset: v2}, weight: 10}\n'));
-    expect(e.errors.map((x) => `${x.field}: ${x.detail}`)).toEqual(['spec.http[0].route[0].weight: must be an integer 0..100, got string "90"']);
+    expect(e.errors.map((x) => `${x.field}: ${x.detail}`)).toEqual(['spec.http[0].route[0].weight: must be an integer 0..2147483647, got string "90"']);
   });
 
   it('reports a missing required field next to other problems', () => {
+    // (no hosts is no problem: such a VirtualService is a delegate)
     const e = rejects(`${VS_HEAD}spec:\n  http: [{route: [{destination: {subset: v1}}]}]\n  exportTo: 1\n`);
     expect(e.errors.map((x) => `${x.field}: ${x.detail}`)).toEqual([
       'spec.exportTo: must be a list, got number 1',
-      'spec.hosts: is required',
       'spec.http[0].route[0].destination.host: is required',
     ]);
   });

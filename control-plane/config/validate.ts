@@ -3,6 +3,7 @@
 
 import { emptyMeshConfig, type MeshConfig, type Source } from '../model/types';
 import { DNS_LABEL, DNS_SUBDOMAIN, type Ctx } from './common';
+import { resolveDelegates } from './delegate';
 import { destinationRule } from './destination-rule';
 import { ConfigError, FieldError } from './errors';
 import { fqdn } from './hosts';
@@ -274,6 +275,8 @@ export function validateDocuments(docs: RawDocument[], opts: ValidateOptions = {
   }
   // References into documents that failed would only add misleading errors.
   if (errors.length === 0) errors.push(...crossChecks(config));
+  // after the checks, which then name the field where each route was written
+  if (errors.length === 0) errors.push(...resolveDelegates(config));
   if (errors.length) throw ConfigError.aggregate(errors.slice(0, MAX_ERRORS));
   return config;
 }

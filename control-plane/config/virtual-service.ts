@@ -2,7 +2,6 @@
 
 import type {
   HTTPFaultInjection,
-  HTTPMatchRequest,
   HTTPRetry,
   HTTPRewrite,
   HTTPRoute,
@@ -11,9 +10,9 @@ import type {
   VirtualService,
 } from '../model/types';
 import { compileRe2 } from '../../common/re2';
-import { cookieName, destination, DNS_LABEL, headerName, headers, host, percent, regex, stringMatch, type Ctx } from './common';
-import { labelSelector } from './selectors';
-import { bool, defined, duration, fields, int, keyPath, list, mapOf, nonEmpty, Node, str, type Fields, type Read } from './reader';
+import { cookieName, destination, headerName, headers, host, percent, regex, type Ctx } from './common';
+import { matchRequest } from './http-match';
+import { bool, defined, duration, fields, int, keyPath, list, nonEmpty, Node, str, type Fields, type Read } from './reader';
 import { corsPolicy, directResponse, prefixRewriteMatches, redirect, routeKind } from './route-actions';
 
 export const SPLIT_KEY_ANNOTATION = 'tandem.io/split-key';
@@ -86,27 +85,6 @@ const fault: Read<HTTPFaultInjection> = (n) => {
   });
 };
 
-/** '' is proto3's unset, as Istio reads it */
-const namespaceName: Read<string | undefined> = (n) => {
-  const s = str(n);
-  if (s === '') return undefined;
-  return DNS_LABEL.test(s) && s.length <= 63 ? s : n.fail(`must be a namespace name, got ${JSON.stringify(s)}`);
-};
-
-const matchRequest: Read<HTTPMatchRequest> = (n) => {
-  const f = fields(n, ['name', 'uri', 'headers', 'method', 'queryParams', 'sourceLabels', 'sourceNamespace']);
-  return defined({
-    name: f.opt('name', str),
-    uri: f.opt('uri', stringMatch),
-    headers: f.opt('headers', mapOf(stringMatch, headerName)),
-    method: f.opt('method', stringMatch),
-    queryParams: f.opt('queryParams', mapOf(stringMatch)),
-    // who calls: decided per sidecar when its routes are made (xds/scope.ts)
-    sourceLabels: f.opt('sourceLabels', labelSelector),
-    sourceNamespace: f.opt('sourceNamespace', namespaceName),
-  });
-};
-
 const uriRegexRewrite: Read<NonNullable<HTTPRewrite['uriRegexRewrite']>> = (n) => {
   const f = fields(n, ['match', 'rewrite']);
   const match = f.req('match', regex);
@@ -130,37 +108,54 @@ const rewrite: Read<HTTPRewrite> = (n) => {
   });
 };
 
-/** Weights: one destination may omit its weight; several must all give one, summing to 100. */
+// Envoy sums weighted clusters' weights in a uint32
+const MAX_TOTAL_WEIGHT = 2 ** 32 - 1;
+
+/**
+ * Weights are relative, as in Istio: each destination gets weight/total of the requests,
+ * whatever the total; an omitted weight is 0. A lone destination takes everything, whatever
+ * its weight says; several must not all be 0.
+ */
 function weighted(routeNode: Node, raw: (Omit<HTTPRouteDestination, 'weight'> & { weight?: number })[]): HTTPRouteDestination[] {
-  if (raw.length === 1) {
-    const w = raw[0].weight ?? 100;
-    if (w !== 100) routeNode.at(0).at('weight').fail('must be 100 (or omitted) for a single destination');
-    return [{ ...raw[0], weight: 100 }];
-  }
-  raw.forEach((r, i) => {
-    if (r.weight === undefined) routeNode.at(i).at('weight').fail('is required when a route has several destinations');
-  });
-  const sum = raw.reduce((s, r) => s + (r.weight ?? 0), 0);
-  if (sum !== 100) routeNode.fail(`weights must sum to 100, got ${sum}`);
-  return raw as HTTPRouteDestination[];
+  if (raw.length === 1) return [{ ...raw[0], weight: 100 }];
+  const out = raw.map((r) => ({ ...r, weight: r.weight ?? 0 }));
+  const sum = out.reduce((s, r) => s + r.weight, 0);
+  if (sum === 0) routeNode.fail('the destinations\' weights are all 0 (or omitted): nothing would be routed');
+  if (sum > MAX_TOTAL_WEIGHT) routeNode.fail(`the weights add up to ${sum}, more than ${MAX_TOTAL_WEIGHT}`);
+  return out;
 }
 
+/**
+ * The namespace defaults to the delegating VirtualService's (config/delegate.ts fills it in).
+ * Names are not checked further, as in Istio: one that names no VirtualService is refused
+ * once every document has been read.
+ */
+const delegateRef: Read<NonNullable<HTTPRoute['delegate']>> = (n) => {
+  const f = fields(n, ['name', 'namespace']);
+  return defined({ name: f.req('name', nonEmpty), namespace: f.opt('namespace', nonEmpty) });
+};
+
 const httpRoute =
-  (ctx: Ctx): Read<HTTPRoute> =>
+  (ctx: Ctx, isDelegate: boolean): Read<HTTPRoute> =>
   (n) => {
     const f = fields(n, [
       'name', 'match', 'route', 'timeout', 'retries', 'mirror', 'mirrorPercentage', 'mirrorPercent', 'mirrors', 'fault', 'headers', 'rewrite',
-      'redirect', 'directResponse', 'corsPolicy',
+      'redirect', 'directResponse', 'corsPolicy', 'delegate',
     ]);
     const kind = routeKind(n, f);
     const routeDestination: Read<Omit<HTTPRouteDestination, 'weight'> & { weight?: number }> = (r) => {
       const g = fields(r, ['destination', 'weight', 'headers']);
       return defined({
         destination: g.req('destination', destination(ctx)),
-        weight: g.opt('weight', int(0, 100)),
+        weight: g.opt('weight', int(0, 2 ** 31 - 1)),
         headers: g.opt('headers', headers),
       });
     };
+    // Istio: a route delegates instead of routing; the delegate's routes are merged in (config/delegate.ts)
+    const delegate = f.opt('delegate', (d) => {
+      if (isDelegate) d.fail('a delegate VirtualService (one without hosts) cannot delegate again: Istio supports one level of delegation');
+      return delegateRef(d);
+    });
     const mirror = f.opt('mirror', destination(ctx));
     if (!mirror && f.has('mirrorPercentage')) n.at('mirrorPercentage').fail('is only valid together with mirror');
     if (!mirror && f.has('mirrorPercent')) n.at('mirrorPercent').fail('is only valid together with mirror');
@@ -175,10 +170,20 @@ const httpRoute =
             return { destination: g.req('destination', destination(ctx)), percentage: g.opt('percentage', percent) ?? 100, field: '' };
           }),
         ) ?? []).map((m, j) => ({ ...m, field: `mirrors[${j}].destination` }));
+    const routeHeaders = f.opt('headers', headers);
+    const routeRewrite = f.opt('rewrite', rewrite);
+    // Istio: the authority is rewritten in one place only
+    const authoritySetters = [
+      routeRewrite?.authority !== undefined ? 'rewrite.authority' : '',
+      Object.hasOwn(routeHeaders?.request?.set ?? {}, 'host') ? 'headers.request.set.host' : '',
+      Object.hasOwn(routeHeaders?.request?.add ?? {}, 'host') ? 'headers.request.add.host' : '',
+    ].filter(Boolean);
+    if (authoritySetters.length > 1) n.fail(`sets the authority twice (${authoritySetters.join(', ')}); Istio allows one`);
     const out = defined({
       name: f.opt('name', str),
       match: f.opt('match', list(matchRequest)) ?? [],
       route: kind === 'route' ? weighted(n.at('route'), f.req('route', list(routeDestination, { nonEmpty: true }))) : [],
+      delegate,
       redirect: kind === 'redirect' ? f.req('redirect', redirect) : undefined,
       directResponse: kind === 'directResponse' ? f.req('directResponse', directResponse) : undefined,
       corsPolicy: f.opt('corsPolicy', corsPolicy),
@@ -186,8 +191,8 @@ const httpRoute =
       retries: f.opt('retries', retries),
       mirrors,
       fault: f.opt('fault', fault),
-      headers: f.opt('headers', headers),
-      rewrite: f.opt('rewrite', rewrite),
+      headers: routeHeaders,
+      rewrite: routeRewrite,
     });
     if (out.redirect) prefixRewriteMatches(n.at('redirect'), out.redirect, out.match);
     return out;
@@ -204,20 +209,42 @@ function splitKey(annotations: Record<string, string>): SplitKey | undefined {
   return { kind, name: kind === 'header' ? headerName(m[2], n) : cookieName(m[2], n) };
 }
 
+/** Istio's host.Name.Matches: equal, or one wildcard covers the other. */
+function overlaps(a: string, b: string): boolean {
+  const covers = (w: string, h: string) => w === '*' || (w.startsWith('*.') && h.endsWith(w.slice(1)));
+  return a === b || covers(a, b) || covers(b, a);
+}
+
+const vsHosts =
+  (ctx: Ctx): Read<string[]> =>
+  (n) => {
+    const hosts = list(host(ctx, { wildcard: true }))(n);
+    hosts.forEach((h, j) => {
+      const i = hosts.findIndex((o, k) => k < j && overlaps(o, h));
+      if (i >= 0) n.at(j).fail(`${JSON.stringify(h)} overlaps hosts[${i}] ${JSON.stringify(hosts[i])} (Istio refuses duplicate hosts in one VirtualService)`);
+    });
+    return hosts;
+  };
+
 export function virtualService(
   spec: Node,
   ctx: Ctx,
   annotations: Record<string, string>,
 ): Omit<VirtualService, 'name' | 'namespace' | 'source'> {
   const f = fields(spec, ['hosts', 'http', 'gateways', 'exportTo', 'tcp', 'tls']);
+  const hosts = f.opt('hosts', vsHosts(ctx));
+  // without hosts, a VirtualService is a delegate: only other VirtualServices' routes reach it
+  // (Istio); hosts that could not be read make none
+  const isDelegate = hosts ? hosts.length === 0 : !f.has('hosts');
+  if (isDelegate && f.has('gateways')) spec.at('gateways').fail('a delegate VirtualService (one without hosts) must have no gateways (Istio)');
   // Operators bring VirtualServices written for Istio: `gateways: [mesh]` means what
   // Tandem does anyway; gateways themselves are not part of Tandem, so any other is refused.
   f.opt('gateways', list((g) => (str(g) === 'mesh' ? 'mesh' : g.fail('only "mesh" is supported: gateways are not supported by Tandem'))));
   for (const l4 of ['tcp', 'tls']) f.opt(l4, (n) => n.fail(`${l4} routes are not supported by Tandem (it proxies HTTP, HTTP/2 and gRPC only)`));
   f.opt('exportTo', list(str)); // visibility scoping: everything is visible mesh-wide in Tandem
   return defined({
-    hosts: f.req('hosts', list(host(ctx, { wildcard: true }), { nonEmpty: true })),
-    http: f.opt('http', list(httpRoute(ctx))) ?? [],
+    hosts: hosts ?? [],
+    http: f.opt('http', list(httpRoute(ctx, isDelegate))) ?? [],
     splitKey: splitKey(annotations),
   });
 }

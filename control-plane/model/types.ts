@@ -3,13 +3,25 @@
 
 export type StringMatch = { exact: string } | { prefix: string } | { regex: string };
 
+/** Istio's StringMatch where an empty one (`{}`) means "present, whatever the value". */
+export type PresenceMatch = StringMatch | { present: true };
+
+/** Istio's HTTPMatchRequest: every condition given must hold. */
 export interface HTTPMatchRequest {
   name?: string;
   uri?: StringMatch;
-  /** header name (lower-cased) to match */
-  headers?: Record<string, StringMatch>;
-  method?: StringMatch;
-  queryParams?: Record<string, StringMatch>;
+  /** exact and prefix uri matches ignore case (a regex keeps its own case rules) */
+  ignoreUriCase?: boolean;
+  /** header name (lower-cased; pseudo-headers such as :path allowed) to match */
+  headers?: Record<string, PresenceMatch>;
+  /** headers that must not match; an absent header does not match */
+  withoutHeaders?: Record<string, PresenceMatch>;
+  method?: PresenceMatch;
+  authority?: PresenceMatch;
+  scheme?: PresenceMatch;
+  queryParams?: Record<string, PresenceMatch>;
+  /** the port the application addressed: its Host's port, 80 when it names none */
+  port?: number;
   /** the clause exists only in the routes of sidecars whose workload has these labels */
   sourceLabels?: Record<string, string>;
   /** … and is in this namespace */
@@ -36,7 +48,7 @@ export interface Destination {
 
 export interface HTTPRouteDestination {
   destination: Destination;
-  /** 0..100; a single destination defaults to 100 */
+  /** relative, as in Istio: a share of the route's total (0 when omitted); a lone destination's is 100 */
   weight: number;
   headers?: Headers;
 }
@@ -103,6 +115,12 @@ export interface HTTPRoute {
   redirect?: HTTPRedirect;
   directResponse?: HTTPDirectResponse;
   corsPolicy?: CorsPolicy;
+  /**
+   * Istio delegation: this route's requests are routed by that VirtualService's routes.
+   * Only between reading and config/delegate.ts, which merges them in: the MeshConfig that
+   * validateDocuments returns has none.
+   */
+  delegate?: { name: string; /** absent: the delegating VirtualService's */ namespace?: string };
   timeoutMs?: number;
   retries?: HTTPRetry;
   /** `mirror` (with mirrorPercentage or the deprecated mirrorPercent) and `mirrors[]` alike; percentage 0..100 */
@@ -134,7 +152,7 @@ export interface SplitKey {
 export interface VirtualService {
   name: string;
   namespace: string;
-  /** fully qualified */
+  /** fully qualified, or `*.suffix`, or `*`; none: a delegate, used only through a route's `delegate` */
   hosts: string[];
   http: HTTPRoute[];
   splitKey?: SplitKey;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { MeshConfig, VirtualService } from '../model/types';
 import type { Workload } from '../model/workload';
 import { collectServices, resolveService, type Service } from '../model/services';
+import { VirtualServiceIndex } from '../model/virtual-service-index';
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
@@ -59,7 +60,7 @@ export interface SnapshotOptions {
 /** What one kind of caller is sent: workloads that scope.ts finds alike share one. */
 interface View {
   scoped: ScopedConfig;
-  vsByHost: Map<string, VirtualService>;
+  vsIndex: VirtualServiceIndex;
   policyOf: PolicyOf;
   /** cluster name -> what its Cluster and ClusterLoadAssignment are made from */
   specs: Map<string, ClusterSpec>;
@@ -115,8 +116,7 @@ export class Snapshot {
 
   private translate(scoped: ScopedConfig): View {
     const { config, services } = scoped;
-    const vsByHost = new Map<string, VirtualService>();
-    for (const vs of config.virtualServices) for (const h of vs.hosts) if (!vsByHost.has(h)) vsByHost.set(h, vs);
+    const vsIndex = new VirtualServiceIndex(config.virtualServices);
     const policyOf: PolicyOf = (d) => {
       const dr = config.destinationRules.find((r) => r.host === d.host);
       const sub = d.subset ? dr?.subsets.find((x) => x.name === d.subset)?.trafficPolicy : undefined;
@@ -137,7 +137,7 @@ export class Snapshot {
     const specs = clusterSpecs(config, services, referenced);
     const view: View = {
       scoped,
-      vsByHost,
+      vsIndex,
       policyOf,
       specs: new Map(specs.map((c) => [c.name, c])),
       clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
@@ -150,16 +150,28 @@ export class Snapshot {
         name: OUTBOUND_ROUTE,
         ...MAX_DIRECT_RESPONSE_BODY_SIZE,
         // sorted: the version must not depend on the order sidecars registered in
-        virtual_hosts: [...scoped.routed.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1)).map((s) => this.virtualHost(view, s, s.aliases)),
+        virtual_hosts: [
+          ...[...scoped.routed.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1)).map((s) => this.virtualHost(view, s, s.aliases)),
+          ...vsIndex.unclaimedWildcards(scoped.routed.keys()).map(([host, vs]) => this.vhostOf(view, host, [host], vs)),
+        ],
       }),
     ]);
     return view;
   }
 
-  private virtualHost(v: View, s: Service, domains: string[]): Obj {
-    const vs = v.vsByHost.get(s.fqdn);
-    const routes = vs ? vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, v.scoped.services, v.policyOf, s.defaultPort)) : [defaultRoute(s)];
-    return { name: s.fqdn, domains, routes };
+  /**
+   * A service's virtual host: its VirtualService's routes, else all of it to the service (as
+   * in Istio, also on a port for which every route of the VirtualService names another).
+   */
+  private virtualHost(v: View, s: Service, domains: string[], listenPort?: number): Obj {
+    const vs = v.vsIndex.forHost(s.fqdn);
+    const vh = vs && this.vhostOf(v, s.fqdn, domains, vs, s.defaultPort, listenPort);
+    return vh && (vh.routes as Obj[]).length ? vh : { name: s.fqdn, domains, routes: [defaultRoute(s)] };
+  }
+
+  /** `requestPort`: the port a redirect's FROM_REQUEST_PORT means (the service's) */
+  private vhostOf(v: View, name: string, domains: string[], vs: VirtualService, requestPort = 80, listenPort?: number): Obj {
+    return { name, domains, routes: vs.http.flatMap((r, i) => translateHttpRoute(vs, r, i, v.scoped.services, v.policyOf, requestPort, listenPort)) };
   }
 
   /**
@@ -229,7 +241,8 @@ export class Snapshot {
       if (found && type === TypeUrl.Listener) {
         r = res(TypeUrl.Listener, name, { name, api_listener: { api_listener: hcm(name, name) } });
       } else if (found) {
-        r = res(TypeUrl.RouteConfiguration, name, { name, ...MAX_DIRECT_RESPONSE_BODY_SIZE, virtual_hosts: [this.virtualHost(v, found.service, [name])] });
+        // the client dialed a port (80 when it named none): matches for other ports are left out
+        r = res(TypeUrl.RouteConfiguration, name, { name, ...MAX_DIRECT_RESPONSE_BODY_SIZE, virtual_hosts: [this.virtualHost(v, found.service, [name], found.port ?? 80)] });
       }
       v.demand.set(key, r);
     }

@@ -1,5 +1,5 @@
 // VirtualService http routes -> Envoy v3 Route objects (plain protobufjs snake_case).
-import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute, StringMatch, TrafficPolicy, VirtualService } from '../model/types';
+import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, PresenceMatch, StringMatch, TrafficPolicy, VirtualService } from '../model/types';
 import { toStruct } from '../../proto/struct';
 import type { Service } from '../model/services';
 import { clusterName } from './names';
@@ -27,6 +27,13 @@ function stringMatcher(m: StringMatch): Obj {
   return { safe_regex: { regex: m.regex } };
 }
 
+/** A header or query parameter condition: Istio's empty StringMatch is Envoy's present_match. */
+function presenceMatcher(name: string, m: PresenceMatch): Obj {
+  return 'present' in m ? { name, present_match: true } : { name, string_match: stringMatcher(m) };
+}
+
+// Istio's TranslateRouteMatch: headers and withoutHeaders sorted by name, then the
+// pseudo-headers :method, :authority and :scheme.
 function routeMatch(m: HTTPMatchRequest | undefined): Obj {
   const out: Obj = {};
   const uri = m?.uri;
@@ -34,24 +41,45 @@ function routeMatch(m: HTTPMatchRequest | undefined): Obj {
   else if ('exact' in uri) out.path = uri.exact;
   else if ('prefix' in uri) out.prefix = uri.prefix;
   else out.safe_regex = { regex: uri.regex };
-  const headers: Obj[] = [];
-  for (const [name, sm] of Object.entries(m?.headers ?? {})) headers.push({ name, string_match: stringMatcher(sm) });
-  if (m?.method) headers.push({ name: ':method', string_match: stringMatcher(m.method) });
+  // Envoy ignores case_sensitive for a regex path, as Istio's ignoreUriCase says
+  if (m?.ignoreUriCase) out.case_sensitive = { value: false };
+  const headers: Obj[] = Object.entries(m?.headers ?? {}).map(([name, sm]) => presenceMatcher(name, sm));
+  for (const [name, sm] of Object.entries(m?.withoutHeaders ?? {})) {
+    // an absent header is one that does not match, so inverted it matches (Envoy leaves it out otherwise)
+    headers.push({ ...presenceMatcher(name, sm), invert_match: true, ...('present' in sm ? {} : { treat_missing_header_as_empty: true }) });
+  }
+  headers.sort((a, b) => (a.name === b.name ? 0 : (a.name as string) < (b.name as string) ? -1 : 1));
+  if (m?.method) headers.push(presenceMatcher(':method', m.method));
+  if (m?.authority) headers.push(presenceMatcher(':authority', m.authority));
+  if (m?.scheme) headers.push(presenceMatcher(':scheme', m.scheme));
   if (headers.length) out.headers = headers;
-  const qp = Object.entries(m?.queryParams ?? {}).map(([name, sm]) => ({ name, string_match: stringMatcher(sm) }));
+  const qp = Object.entries(m?.queryParams ?? {}).map(([name, sm]) => presenceMatcher(name, sm));
   if (qp.length) out.query_parameters = qp;
   return out;
+}
+
+// Istio: the Host (authority) is no header to add or remove but a host rewrite; the
+// other pseudo-headers cannot be changed at all.
+const isAuthority = (name: string): boolean => name === 'host' || name === ':authority';
+const isInternal = (name: string): boolean => isAuthority(name) || name.startsWith(':');
+const external = (m: Record<string, string> | undefined) => Object.entries(m ?? {}).filter(([k]) => !isInternal(k));
+
+/** The authority that request header operations set (`set` over `add`), as Istio reads it. */
+function authorityOf(ops: HeaderOperations | undefined): string | undefined {
+  const of = (m: Record<string, string> | undefined) => Object.entries(m ?? {}).find(([k]) => isAuthority(k))?.[1];
+  return of(ops?.set) ?? of(ops?.add);
 }
 
 function headerOps(ops: HeaderOperations | undefined, dir: 'request' | 'response'): Obj {
   if (!ops) return {};
   const add = [
-    ...Object.entries(ops.set ?? {}).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
-    ...Object.entries(ops.add ?? {}).map(([key, value]) => ({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
+    ...external(ops.set).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
+    ...external(ops.add).map(([key, value]) => ({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
   ];
+  const remove = (ops.remove ?? []).filter((k) => !isInternal(k));
   const out: Obj = {};
   if (add.length) out[`${dir}_headers_to_add`] = add;
-  if (ops.remove?.length) out[`${dir}_headers_to_remove`] = ops.remove;
+  if (remove.length) out[`${dir}_headers_to_remove`] = remove;
   return out;
 }
 
@@ -59,17 +87,31 @@ function percent(p: number): Obj {
   return { numerator: Math.round(p * 10000), denominator: 'MILLION' };
 }
 
+/** The route's authority rewrite: `rewrite.authority`, else a Host its request headers set. */
+const routeAuthority = (r: HTTPRoute): string | undefined => r.rewrite?.authority ?? authorityOf(r.headers?.request);
+
+/** A destination's own Host: Istio lets a lone destination's give way to the route's, a weighted one's win. */
+function destinationAuthority(r: HTTPRoute, d: HTTPRouteDestination): Obj {
+  const authority = authorityOf(d.headers?.request);
+  return authority !== undefined && (r.route.length > 1 || routeAuthority(r) === undefined) ? { host_rewrite_literal: authority } : {};
+}
+
+/** What gets traffic: a lone destination whatever its weight, else those weighted above 0 (as Istio). */
+const weightedDestinations = (r: HTTPRoute) => (r.route.length === 1 ? r.route : r.route.filter((d) => d.weight > 0));
+
 function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
   const action: Obj = {};
   if (r.route.length === 1 && !r.route[0].headers) {
     action.cluster = destinationCluster(r.route[0].destination, services);
   } else {
+    // relative weights: Envoy splits by each weight over their sum (total_weight is deprecated)
     action.weighted_clusters = {
-      clusters: r.route.map((d) => ({
+      clusters: weightedDestinations(r).map((d) => ({
         name: destinationCluster(d.destination, services),
         weight: { value: d.weight },
         ...headerOps(d.headers?.request, 'request'),
         ...headerOps(d.headers?.response, 'response'),
+        ...destinationAuthority(r, d),
       })),
     };
   }
@@ -89,7 +131,8 @@ function routeAction(r: HTTPRoute, services: Map<string, Service>): Obj {
   if (r.rewrite?.uri !== undefined) action.prefix_rewrite = r.rewrite.uri;
   const rx = r.rewrite?.uriRegexRewrite;
   if (rx) action.regex_rewrite = { pattern: { regex: rx.match }, substitution: rx.rewrite };
-  if (r.rewrite?.authority !== undefined) action.host_rewrite_literal = r.rewrite.authority;
+  const authority = routeAuthority(r);
+  if (authority !== undefined) action.host_rewrite_literal = authority;
   return action;
 }
 
@@ -151,8 +194,23 @@ function actionOf(r: HTTPRoute, services: Map<string, Service>, policyOf: Policy
 }
 
 /**
- * One Envoy route per match clause (Istio ORs the clauses of one http entry). `requestPort`
- * is the port of the service the route is served for (a redirect's FROM_REQUEST_PORT).
+ * The route's own metadata, for what Envoy has no route field for: the split key
+ * (tandem.io/split-key), and the port a match names (Istio builds a listener per port; the
+ * sidecar's one outbound port takes the port the application addressed).
+ */
+function tandemMetadata(vs: VirtualService, r: HTTPRoute, m: HTTPMatchRequest | undefined): Obj {
+  const meta: Record<string, string | number> = {};
+  if (vs.splitKey && weightedDestinations(r).length > 1) meta.split_key = `${vs.splitKey.kind}:${vs.splitKey.name}`;
+  if (m?.port !== undefined) meta.port = m.port;
+  return Object.keys(meta).length ? { metadata: { filter_metadata: { tandem: toStruct(meta) } } } : {};
+}
+
+/**
+ * One Envoy route per match clause (Istio ORs the clauses of one http entry), named
+ * `<route>.<match>` when the match has a name, as Istio does. `requestPort` is the port of
+ * the service the route is served for (a redirect's FROM_REQUEST_PORT). With `listenPort` (a
+ * proxyless client's listener, whose port is known) a match for another port is left out,
+ * as Istio does per listener; without it, the port goes along for the sidecar to check.
  */
 export function translateHttpRoute(
   vs: VirtualService,
@@ -161,17 +219,19 @@ export function translateHttpRoute(
   services: Map<string, Service>,
   policyOf: PolicyOf = () => undefined,
   requestPort = 80,
+  listenPort?: number,
 ): Obj[] {
-  const matches = r.match.length ? r.match : [undefined];
+  let matches: (HTTPMatchRequest | undefined)[] = r.match.length ? r.match : [undefined];
+  if (listenPort !== undefined) matches = matches.filter((m) => m?.port === undefined || m.port === listenPort).map((m) => (m ? { ...m, port: undefined } : m));
+  if (matches.length === 0) return [];
   const action = actionOf(r, services, policyOf, requestPort);
   const perFilter = { ...faultConfig(r), ...(r.corsPolicy ? corsPerFilterConfig(r.corsPolicy) : {}) };
-  // the split key (tandem.io/split-key) rides in the route's metadata: Envoy has no field for it
-  const meta = vs.splitKey && r.route.length > 1 ? { metadata: { filter_metadata: { tandem: toStruct({ split_key: `${vs.splitKey.kind}:${vs.splitKey.name}` }) } } } : {};
+  const name = r.name ?? `${vs.namespace}/${vs.name}/${index}`;
   return matches.map((m) => ({
-    name: r.name ?? `${vs.namespace}/${vs.name}/${index}`,
+    name: m?.name ? `${name}.${m.name}` : name,
     match: routeMatch(m),
     ...action,
-    ...meta,
+    ...tandemMetadata(vs, r, m),
     ...headerOps(r.headers?.request, 'request'),
     ...headerOps(r.headers?.response, 'response'),
     ...(Object.keys(perFilter).length ? { typed_per_filter_config: perFilter } : {}),

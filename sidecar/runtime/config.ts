@@ -105,6 +105,7 @@ export class RouteTable {
   /** Envoy's virtual host selection, then the first route that matches. */
   match(authority: string, path: string, headers: (name: string) => string | undefined): CompiledRoute | undefined {
     let host = authority.toLowerCase();
+    const port = portOf(host);
     if (this.stripPort) host = host.replace(/:\d+$/, '');
     const vh =
       this.exact.get(host) ??
@@ -115,8 +116,14 @@ export class RouteTable {
     const q = path.indexOf('?');
     const pathOnly = q < 0 ? path : path.slice(0, q);
     const query = q < 0 ? undefined : new URLSearchParams(path.slice(q + 1));
-    return vh.routes.find((r) => routeMatches(r.model, pathOnly, query, headers));
+    return vh.routes.find((r) => routeMatches(r.model, port, pathOnly, query, headers));
   }
+}
+
+/** The port the application addressed: its authority's, else HTTP's 80 (outbound is plaintext). */
+function portOf(authority: string): number {
+  const m = /:(\d+)$/.exec(authority);
+  return m ? Number(m[1]) : 80;
 }
 
 function compileRoute(model: RouteModel, vhost: VirtualHostModel): CompiledRoute {
@@ -138,11 +145,20 @@ export function matchString(m: StringMatcher, v: string | undefined): boolean {
   }
 }
 
-function routeMatches(r: RouteModel, path: string, query: URLSearchParams | undefined, headers: (n: string) => string | undefined): boolean {
-  if (!matchString(r.path, path)) return false;
+function matchPath(r: RouteModel, path: string): boolean {
+  if (!r.ignoreCase || r.path.kind === 'regex' || r.path.kind === 'present') return matchString(r.path, path);
+  const p = path.toLowerCase();
+  const want = r.path.value.toLowerCase();
+  return r.path.kind === 'exact' ? p === want : p.startsWith(want);
+}
+
+function routeMatches(r: RouteModel, port: number, path: string, query: URLSearchParams | undefined, headers: (n: string) => string | undefined): boolean {
+  if (r.port !== undefined && r.port !== port) return false;
+  if (!matchPath(r, path)) return false;
   for (const h of r.headers) {
-    const v = headers(h.name);
-    // Envoy: an absent header fails the match, inverted or not
+    let v = headers(h.name);
+    if (v === undefined && h.missingAsEmpty) v = '';
+    // Envoy: an absent header fails the match, inverted or not (a presence test aside)
     if (v === undefined && h.match.kind !== 'present') return false;
     if (matchString(h.match, v) === h.invert) return false;
   }

@@ -241,7 +241,15 @@ function headerMatcher(h: Obj, resource: string, at: string): HeaderMatcher {
   else if (h.safe_regex_match) match = regexMatcher(h.safe_regex_match, resource, `${at}.safe_regex_match`);
   else if (h.present_match) match = { kind: 'present' };
   else throw new DecodeError(resource, at, 'unsupported header match');
-  return { name, match, invert: h.invert_match === true };
+  const missingAsEmpty = h.treat_missing_header_as_empty === true;
+  return { name, match, invert: h.invert_match === true, ...(missingAsEmpty ? { missingAsEmpty } : {}) };
+}
+
+/** The route's port condition (tandem metadata: Envoy has no route field for it). */
+function routePort(v: unknown, resource: string, at: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new DecodeError(resource, at, 'must be a port 1..65535');
+  return v;
 }
 
 function headerOps(o: Obj, dir: 'request' | 'response'): HeaderOps {
@@ -260,7 +268,7 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   else if (m.path !== undefined) path = { kind: 'exact', value: m.path };
   else if (m.safe_regex) path = regexMatcher(m.safe_regex, resource, `${at}.match.safe_regex`);
   else throw new DecodeError(resource, `${at}.match`, 'one of prefix, path, safe_regex is required');
-  if (m.case_sensitive?.value === false) throw new DecodeError(resource, `${at}.match.case_sensitive`, 'not supported');
+  const ignoreCase = m.case_sensitive?.value === false;
   const headers = (m.headers ?? []).map((h: Obj, i: number) => headerMatcher(h, resource, `${at}.match.headers[${i}]`));
   const query = (m.query_parameters ?? []).map((q: Obj, i: number) => ({
     name: String(q.name ?? ''),
@@ -272,9 +280,13 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   const corsAt = `${at}.typed_per_filter_config.${CORS_FILTER}`;
   const cors = perFilter[CORS_FILTER] ? decodeCors(perFilter[CORS_FILTER], (m, mat) => stringMatcher(m as Obj, resource, mat), resource, corsAt) : undefined;
   const fault = perFilter[FAULT_FILTER] ? decodeFault(perFilter[FAULT_FILTER], resource, `${at}.typed_per_filter_config.${FAULT_FILTER}`) : undefined;
+  const tandemMeta = fromStruct(r.metadata?.filter_metadata?.tandem);
+  const port = routePort(tandemMeta.port, resource, `${at}.metadata.filter_metadata.tandem.port`);
   const common = {
     name: String(r.name ?? ''),
     path,
+    ...(ignoreCase ? { ignoreCase } : {}),
+    ...(port !== undefined ? { port } : {}),
     headers,
     query,
     ...(fault ? { fault } : {}),
@@ -292,7 +304,7 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   const a = r.route;
   if (!a) throw new DecodeError(resource, `${at}.route`, 'one of route, redirect, direct_response is required');
   const hashPolicies = decodeHashPolicies(a.hash_policy ?? [], resource, `${at}.route`);
-  const splitMeta = fromStruct(r.metadata?.filter_metadata?.tandem).split_key;
+  const splitMeta = tandemMeta.split_key;
   let splitKey: RouteModel['splitKey'];
   if (splitMeta !== undefined) {
     const m = typeof splitMeta === 'string' ? /^(header|cookie):(.+)$/.exec(splitMeta) : null;
@@ -305,9 +317,18 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   else if (a.weighted_clusters?.clusters?.length) {
     clusters = a.weighted_clusters.clusters.map((c: Obj, i: number) => {
       if (!c.name) throw new DecodeError(resource, `${at}.route.weighted_clusters.clusters[${i}].name`, 'must be set');
-      return { name: c.name, weight: Number(c.weight?.value ?? 0), requestHeaders: headerOps(c, 'request'), responseHeaders: headerOps(c, 'response') };
+      const hostRewrite = c.host_rewrite_literal || undefined;
+      return {
+        name: c.name,
+        weight: Number(c.weight?.value ?? 0),
+        requestHeaders: headerOps(c, 'request'),
+        responseHeaders: headerOps(c, 'response'),
+        ...(hostRewrite ? { hostRewrite } : {}),
+      };
     });
     if (clusters.every((c) => c.weight === 0)) throw new DecodeError(resource, `${at}.route.weighted_clusters`, 'total weight is 0');
+    // Envoy sums the weights in a uint32
+    if (clusters.reduce((s, c) => s + c.weight, 0) > 2 ** 32 - 1) throw new DecodeError(resource, `${at}.route.weighted_clusters`, 'the weights add up to more than 4294967295');
   } else throw new DecodeError(resource, `${at}.route`, 'cluster or weighted_clusters is required');
   const mirrors = (a.request_mirror_policies ?? []).map((p: Obj, i: number) => {
     if (!p.cluster) throw new DecodeError(resource, `${at}.route.request_mirror_policies[${i}].cluster`, 'must be set');

@@ -108,6 +108,8 @@ export interface HeaderMatcher {
   name: string;
   match: StringMatcher;
   invert: boolean;
+  /** Envoy's treat_missing_header_as_empty: an absent header is matched as "" (else it fails the match) */
+  missingAsEmpty?: boolean;
 }
 
 export interface HeaderOps {
@@ -118,9 +120,12 @@ export interface HeaderOps {
 
 export interface WeightedCluster {
   name: string;
+  /** relative: the cluster's share is weight / the sum of the route's weights */
   weight: number;
   requestHeaders: HeaderOps;
   responseHeaders: HeaderOps;
+  /** host_rewrite_literal of this cluster, over the route's */
+  hostRewrite?: string;
 }
 
 /** Envoy's retry_on conditions this sidecar implements. */
@@ -193,6 +198,10 @@ export interface CorsModel {
 export interface RouteModel {
   name: string;
   path: StringMatcher;
+  /** case_sensitive: false — exact and prefix paths compare case-insensitively (a regex does not) */
+  ignoreCase?: boolean;
+  /** only requests addressed to this port (their authority's, 80 when it names none) */
+  port?: number;
   headers: HeaderMatcher[];
   query: HeaderMatcher[];
   /** empty when the route answers by itself (`answer`) */

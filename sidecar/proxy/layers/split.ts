@@ -1,5 +1,5 @@
 // Split: the weighted destination of the route, chosen once per request (retries go to
-// the same cluster, as in Envoy), with its own header operations. With the route's split
+// the same cluster, as in Envoy), with its own header operations and host rewrite. With the route's split
 // key (the tandem.io/split-key annotation) the choice is the key's hash laid over the
 // weights in order, so a key keeps its destination, and a weight change moves only the
 // keys between the old and the new boundary, in the direction of the change.
@@ -28,6 +28,7 @@ export const splitLayer: Layer = (next) => (x) => {
   x.split = wc;
   x.facts.cluster = wc.name;
   x.cluster = x.rt.clusters.get(wc.name);
+  if (wc.hostRewrite !== undefined) x.request.authority = wc.hostRewrite;
   applyOps(x.request.headers, wc.requestHeaders);
   x.responseOps.unshift(wc.responseHeaders);
   return next(x);
