@@ -11,6 +11,7 @@ import { INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
 import { defaultRoute, destinationPort, translateHttpRoute, type PolicyOf } from './translate-route';
 import { inboundListener, inboundKey } from './translate-inbound';
 import { clusterSpecs, translateCluster, translateEndpoints } from './translate-cluster';
+import { servedByEds } from './translate-discovery';
 
 type Obj = Record<string, unknown>;
 
@@ -82,11 +83,11 @@ export class Snapshot {
       }
     }
     const specs = clusterSpecs(config, this.services, referenced);
+    const endpoints = new Map(specs.map((c) => [c.name, translateEndpoints(c, config, workloads, domain)]));
     this.fixed = {
-      [TypeUrl.Cluster]: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
-      [TypeUrl.ClusterLoadAssignment]: toMap(
-        specs.map((c) => res(TypeUrl.ClusterLoadAssignment, c.name, translateEndpoints(c, config, workloads, domain))),
-      ),
+      [TypeUrl.Cluster]: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c, endpoints.get(c.name))))),
+      // DNS and original-destination clusters carry their endpoints (or none) themselves
+      [TypeUrl.ClusterLoadAssignment]: toMap(specs.filter(servedByEds).map((c) => res(TypeUrl.ClusterLoadAssignment, c.name, endpoints.get(c.name)!))),
       [TypeUrl.Listener]: toMap([
         res(TypeUrl.Listener, OUTBOUND_LISTENER, {
           name: OUTBOUND_LISTENER,
