@@ -69,6 +69,7 @@ export function sidecarAdmin(d: AdminDeps) {
           endpoints: c.endpoints.map((e) => ({
             address: `${e.address}:${e.port}`,
             labels: e.labels,
+            weight: e.weight,
             health: 'HEALTHY',
             ejected: isEjected(e.stats, now),
             ejected_until: isEjected(e.stats, now) ? new Date(e.stats.outlier.ejectedUntil).toISOString() : null,
