@@ -6,6 +6,7 @@ import { unpack } from '../../proto/any';
 import { TypeUrl } from '../../proto/type-urls';
 import { fromStruct } from '../../proto/struct';
 import { Snapshot } from './snapshot';
+import { transportSocket } from './translate-tls';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -147,5 +148,13 @@ describe('ServiceEntry clusters', () => {
     const rc = unpack<Obj>(snap.served(TypeUrl.RouteConfiguration, null).resources[0].any, TypeUrl.RouteConfiguration);
     expect(rc.virtual_hosts.find((v: Obj) => v.name === '*.wild.example.com').domains).toEqual(['*.wild.example.com', '192.0.2.7']);
     expect(rc.virtual_hosts.find((v: Obj) => v.name === 'direct.example.com').domains).toEqual(['direct.example.com']);
+  });
+
+  it('TLS originated to a wildcard entry sends the SNI of the host each request names (no fixed sni)', () => {
+    const service = { fqdn: '*.wild.example.com', mesh: false, defaultPort: 80, protocol: 'HTTP', aliases: ['*.wild.example.com'] };
+    const ctx = (sni?: string) =>
+      unpack<Obj>(transportSocket({ name: 'c', service, port: 80, subset: '', labels: {}, policy: { tls: { mode: 'SIMPLE', ...(sni ? { sni } : {}) } } })!.typed_config as never, TypeUrl.UpstreamTlsContext);
+    expect(ctx().sni).toBeUndefined();
+    expect(ctx('api.wild.example.com').sni).toBe('api.wild.example.com');
   });
 });

@@ -54,7 +54,9 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
     }
     const protocol = portProtocol(c.service, c.port);
     if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB') common.alpn_protocols = ['h2'];
-    ctx = { sni: tls?.sni ?? c.service.fqdn, common_tls_context: common };
+    // a wildcard entry's SNI is the host each request names (the sidecar's default for an unset sni)
+    const sni = tls?.sni ?? (c.service.fqdn.startsWith('*') ? undefined : c.service.fqdn);
+    ctx = { ...(sni ? { sni } : {}), common_tls_context: common };
   }
   return { name: 'envoy.transport_sockets.tls', typed_config: pack(TypeUrl.UpstreamTlsContext, ctx) };
 }
