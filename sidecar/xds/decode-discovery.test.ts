@@ -100,8 +100,9 @@ describe('EDS endpoints', () => {
     ]);
   });
 
-  it('refuses a host name: EDS endpoints are addresses', () => {
-    const e = refusal(() => decodeEndpoints(pack(TypeUrl.ClusterLoadAssignment, assignment([lbe('api.example.com', 80)]))));
+  it('takes a host name (a sidecar advertised with --advertise HOST), refuses what is none', () => {
+    expect(decodeEndpoints(pack(TypeUrl.ClusterLoadAssignment, assignment([lbe('pod-1.example.com', 15006)]))).endpoints[0].address).toBe('pod-1.example.com');
+    const e = refusal(() => decodeEndpoints(pack(TypeUrl.ClusterLoadAssignment, assignment([lbe('pod 1', 80)]))));
     expect(e.field).toBe('endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address');
   });
 });

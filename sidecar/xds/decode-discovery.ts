@@ -64,7 +64,7 @@ function refuse(resource: string, o: object, names: string[], at = ''): void {
 
 /**
  * The endpoints of an assignment, one priority, localities flattened (the sidecar has no
- * locality of its own to prefer). `names`: host names are allowed (DNS clusters).
+ * locality of its own to prefer). `names`: host names are allowed (all but STATIC clusters).
  */
 export function decodeLbEndpoints(cla: LoadAssignmentPb, resource: string, at: string, names: boolean): EndpointModel[] {
   const out: EndpointModel[] = [];
@@ -76,7 +76,7 @@ export function decodeLbEndpoints(cla: LoadAssignmentPb, resource: string, at: s
       const sa = lbe.endpoint?.address?.socket_address;
       if (!sa?.address) throw new DecodeError(resource, `${sat}.address`, 'must be set');
       if (!isIP(sa.address) && !(names && HOST_NAME.test(sa.address))) {
-        throw new DecodeError(resource, `${sat}.address`, names ? 'must be an IP address or a host name' : 'must be an IP address (only STRICT_DNS and LOGICAL_DNS clusters resolve names)');
+        throw new DecodeError(resource, `${sat}.address`, names ? 'must be an IP address or a host name' : 'must be an IP address (a STATIC cluster resolves no names)');
       }
       const port = Number(sa.port_value ?? 0);
       if (!(port > 0 && port < 65536)) throw new DecodeError(resource, `${sat}.port_value`, 'must be 1..65535');

@@ -73,7 +73,8 @@ export function decodeEndpoints(any: AnyMessage): EndpointsModel {
   const cla = unpack<LoadAssignmentPb>(any, TypeUrl.ClusterLoadAssignment);
   const name = String(cla.cluster_name ?? '');
   if (!name) throw new DecodeError('(cluster load assignment)', 'cluster_name', 'must be set');
-  return { clusterName: name, endpoints: decodeLbEndpoints(cla, name, '', false) };
+  // a host name here is a sidecar's --advertise HOST, dialled as it is (resolved per connection)
+  return { clusterName: name, endpoints: decodeLbEndpoints(cla, name, '', true) };
 }
 
 const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
