@@ -42,7 +42,7 @@ kind: ServiceEntry
 metadata: {name: ext}
 spec:
   hosts: [api.example.com]
-  ports: [{number: 443, name: https, protocol: HTTPS}]
+  ports: [{number: 443, name: http, protocol: HTTP}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
 `;

@@ -32,7 +32,9 @@ export function sidecarAdmin(d: AdminDeps) {
   return adminServer({
     'GET /ready': () => {
       if (!d.identity.current) return { status: 503, body: 'waiting for a workload certificate\n' };
-      return isReady(d.xds) && d.runtime() ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' };
+      const rt = d.runtime();
+      if (rt?.resolving) return { status: 503, body: 'resolving the names of DNS clusters\n' };
+      return isReady(d.xds) && rt ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' };
     },
     'GET /certs': () => ({ body: certSummary(d.identity.current) }),
     'GET /metrics': async () => ({ type: d.metrics.registry.contentType, body: await d.metrics.registry.metrics() }),
@@ -67,6 +69,7 @@ export function sidecarAdmin(d: AdminDeps) {
           endpoints: c.endpoints.map((e) => ({
             address: `${e.address}:${e.port}`,
             labels: e.labels,
+            weight: e.weight,
             health: 'HEALTHY',
             ejected: isEjected(e.stats, now),
             ejected_until: isEjected(e.stats, now) ? new Date(e.stats.outlier.ejectedUntil).toISOString() : null,

@@ -11,6 +11,7 @@ import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
 import { XdsClient } from './xds/client';
 import { RuntimeConfig, EndpointStats, ClusterStats } from './runtime/config';
+import { DnsCache, dnsNames } from './runtime/dns';
 import { dualProtocolServer, type DualServer } from './proxy/downstream';
 import { H1Dispatcher, H2Dispatcher } from './proxy/dispatch';
 import { outboundHandler } from './proxy/outbound';
@@ -148,21 +149,26 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       'grpc.keepalive_timeout_ms': 5_000,
     },
   );
+  const dns = new DnsCache();
   let generation = 0;
   let compileScheduled = false;
-  xds.on('update', () => {
+  const compile = () => {
     if (compileScheduled) return;
     compileScheduled = true;
     setImmediate(() => {
       compileScheduled = false;
-      runtime = new RuntimeConfig(++generation, xds.resources, statsFor, random, { meshTls, clusterStats: clusterStatsFor });
+      // the names DNS clusters list are resolved in the background; an answer recompiles
+      dns.want(dnsNames(xds.resources.clusters.values()));
+      runtime = new RuntimeConfig(++generation, xds.resources, statsFor, random, { meshTls, clusterStats: clusterStatsFor, dns });
       // endpoints that left every cluster take their counters with them
       const live = new Set<string>();
       for (const c of runtime.clusters.values()) for (const e of c.endpoints) live.add(e.stats.key);
       for (const k of stats.keys()) if (!live.has(k) && stats.get(k)!.activeRequests === 0) stats.delete(k);
       for (const [k, c] of clusterStats) if (!runtime.clusters.has(k) && c.active === 0 && c.pending === 0) clusterStats.delete(k);
     });
-  });
+  };
+  xds.on('update', compile);
+  dns.on('change', compile);
   // ADS needs the workload certificate: start it once the first one is in
   identity.once('rotated', () => xds.start());
   identity.start();
@@ -181,6 +187,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       await Promise.all([outbound.drain(graceMs), inbound.drain(graceMs)]);
       identity.stop();
       xds.stop();
+      dns.stop();
       admin.close();
       for (const d of [mesh, externalH1, externalH2, appH1, appH2]) d.close();
     },

@@ -216,13 +216,17 @@ describe('a valid config with every kind', () => {
         ports: [
           { number: 80, name: 'http', protocol: 'HTTP' },
           { number: 9000, name: 'grpc-api', protocol: 'GRPC' },
-          { number: 5432, name: 'db', protocol: 'TCP' },
+          // no protocol and no conventional name: Istio sniffs it, and what reaches the outbound port is HTTP
+          { number: 5432, name: 'db', protocol: 'HTTP' },
         ],
+        addresses: [],
         endpoints: [
           { address: '127.0.0.1', ports: { http: 8081 }, labels: { zone: 'a' } },
           { address: '::1', labels: {} },
         ],
+        // endpoints and no resolution: STATIC
         resolution: 'STATIC',
+        location: 'MESH_EXTERNAL',
         source: { file: 'mesh.yaml', doc: 2 },
       },
     ]);
@@ -310,7 +314,7 @@ describe('rejected configs name file, document and field', () => {
     ['bad split-key', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: r\n  annotations: {tandem.io/split-key: "query:user"}\nspec: {hosts: [r]}\n`, 0, 'metadata.annotations["tandem.io/split-key"]', /must be "header:NAME" or "cookie:NAME"/],
     ['portLevelMtls without a selector', `apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {mtls: {mode: DISABLE}, portLevelMtls: {8080: {mode: STRICT}}}\n`, 0, 'spec.portLevelMtls', /requires a selector/],
     ['CUSTOM authorization', `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {action: CUSTOM, provider: {name: ext}, rules: [{}]}\n`, 0, 'spec.provider', /not supported by Tandem/],
-    ['ServiceEntry resolution', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], resolution: DNS}\n`, 0, 'spec.resolution', /must be one of STATIC/],
+    ['ServiceEntry resolution', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], resolution: DYNAMIC_DNS}\n`, 0, 'spec.resolution', /not supported by Tandem/],
     ['ServiceEntry endpoint port name', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], endpoints: [{address: 10.0.0.1, ports: {https: 443}}]}\n`, 0, 'spec.endpoints[0].ports.https', /no port named "https"/],
     ['document not a mapping', `- a\n- b\n`, 0, undefined, /must be a mapping/],
   ])('%s', (_name, text, doc, field, detail) => {

@@ -1,6 +1,6 @@
 // The services the mesh knows about and every name they answer to. A service is
 // known from a sidecar that registered for it, a ServiceEntry, or a routing rule.
-import type { MeshConfig } from './types';
+import type { MeshConfig, ServiceEntry } from './types';
 import type { WorkloadInfo } from '../../proto/node-meta';
 
 export interface Service {
@@ -13,6 +13,8 @@ export interface Service {
   protocol: string;
   /** names a Host header or xds:/// target may use */
   aliases: string[];
+  /** the ServiceEntry that declares it, if one does: its resolution, ports and endpoints */
+  entry?: ServiceEntry;
 }
 
 export const MESH_PORT = 80;
@@ -29,9 +31,7 @@ export function collectServices(config: MeshConfig, workloads: WorkloadInfo[], d
     out.set(fqdn, { fqdn, mesh, defaultPort: port, protocol, aliases: aliasesOf(fqdn, domain) });
   };
   for (const w of workloads) add(meshFqdn(w.service, w.namespace, domain), true);
-  for (const se of config.serviceEntries) {
-    for (const h of se.hosts) add(h, false, se.ports[0]?.number ?? MESH_PORT, se.ports[0]?.protocol ?? 'HTTP');
-  }
+  for (const se of config.serviceEntries) addEntry(out, se, domain);
   for (const dr of config.destinationRules) add(dr.host, isMeshName(dr.host, domain));
   for (const vs of config.virtualServices) {
     for (const h of vs.hosts) add(h, isMeshName(h, domain));
@@ -42,6 +42,25 @@ export function collectServices(config: MeshConfig, workloads: WorkloadInfo[], d
   }
   dropAmbiguousAliases(out);
   return out;
+}
+
+// An entry's hosts, wildcards too (a request for any matching Host reaches it); its
+// addresses are more names for its first host. The default port is its first HTTP one.
+function addEntry(out: Map<string, Service>, se: ServiceEntry, domain: string): void {
+  const http = se.ports.find((p) => HTTP_PROTOCOLS.has(p.protocol)) ?? se.ports[0];
+  se.hosts.forEach((fqdn, i) => {
+    if (out.has(fqdn)) return;
+    const aliases = [...aliasesOf(fqdn, domain), ...(i === 0 ? se.addresses : [])];
+    out.set(fqdn, { fqdn, mesh: false, defaultPort: http?.number ?? MESH_PORT, protocol: http?.protocol ?? 'HTTP', aliases, entry: se });
+  });
+}
+
+/** Protocols an application's HTTP request can be carried as (Istio's IsHTTP). */
+export const HTTP_PROTOCOLS: ReadonlySet<string> = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+
+/** What a service's endpoints speak on a port: the entry's port protocol, else the service's. */
+export function portProtocol(s: Service, port: number): string {
+  return s.entry?.ports.find((p) => p.number === port)?.protocol ?? s.protocol;
 }
 
 const isMeshName = (h: string, domain: string) => h.endsWith(`.svc.${domain}`);

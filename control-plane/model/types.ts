@@ -228,25 +228,40 @@ export interface DestinationRule {
 export interface ServicePort {
   number: number;
   name: string;
-  /** upper-cased: HTTP, HTTP2, GRPC, TCP, ... */
+  /** upper-cased: HTTP, HTTP2, GRPC, GRPC-WEB, HTTPS, TLS, TCP, ... */
   protocol: string;
+  /** the endpoint port when an endpoint's `ports` names none (default: `number`) */
+  targetPort?: number;
 }
 
 export interface WorkloadEntry {
+  /** an IP, or (resolution DNS or DNS_ROUND_ROBIN) a host name */
   address: string;
   /** port name to port number */
   ports?: Record<string, number>;
   labels: Record<string, string>;
+  /** relative share of the traffic; absent: 1 */
+  weight?: number;
+  /** region/zone/subzone */
+  locality?: string;
 }
+
+/** Istio's ServiceEntry resolution: how the sidecar finds the endpoints' addresses. */
+export type Resolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
 
 export interface ServiceEntry {
   name: string;
   namespace: string;
-  /** fully qualified where short */
+  /** fully qualified where short; may be a wildcard such as *.example.com */
   hosts: string[];
+  /** IP addresses a request's Host may name instead of the first host */
+  addresses: string[];
   ports: ServicePort[];
   endpoints: WorkloadEntry[];
-  resolution: 'STATIC';
+  resolution: Resolution;
+  location: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  /** the names the server certificate may carry, when a DestinationRule's tls names none */
+  subjectAltNames?: string[];
   source: Source;
 }
 

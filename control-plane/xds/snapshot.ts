@@ -16,6 +16,7 @@ import { inboundListener, inboundKey } from './translate-inbound';
 import { clusterSpecs, translateCluster, translateEndpoints, type ClusterSpec } from './translate-cluster';
 import { Scope, type Caller, type ScopedConfig } from './scope';
 import { CORS_FILTER, MAX_DIRECT_RESPONSE_BODY_SIZE } from './translate-route-actions';
+import { servedByEds } from './translate-discovery';
 
 type Obj = Record<string, unknown>;
 
@@ -140,7 +141,8 @@ export class Snapshot {
       vsIndex,
       policyOf,
       specs: new Map(specs.map((c) => [c.name, c])),
-      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
+      // DNS clusters carry their endpoints inline (ORIGINAL_DST ones need none)
+      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c, servedByEds(c) ? undefined : translateEndpoints(c, this.config, this.workloads, this.opts.domain))))),
       routes: new Map(),
       demand: new Map(),
       sets: new Map(),
@@ -207,7 +209,8 @@ export class Snapshot {
 
   private assignment(v: View, name: string): Resource | undefined {
     const spec = v.specs.get(name);
-    if (!spec) return undefined;
+    // only EDS clusters are served by EDS
+    if (!spec || !servedByEds(spec)) return undefined;
     const key = JSON.stringify(spec);
     let r = this.assignments.get(key);
     if (!r) {

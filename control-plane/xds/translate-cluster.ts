@@ -2,11 +2,12 @@
 import type { DestinationRule, MeshConfig, TrafficPolicy } from '../model/types';
 import type { Service } from '../model/services';
 import type { Workload } from '../model/workload';
-import { meshFqdn } from '../model/services';
+import { meshFqdn, portProtocol } from '../model/services';
 import { transportSocket } from './translate-tls';
 import { clusterName } from './names';
 import { duration } from './translate-route';
 import { toStruct } from '../../proto/struct';
+import { discovery } from './translate-discovery';
 
 type Obj = Record<string, unknown>;
 
@@ -56,17 +57,17 @@ function mergePolicy(top?: TrafficPolicy, sub?: TrafficPolicy): TrafficPolicy | 
   return { ...top, ...sub };
 }
 
-export function translateCluster(c: ClusterSpec): Obj {
+/** `endpoints`: the cluster's assignment (translateEndpoints), inline where it is not served by EDS. */
+export function translateCluster(c: ClusterSpec, endpoints?: Obj): Obj {
   const p = c.policy;
   const cluster: Obj = {
     name: c.name,
-    type: 'EDS',
-    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: c.name },
     connect_timeout: duration(p?.connectionPool?.tcp?.connectTimeoutMs ?? 10_000),
     lb_policy: lbPolicy(p),
+    ...discovery(c, endpoints),
     metadata: {
       filter_metadata: {
-        tandem: toStruct({ mesh: c.service.mesh, protocol: c.service.protocol }),
+        tandem: toStruct({ mesh: c.service.mesh, protocol: portProtocol(c.service, c.port) }),
       },
     },
   };
@@ -125,7 +126,7 @@ const matches = (labels: Record<string, string>, want: Record<string, string>) =
   Object.entries(want).every(([k, v]) => labels[k] === v);
 
 export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads: Workload[], domain: string): Obj {
-  const eps: { address: string; port: number; labels: Record<string, string>; identity?: string }[] = [];
+  const eps: { address: string; port: number; labels: Record<string, string>; identity?: string; weight?: number; locality?: string }[] = [];
   if (c.service.mesh) {
     const seen = new Set<string>();
     for (const w of workloads) {
@@ -136,36 +137,47 @@ export function translateEndpoints(c: ClusterSpec, config: MeshConfig, workloads
       eps.push({ address: w.inboundAddress.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(w.inboundAddress.slice(i + 1)), labels: w.labels, identity: w.identity });
     }
   } else {
+    // every entry for the host that resolves as the service's (its first entry) adds its endpoints
     for (const se of config.serviceEntries) {
-      if (!se.hosts.includes(c.service.fqdn)) continue;
-      const portName = se.ports.find((p) => p.number === c.port)?.name;
+      if (!se.hosts.includes(c.service.fqdn) || se.resolution !== c.service.entry?.resolution || se.resolution === 'NONE') continue;
+      const sp = se.ports.find((p) => p.number === c.port);
+      // as Istio: the endpoint's own port for the port's name, else targetPort, else the port
+      const portOf = (e?: { ports?: Record<string, number> }) => (sp && e?.ports?.[sp.name]) || sp?.targetPort || c.port;
+      if (se.endpoints.length === 0 && (se.resolution === 'DNS' || se.resolution === 'DNS_ROUND_ROBIN')) {
+        // no endpoints: the host itself is resolved
+        if (matches({}, c.labels)) eps.push({ address: c.service.fqdn, port: portOf(), labels: {} });
+      }
       for (const e of se.endpoints) {
         if (!matches(e.labels, c.labels)) continue;
-        eps.push({ address: e.address, port: (portName && e.ports?.[portName]) || c.port, labels: e.labels });
+        eps.push({ address: e.address, port: portOf(e), labels: e.labels, weight: e.weight, locality: e.locality });
       }
     }
   }
-  eps.sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`));
+  eps.sort((a, b) => `${a.locality ?? ''} ${a.address}:${a.port}`.localeCompare(`${b.locality ?? ''} ${b.address}:${b.port}`));
+  const localities = new Map<string, typeof eps>();
+  for (const e of eps) localities.set(e.locality ?? '', [...(localities.get(e.locality ?? '') ?? []), e]);
   return {
     cluster_name: c.name,
-    endpoints: eps.length
-      ? [
-          {
-            locality: {},
-            load_balancing_weight: { value: 1 },
-            lb_endpoints: eps.map((e) => ({
-              endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
-              health_status: 'HEALTHY',
-              load_balancing_weight: { value: 1 },
-              metadata: {
-                filter_metadata: {
-                  // the SPIFFE ID peers must present on this address (SPEC section 5)
-                  tandem: toStruct(e.identity ? { labels: e.labels, identity: e.identity } : { labels: e.labels }),
-                },
-              },
-            })),
+    endpoints: [...localities].map(([locality, group]) => ({
+      locality: localityOf(locality),
+      load_balancing_weight: { value: 1 },
+      lb_endpoints: group.map((e) => ({
+        endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+        health_status: 'HEALTHY',
+        load_balancing_weight: { value: e.weight ?? 1 },
+        metadata: {
+          filter_metadata: {
+            // the SPIFFE ID peers must present on this address (SPEC section 5)
+            tandem: toStruct(e.identity ? { labels: e.labels, identity: e.identity } : { labels: e.labels }),
           },
-        ]
-      : [],
+        },
+      })),
+    })),
   };
+}
+
+// Istio's locality: region/zone/subzone
+function localityOf(s: string): Obj {
+  const [region, zone, sub_zone] = s.split('/');
+  return s ? { region, ...(zone ? { zone } : {}), ...(sub_zone ? { sub_zone } : {}) } : {};
 }

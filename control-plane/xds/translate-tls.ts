@@ -6,6 +6,7 @@ import { TypeUrl } from '../../proto/type-urls';
 import type { ClientTls } from '../model/types';
 import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../../proto/sds-names';
 import type { ClusterSpec } from './translate-cluster';
+import { portProtocol } from '../model/services';
 
 type Obj = Record<string, unknown>;
 
@@ -25,6 +26,8 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
   const tls = c.policy?.tls;
   const mode = tlsMode(c);
   if (mode === 'DISABLE') return undefined;
+  // as Istio: a ServiceEntry's subjectAltNames where the DestinationRule names none
+  const subjectAltNames = tls?.subjectAltNames?.length ? tls.subjectAltNames : c.service.entry?.subjectAltNames;
   let ctx: Obj;
   if (mode === 'ISTIO_MUTUAL') {
     ctx = {
@@ -35,7 +38,7 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
         alpn_protocols: ['h2'],
         tls_certificate_sds_secret_configs: [{ name: SDS_WORKLOAD_CERT, sds_config: ADS_SOURCE }],
         combined_validation_context: {
-          default_validation_context: sans(tls?.subjectAltNames, 'URI'),
+          default_validation_context: sans(subjectAltNames, 'URI'),
           validation_context_sds_secret_config: { name: SDS_ROOT_CA, sds_config: ADS_SOURCE },
         },
       },
@@ -44,13 +47,16 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
     const common: Obj = {};
     // no validation context at all is Envoy's "do not verify"; one without trusted_ca is the system roots here
     if (!tls?.insecureSkipVerify) {
-      common.validation_context = { ...(tls?.caCertificates ? { trusted_ca: { filename: tls.caCertificates } } : {}), ...sans(tls?.subjectAltNames, 'DNS') };
+      common.validation_context = { ...(tls?.caCertificates ? { trusted_ca: { filename: tls.caCertificates } } : {}), ...sans(subjectAltNames, 'DNS') };
     }
     if (mode === 'MUTUAL') {
       common.tls_certificates = [{ certificate_chain: { filename: tls!.clientCertificate }, private_key: { filename: tls!.privateKey } }];
     }
-    if (c.service.protocol === 'HTTP2' || c.service.protocol === 'GRPC') common.alpn_protocols = ['h2'];
-    ctx = { sni: tls?.sni ?? c.service.fqdn, common_tls_context: common };
+    const protocol = portProtocol(c.service, c.port);
+    if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB') common.alpn_protocols = ['h2'];
+    // a wildcard entry's SNI is the host each request names (the sidecar's default for an unset sni)
+    const sni = tls?.sni ?? (c.service.fqdn.startsWith('*') ? undefined : c.service.fqdn);
+    ctx = { ...(sni ? { sni } : {}), common_tls_context: common };
   }
   return { name: 'envoy.transport_sockets.tls', typed_config: pack(TypeUrl.UpstreamTlsContext, ctx) };
 }

@@ -23,7 +23,8 @@ export function outboundHandler(d: OutboundDeps) {
   const dispatchers = {
     for: (c: ClusterRuntime): Dispatcher => {
       if (c.model.mesh) return d.mesh;
-      return c.model.protocol === 'HTTP2' || c.model.protocol === 'GRPC' ? d.externalH2 : d.externalH1;
+      const p = c.model.protocol;
+      return p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB' ? d.externalH2 : d.externalH1;
     },
   };
   const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random });

@@ -8,7 +8,7 @@ import type { OutlierModel, RouteModel } from '../xds/model';
 
 const ep = (port: number): Endpoint => {
   const stats = new EndpointStats(`c|127.0.0.1:${port}`);
-  return { address: '127.0.0.1', port, labels: {}, target: { host: '127.0.0.1', port }, stats, active: () => stats.activeRequests };
+  return { address: '127.0.0.1', port, labels: {}, weight: 1, target: { host: '127.0.0.1', port }, stats, active: () => stats.activeRequests };
 };
 
 describe('the hash ring', () => {

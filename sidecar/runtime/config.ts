@@ -12,6 +12,8 @@ import { tlsTarget, type MeshTlsSource } from './tls-targets';
 import { compileAuthorizer, type Authorizer } from './authz';
 import { HashRing } from './hash-ring';
 import { freshOutlierState, isEjected } from './outlier';
+import { byFamily, type ResolvedAddress } from './dns';
+import { isIP } from 'node:net';
 
 export class EndpointStats {
   activeRequests = 0;
@@ -28,6 +30,8 @@ export interface Endpoint {
   address: string;
   port: number;
   labels: Record<string, string>;
+  /** load-balancing weight, 1 and up */
+  weight: number;
   /** where and how a dispatcher reaches it (TLS and the identity it must prove) */
   target: Target;
   stats: EndpointStats;
@@ -58,8 +62,11 @@ export interface ClusterRuntime {
   model: ClusterModel;
   endpoints: Endpoint[];
   stats: ClusterStats;
-  /** an endpoint by the cluster's load balancer; ring hash and Maglev use `hash` */
-  pick(hash?: number): Endpoint | undefined;
+  /**
+   * An endpoint by the cluster's load balancer; ring hash and Maglev use `hash`. An
+   * ORIGINAL_DST cluster's endpoint is the destination the request names in a header.
+   */
+  pick(hash?: number, header?: (name: string) => string | undefined): Endpoint | undefined;
 }
 
 export interface RuntimeOptions {
@@ -68,6 +75,8 @@ export interface RuntimeOptions {
   now?: () => number;
   listenerName?: string;
   inboundName?: string;
+  /** the addresses of DNS clusters' names (see dns.ts); undefined while a name awaits its first answer */
+  dns?: { addresses(host: string): ResolvedAddress[] | undefined };
 }
 
 export interface CompiledRoute {
@@ -171,6 +180,8 @@ export class RuntimeConfig {
   readonly outbound: RouteTable;
   /** undefined until the control plane sent this sidecar's inbound listener */
   readonly inbound?: InboundRuntime;
+  /** a DNS cluster's name still awaits its first answer */
+  readonly resolving: boolean;
 
   constructor(
     readonly generation: number,
@@ -186,17 +197,60 @@ export class RuntimeConfig {
     this.outbound = new RouteTable(out ? res.routes.get(out.routeConfigName) : undefined, out?.stripAnyHostPort ?? true);
     const inb = res.listeners.get(inboundName);
     if (inb?.kind === 'inbound') this.inbound = compileInbound(inb);
+    const endpointOf = (model: ClusterModel, e: EndpointModel): Endpoint => {
+      const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
+      const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls) };
+      return { address: e.address, port: e.port, labels: e.labels, weight: e.weight ?? 1, target, stats, active: () => stats.activeRequests };
+    };
+    let resolving = false;
     for (const model of res.clusters.values()) {
-      const endpoints = (res.endpoints.get(model.name)?.endpoints ?? [])
-        .filter((e: EndpointModel) => e.healthy)
-        .map((e) => {
-          const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
-          const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls) };
-          return { address: e.address, port: e.port, labels: e.labels, target, stats, active: () => stats.activeRequests };
+      const d = model.discovery;
+      let listed: EndpointModel[];
+      if (!d) listed = res.endpoints.get(model.name)?.endpoints ?? [];
+      else if (d.kind === 'static') listed = d.endpoints;
+      else if (d.kind === 'dns') {
+        // each name becomes its addresses (LOGICAL_DNS: the first one), keeping its port, weight and labels
+        listed = d.endpoints.flatMap((e) => {
+          const found = o.dns?.addresses(e.address) ?? (isIP(e.address) ? [{ address: e.address, family: isIP(e.address) === 6 ? (6 as const) : (4 as const) }] : undefined);
+          if (!found) resolving = true;
+          const addrs = byFamily(found ?? [], d.family);
+          return (d.logical ? addrs.slice(0, 1) : addrs).map((a) => ({ ...e, address: a.address }));
         });
-      this.clusters.set(model.name, { model, endpoints, stats: clusterStats(model.name), pick: picker(model, endpoints, random, now) });
+      } else listed = [];
+      const endpoints = listed.filter((e) => e.healthy).map((e) => endpointOf(model, e));
+      const pick = d?.kind === 'originalDst' ? originalDestination(model, d, (e) => endpointOf(model, e), now) : picker(model, endpoints, random, now);
+      this.clusters.set(model.name, { model, endpoints, stats: clusterStats(model.name), pick });
     }
+    this.resolving = resolving;
   }
+}
+
+// The destination the request names (Envoy reads an IP:port there; here a host name too,
+// resolved when a connection is made), on the override port if the cluster has one. The
+// endpoints made are kept for the config's life, so their counters and connections last.
+function originalDestination(
+  model: ClusterModel,
+  d: { header: string; portOverride?: number },
+  make: (e: EndpointModel) => Endpoint,
+  now: () => number,
+): ClusterRuntime['pick'] {
+  const made = new Map<string, Endpoint>();
+  return (_hash, header) => {
+    const dest = header?.(d.header);
+    const m = dest ? /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(dest) : null;
+    if (!m) return undefined;
+    const host = m[1].replace(/^\[(.*)\]$/, '$1').toLowerCase();
+    const port = d.portOverride ?? (m[2] ? Number(m[2]) : 80);
+    if (!(port > 0 && port < 65536)) return undefined;
+    const key = `${host}:${port}`;
+    let e = made.get(key);
+    if (!e) {
+      // a bound on what an application can make the sidecar remember
+      if (made.size >= 1024) made.clear();
+      made.set(key, (e = make({ address: host, port, healthy: true, labels: {} })));
+    }
+    return model.outlier && isEjected(e.stats, now()) ? undefined : e;
+  };
 }
 
 function compileInbound(l: InboundListenerModel): InboundRuntime {
@@ -206,11 +260,12 @@ function compileInbound(l: InboundListenerModel): InboundRuntime {
 function picker(model: ClusterModel, endpoints: Endpoint[], random: Random, now: () => number): ClusterRuntime['pick'] {
   const usable = (e: Endpoint) => !isEjected(e.stats, now());
   if (model.lbPolicy === 'RING_HASH' || model.lbPolicy === 'MAGLEV') {
-    const ring = new HashRing(endpoints, (e) => `${e.address}:${e.port}`);
+    const ring = new HashRing(endpoints, (e) => `${e.address}:${e.port}`, (e) => e.weight);
     // no hash (the route has no hash policy, or nothing to hash on): Envoy picks at random
     return (h) => ring.pick(h ?? Math.floor(random() * 2 ** 32), model.outlier ? usable : undefined);
   }
-  const balance = makeBalancer<Endpoint>(model.lbPolicy, random);
+  const weighted = endpoints.some((e) => e.weight !== endpoints[0].weight);
+  const balance = makeBalancer<Endpoint>(model.lbPolicy === 'CLUSTER_PROVIDED' ? 'ROUND_ROBIN' : model.lbPolicy, random, weighted);
   if (!model.outlier) return () => balance(endpoints);
   const panic = model.panicThresholdPercent ?? 50;
   return () => {

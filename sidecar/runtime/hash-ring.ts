@@ -27,10 +27,15 @@ export class HashRing<T> {
    * Each endpoint gets the same number of points whatever the cluster's size (up to 256
    * endpoints), so one joining or leaving moves only the keys it takes or gives up.
    */
-  constructor(items: T[], key: (t: T) => string) {
+  constructor(items: T[], key: (t: T) => string, weight: (t: T) => number = () => 1) {
     const per = items.length <= 256 ? 256 : Math.ceil(65_536 / items.length);
+    // as Envoy: an endpoint's share of the ring follows its weight (the heaviest gets `per` points)
+    const heaviest = Math.max(1, ...items.map(weight));
     const all: [number, T][] = [];
-    for (const it of items) for (let i = 0; i < per; i++) all.push([hash32(`${key(it)}_${i}`), it]);
+    for (const it of items) {
+      const n = Math.max(1, Math.round((per * weight(it)) / heaviest));
+      for (let i = 0; i < n; i++) all.push([hash32(`${key(it)}_${i}`), it]);
+    }
     all.sort((a, b) => a[0] - b[0]);
     this.points = Uint32Array.from(all.map((p) => p[0]));
     this.owners = all.map((p) => p[1]);

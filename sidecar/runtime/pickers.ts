@@ -21,12 +21,24 @@ export class SmoothWeighted<T> {
 
 export interface Balanced {
   active(): number;
+  /** absent: 1 */
+  weight?: number;
 }
 
 export type Random = () => number;
 
-/** Endpoint load balancers, as Envoy names them. */
-export function makeBalancer<T extends Balanced>(policy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV', random: Random): (eps: T[]) => T | undefined {
+/**
+ * Endpoint load balancers, as Envoy names them. `weighted`: the endpoints' weights differ,
+ * so each gets its share: round robin by smooth weighted round robin (exact over every
+ * round, as Envoy's weighted scheduler), random in proportion, least request by
+ * weight / (active + 1) (Envoy's formula with its default bias of 1).
+ */
+export function makeBalancer<T extends Balanced>(
+  policy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV',
+  random: Random,
+  weighted = false,
+): (eps: T[]) => T | undefined {
+  if (weighted) return weightedBalancer(policy, random);
   if (policy === 'RANDOM') return (eps) => eps[Math.floor(random() * eps.length)];
   if (policy === 'LEAST_REQUEST') {
     // power of two choices, Envoy's default for LEAST_REQUEST
@@ -39,4 +51,32 @@ export function makeBalancer<T extends Balanced>(policy: 'ROUND_ROBIN' | 'LEAST_
   }
   let i = 0;
   return (eps) => (eps.length ? eps[i++ % eps.length] : undefined);
+}
+
+const weightOf = (e: Balanced): number => e.weight ?? 1;
+
+function weightedBalancer<T extends Balanced>(policy: string, random: Random): (eps: T[]) => T | undefined {
+  if (policy === 'RANDOM') {
+    return (eps) => {
+      let r = random() * eps.reduce((s, e) => s + weightOf(e), 0);
+      for (const e of eps) if ((r -= weightOf(e)) < 0) return e;
+      return eps[eps.length - 1];
+    };
+  }
+  const share = policy === 'LEAST_REQUEST' ? (e: T) => weightOf(e) / (e.active() + 1) : weightOf;
+  // smooth weighted round robin over whichever endpoints are offered (outlier ejection may hide some)
+  const current = new Map<T, number>();
+  return (eps) => {
+    let best: T | undefined;
+    let total = 0;
+    for (const e of eps) {
+      const w = share(e);
+      total += w;
+      const c = (current.get(e) ?? 0) + w;
+      current.set(e, c);
+      if (!best || c > current.get(best)!) best = e;
+    }
+    if (best) current.set(best, current.get(best)! - total);
+    return best;
+  };
 }

@@ -211,7 +211,8 @@ export class XdsClient extends EventEmitter {
       st.version = res.version_info;
       this.request(type);
     }
-    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.resources.clusters.keys()]);
+    // only EDS clusters get their endpoints by EDS (DNS and ORIGINAL_DST ones carry them or need none)
+    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.resources.clusters.values()].filter((c) => !c.discovery).map((c) => c.name));
     if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.resources.listeners.values()].flatMap((l) => (l.kind === 'outbound' ? [l.routeConfigName] : [])));
     this.emit('update', type);
   }

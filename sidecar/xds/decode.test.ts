@@ -72,16 +72,18 @@ describe('decodeCluster', () => {
     expect(decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'RANDOM' }))).lbPolicy).toBe('RANDOM');
   });
 
-  it('refuses a STATIC cluster, naming type', () => {
-    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ type: 'STATIC' }))));
+  it('refuses a cluster type it does not implement, naming type', () => {
+    const { eds_cluster_config: _e, ...noEds } = cluster();
+    const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, { ...noEds, type: 'STRICT_DNS', lb_policy: 'ROUND_ROBIN', dns_resolvers: [{ socket_address: { address: '8.8.8.8', port_value: 53 } }] })));
     expect(e.resource).toBe(CLUSTER);
-    expect(e.field).toBe('type');
-    expect(e.message).toMatch(/STATIC/);
+    expect(e.field).toBe('dns_resolvers');
+    const c = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, { ...noEds, cluster_type: { name: 'envoy.clusters.aggregate' } })));
+    expect(c.field).toBe('cluster_type');
   });
 
-  it('refuses a cluster with no type (STATIC by default)', () => {
+  it('refuses a STATIC cluster (the default type) that names an EDS config', () => {
     const { type: _t, ...noType } = cluster();
-    expect(decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, noType))).field).toBe('type');
+    expect(decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, noType))).field).toBe('eds_cluster_config');
   });
 
   it('accepts RING_HASH and MAGLEV, and refuses a policy it does not implement, naming lb_policy', () => {
@@ -90,7 +92,9 @@ describe('decodeCluster', () => {
     const e = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'CLUSTER_PROVIDED' }))));
     expect(e.resource).toBe(CLUSTER);
     expect(e.field).toBe('lb_policy');
-    expect(e.message).toBe(`${CLUSTER}: lb_policy: CLUSTER_PROVIDED is not supported`);
+    expect(e.message).toBe(`${CLUSTER}: lb_policy: CLUSTER_PROVIDED goes with type ORIGINAL_DST, and only with it`);
+    const l = decodeErrorOf(() => decodeCluster(pack(TypeUrl.Cluster, cluster({ lb_policy: 'LOAD_BALANCING_POLICY_CONFIG' }))));
+    expect(l.message).toBe(`${CLUSTER}: lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported`);
   });
 
   it('reads outlier detection with Envoy defaults, and refuses success-rate ejection', () => {

@@ -21,6 +21,7 @@ import { decodeRbacFilter } from './decode-rbac';
 import { decodeFault, decodeRetryPolicy } from './decode-route-policy';
 import { decodeCircuitBreakers, decodeHashPolicies, decodeOutlierDetection } from './decode-cluster-policy';
 import { decodeCors, decodeDirectResponse, decodeRedirect, ENVOY_MAX_DIRECT_RESPONSE_BODY } from './decode-route-action';
+import { decodeDiscovery, decodeLbEndpoints, type LoadAssignmentPb } from './decode-discovery';
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
 const CORS_FILTER = 'envoy.filters.http.cors';
@@ -48,19 +49,17 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
   const c = unpack<Obj>(any, TypeUrl.Cluster);
   const name = String(c.name ?? '');
   if (!name) throw new DecodeError('(cluster)', 'name', 'must be set');
-  const type = c.type ?? 'STATIC';
-  if (type !== 'EDS') throw new DecodeError(name, 'type', `${type} is not supported (only EDS)`);
+  const discovery = decodeDiscovery(c, name);
   const lb = c.lb_policy ?? 'ROUND_ROBIN';
-  if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM' && lb !== 'RING_HASH' && lb !== 'MAGLEV') {
+  if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM' && lb !== 'RING_HASH' && lb !== 'MAGLEV' && lb !== 'CLUSTER_PROVIDED') {
     throw new DecodeError(name, 'lb_policy', `${lb} is not supported`);
   }
-  refuse(name, c, ['load_assignment', 'transport_socket_matches', 'least_request_lb_config', 'load_balancing_policy']);
+  refuse(name, c, ['transport_socket_matches', 'least_request_lb_config', 'load_balancing_policy']);
   if (c.common_lb_config) refuse(name, c.common_lb_config, ['zone_aware_lb_config', 'locality_weighted_lb_config', 'update_merge_window', 'ignore_new_hosts_until_first_hc', 'close_connections_on_host_set_change', 'consistent_hashing_lb_config', 'override_host_status'], 'common_lb_config.');
-  const service = c.eds_cluster_config?.service_name;
-  if (service && service !== name) throw new DecodeError(name, 'eds_cluster_config.service_name', 'must equal the cluster name');
   const meta = fromStruct(c.metadata?.filter_metadata?.tandem);
   return {
     name,
+    ...(discovery.kind !== 'eds' ? { discovery } : {}),
     lbPolicy: lb,
     connectTimeoutMs: ms(c.connect_timeout) || 10_000,
     mesh: meta.mesh !== false,
@@ -74,33 +73,11 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
 }
 
 export function decodeEndpoints(any: AnyMessage): EndpointsModel {
-  const cla = unpack<Obj>(any, TypeUrl.ClusterLoadAssignment);
+  const cla = unpack<LoadAssignmentPb>(any, TypeUrl.ClusterLoadAssignment);
   const name = String(cla.cluster_name ?? '');
   if (!name) throw new DecodeError('(cluster load assignment)', 'cluster_name', 'must be set');
-  const endpoints: EndpointsModel['endpoints'] = [];
-  (cla.endpoints ?? []).forEach((loc: Obj, i: number) => {
-    (loc.lb_endpoints ?? []).forEach((lbe: Obj, j: number) => {
-      const at = `endpoints[${i}].lb_endpoints[${j}].endpoint.address.socket_address`;
-      const sa = lbe.endpoint?.address?.socket_address;
-      if (!sa?.address) throw new DecodeError(name, `${at}.address`, 'must be set');
-      const port = Number(sa.port_value ?? 0);
-      if (!(port > 0 && port < 65536)) throw new DecodeError(name, `${at}.port_value`, 'must be 1..65535');
-      const meta = fromStruct(lbe.metadata?.filter_metadata?.tandem);
-      const labels = meta.labels;
-      const hs = lbe.health_status ?? 'UNKNOWN';
-      if (meta.identity !== undefined && (typeof meta.identity !== 'string' || !meta.identity.startsWith('spiffe://'))) {
-        throw new DecodeError(name, `endpoints[${i}].lb_endpoints[${j}].metadata.filter_metadata.tandem.identity`, 'must be a spiffe:// URI');
-      }
-      endpoints.push({
-        address: sa.address,
-        port,
-        healthy: hs === 'UNKNOWN' || hs === 'HEALTHY',
-        labels: labels && typeof labels === 'object' ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {},
-        ...(typeof meta.identity === 'string' ? { identity: meta.identity } : {}),
-      });
-    });
-  });
-  return { clusterName: name, endpoints };
+  // a host name here is a sidecar's --advertise HOST, dialled as it is (resolved per connection)
+  return { clusterName: name, endpoints: decodeLbEndpoints(cla, name, '', true) };
 }
 
 const HCM_FILTER = 'envoy.filters.network.http_connection_manager';

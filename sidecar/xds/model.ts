@@ -3,7 +3,25 @@
 import type { Re2, Substitution } from '../../common/re2';
 import type { RbacFilterModel } from './rbac-model';
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+/** CLUSTER_PROVIDED: the cluster's discovery picks the one endpoint (ORIGINAL_DST) */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV' | 'CLUSTER_PROVIDED';
+
+/** Envoy's dns_lookup_family: which address families a DNS cluster's names resolve to. */
+export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+
+/** How a cluster finds its endpoints. */
+export type DiscoveryModel =
+  /** by EDS (mesh services, STATIC ServiceEntries) */
+  | { kind: 'eds' }
+  /** listed in the cluster */
+  | { kind: 'static'; endpoints: EndpointModel[] }
+  /**
+   * STRICT_DNS (every address of every name is an endpoint) or LOGICAL_DNS (one name,
+   * its first address); endpoint addresses are host names or IPs, resolved by the sidecar
+   */
+  | { kind: 'dns'; logical: boolean; endpoints: EndpointModel[]; refreshMs: number; failureRefreshMs: number; respectTtl: boolean; family: DnsLookupFamily }
+  /** ORIGINAL_DST: the destination is the request's `header` (a host, maybe with a port), resolved per connection */
+  | { kind: 'originalDst'; header: string; portOverride?: number };
 
 /** Envoy's circuit breakers (DEFAULT priority): absent fields are unlimited. */
 export interface PoolLimits {
@@ -49,6 +67,8 @@ export type ClusterTls =
 
 export interface ClusterModel {
   name: string;
+  /** absent: EDS */
+  discovery?: Exclude<DiscoveryModel, { kind: 'eds' }>;
   lbPolicy: LbPolicy;
   connectTimeoutMs: number;
   /** endpoints are sidecars: one multiplexed h2 connection per peer */
@@ -70,6 +90,8 @@ export interface EndpointModel {
   labels: Record<string, string>;
   /** the SPIFFE ID that registered this endpoint: what its certificate must say */
   identity?: string;
+  /** load_balancing_weight; absent: 1 */
+  weight?: number;
 }
 
 export interface EndpointsModel {

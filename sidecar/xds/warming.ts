@@ -59,7 +59,7 @@ export class Warming {
   promote(s: WarmingState): boolean {
     let changed = false;
     for (const [name, p] of this.pending) {
-      const cold = [...clustersOf(p.rc)].some((c) => !s.clusters.has(c) || !s.endpoints.has(c));
+      const cold = [...clustersOf(p.rc)].some((c) => !s.clusters.has(c) || (!s.clusters.get(c)!.discovery && !s.endpoints.has(c)));
       if (cold && this.now() - p.since < WARMING_GRACE_MS) continue;
       s.routes.set(name, p.rc);
       this.pending.delete(name);

@@ -1,9 +1,10 @@
 // Balance: an endpoint of the cluster, by its load balancer (per attempt, so a retry
 // may land elsewhere; ring hash and Maglev by the request's hash, so the same key keeps
-// its endpoint); 503 UH when the cluster has none.
+// its endpoint; ORIGINAL_DST the destination the request names); 503 UH when the cluster has none.
 import { NoHealthyUpstreamError } from '../errors';
 import type { Layer } from '../exchange';
 import { requestHash } from '../../runtime/request-hash';
+import { first } from '../headers';
 
 export const balanceLayer: Layer = (next) => (x) => {
   const c = x.cluster;
@@ -13,7 +14,8 @@ export const balanceLayer: Layer = (next) => (x) => {
     hash = h.hash;
     if (h.setCookie && x.attempt === 1) x.responseOps.push({ add: [['set-cookie', h.setCookie, false]], remove: [] });
   }
-  const ep = c?.pick(hash);
+  // an ORIGINAL_DST cluster reads its destination off the request as it goes upstream
+  const ep = c?.pick(hash, (name) => (name === ':authority' || name === 'host' ? x.request.authority : first(x.request.headers[name])));
   if (!c || !ep) throw new NoHealthyUpstreamError(`no healthy upstream for ${x.facts.cluster ?? 'the route'}`);
   x.endpoint = ep;
   x.facts.host = `${ep.address}:${ep.port}`;
