@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { MeshConfig, VirtualService } from '../model/types';
 import type { Workload } from '../model/workload';
 import { collectServices, resolveService, type Service } from '../model/services';
+import { clusterPolicy, DestinationRuleIndex, serviceNamespace } from '../model/destination-rules';
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE } from './names';
@@ -63,11 +64,10 @@ export class Snapshot {
   ) {
     const domain = opts.domain;
     this.services = collectServices(config, workloads, domain);
-    this.policyOf = (d) => {
-      const dr = config.destinationRules.find((r) => r.host === d.host);
-      const sub = d.subset ? dr?.subsets.find((x) => x.name === d.subset)?.trafficPolicy : undefined;
-      return sub || dr?.trafficPolicy ? { ...dr?.trafficPolicy, ...sub } : undefined;
-    };
+    const rules = new DestinationRuleIndex(config.destinationRules);
+    const ruleFor = (host: string) => rules.forHost(host, serviceNamespace(host, config, domain));
+    // the policy of the cluster a destination names, so a route hashes as its cluster balances
+    this.policyOf = (d) => clusterPolicy(ruleFor(d.host), destinationPort(d, this.services), d.subset);
     for (const vs of config.virtualServices) for (const h of vs.hosts) if (!this.vsByHost.has(h)) this.vsByHost.set(h, vs);
     const referenced = new Map<string, Set<number>>();
     const reference = (d: { host: string; port?: number }) => {
@@ -81,7 +81,7 @@ export class Snapshot {
         for (const m of r.mirrors) reference(m.destination);
       }
     }
-    const specs = clusterSpecs(config, this.services, referenced);
+    const specs = clusterSpecs(config, this.services, referenced, ruleFor);
     this.fixed = {
       [TypeUrl.Cluster]: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c)))),
       [TypeUrl.ClusterLoadAssignment]: toMap(

@@ -1,5 +1,6 @@
 // Services, DestinationRules and endpoints -> Envoy Cluster and ClusterLoadAssignment objects.
-import type { DestinationRule, MeshConfig, TrafficPolicy } from '../model/types';
+import type { MeshConfig, TrafficPolicy } from '../model/types';
+import { clusterPolicy, type MergedDestinationRule } from '../model/destination-rules';
 import type { Service } from '../model/services';
 import type { Workload } from '../model/workload';
 import { meshFqdn } from '../model/services';
@@ -21,19 +22,17 @@ export interface ClusterSpec {
 }
 
 /** Every cluster: one per service port in use, plus one per DestinationRule subset. */
-export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Map<string, Set<number>>): ClusterSpec[] {
-  const drByHost = new Map<string, DestinationRule>();
-  for (const dr of config.destinationRules) if (!drByHost.has(dr.host)) drByHost.set(dr.host, dr);
+export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Map<string, Set<number>>, ruleFor: (host: string) => MergedDestinationRule | undefined): ClusterSpec[] {
   const out = new Map<string, ClusterSpec>();
   const ports = portsByHost(config, services, referenced);
   for (const s of services.values()) {
-    const dr = drByHost.get(s.fqdn);
+    const dr = ruleFor(s.fqdn);
     for (const port of ports.get(s.fqdn) ?? [s.defaultPort]) {
       const base = clusterName(s.fqdn, port);
-      out.set(base, { name: base, service: s, port, subset: '', labels: {}, policy: dr?.trafficPolicy });
+      out.set(base, { name: base, service: s, port, subset: '', labels: {}, policy: clusterPolicy(dr, port) });
       for (const sub of dr?.subsets ?? []) {
         const name = clusterName(s.fqdn, port, sub.name);
-        out.set(name, { name, service: s, port, subset: sub.name, labels: sub.labels, policy: mergePolicy(dr?.trafficPolicy, sub.trafficPolicy) });
+        out.set(name, { name, service: s, port, subset: sub.name, labels: sub.labels, policy: clusterPolicy(dr, port, sub.name) });
       }
     }
   }
@@ -47,13 +46,6 @@ function portsByHost(config: MeshConfig, services: Map<string, Service>, referen
   for (const se of config.serviceEntries) for (const h of se.hosts) for (const p of se.ports) out.get(h)?.add(p.number);
   for (const [host, ports] of referenced) for (const port of ports) out.get(host)?.add(port);
   return out;
-}
-
-// Istio: a subset's policy overrides the rule's, setting by setting.
-function mergePolicy(top?: TrafficPolicy, sub?: TrafficPolicy): TrafficPolicy | undefined {
-  if (!top) return sub;
-  if (!sub) return top;
-  return { ...top, ...sub };
 }
 
 export function translateCluster(c: ClusterSpec): Obj {
