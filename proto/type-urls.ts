@@ -12,6 +12,7 @@ export const TypeUrl = {
   RBAC: `${prefix}envoy.extensions.filters.http.rbac.v3.RBAC`,
   UpstreamTlsContext: `${prefix}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
   DownstreamTlsContext: `${prefix}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+  HttpProtocolOptions: `${prefix}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
 } as const;
 
 /** The four resource types served over ADS, in the order Envoy applies them. */

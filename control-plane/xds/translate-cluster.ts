@@ -5,6 +5,7 @@ import type { Service } from '../model/services';
 import type { Workload } from '../model/workload';
 import { meshFqdn } from '../model/services';
 import { transportSocket } from './translate-tls';
+import { httpProtocolOptions, lbConfig, localOriginOutlier, retryBudget, upstreamConnectionOptions } from './translate-cluster-policy';
 import { clusterName } from './names';
 import { duration } from './translate-route';
 import { toStruct } from '../../proto/struct';
@@ -56,6 +57,7 @@ export function translateCluster(c: ClusterSpec): Obj {
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: c.name },
     connect_timeout: duration(p?.connectionPool?.tcp?.connectTimeoutMs ?? 10_000),
     lb_policy: lbPolicy(p),
+    ...lbConfig(p, lbPolicy(p)),
     metadata: {
       filter_metadata: {
         tandem: toStruct({ mesh: c.service.mesh, protocol: c.service.protocol }),
@@ -64,18 +66,24 @@ export function translateCluster(c: ClusterSpec): Obj {
   };
   const ts = transportSocket(c);
   if (ts) cluster.transport_socket = ts;
+  const uco = upstreamConnectionOptions(p);
+  if (uco) cluster.upstream_connection_options = uco;
+  const hpo = httpProtocolOptions(c);
+  if (hpo) cluster.typed_extension_protocol_options = hpo;
   const pool = p?.connectionPool;
-  if (pool) {
+  const budget = retryBudget(p);
+  if (pool || budget) {
     const t: Obj = {};
     // as Istio: 0 means "not set" (no limit), not "allow nothing"
     const limit = (v: number | undefined) => (v !== undefined && v > 0 ? { value: v } : undefined);
     const thresholds = {
-      max_connections: limit(pool.tcp?.maxConnections),
-      max_pending_requests: limit(pool.http?.http1MaxPendingRequests),
-      max_requests: limit(pool.http?.http2MaxRequests),
-      max_retries: limit(pool.http?.maxRetries),
+      max_connections: limit(pool?.tcp?.maxConnections),
+      max_pending_requests: limit(pool?.http?.http1MaxPendingRequests),
+      max_requests: limit(pool?.http?.http2MaxRequests),
+      max_retries: limit(pool?.http?.maxRetries),
     };
     for (const [k, v] of Object.entries(thresholds)) if (v) t[k] = v;
+    if (budget) t.retry_budget = budget;
     if (Object.keys(t).length) cluster.circuit_breakers = { thresholds: [t] };
   }
   const od = p?.outlierDetection;
@@ -96,7 +104,7 @@ export function translateCluster(c: ClusterSpec): Obj {
     if (od.intervalMs !== undefined) o.interval = duration(od.intervalMs);
     if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = duration(od.baseEjectionTimeMs);
     if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = { value: od.maxEjectionPercent };
-    cluster.outlier_detection = o;
+    cluster.outlier_detection = { ...o, ...localOriginOutlier(od) };
   }
   return cluster;
 }
