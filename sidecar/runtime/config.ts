@@ -6,19 +6,24 @@ import type { Resources } from '../xds/client';
 
 /** The request path reads runtime types only; these come from the checked model unchanged. */
 export type { HeaderOps } from '../xds/model';
-import type { Target } from '../proxy/dispatch';
+import type { ConnectionOptions, Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
 import { tlsTarget, type MeshTlsSource } from './tls-targets';
 import { compileAuthorizer, type Authorizer } from './authz';
 import { HashRing } from './hash-ring';
 import { freshOutlierState, isEjected } from './outlier';
+import { slowStartBalancer } from './slow-start';
 
 export class EndpointStats {
   activeRequests = 0;
   totalRequests = 0;
   failures = 0;
   outlier = freshOutlierState();
-  constructor(readonly key: string) {}
+  constructor(
+    readonly key: string,
+    /** when this sidecar first saw the endpoint (slow start ramps from here) */
+    readonly since = Date.now(),
+  ) {}
   active(): number {
     return this.activeRequests;
   }
@@ -51,6 +56,8 @@ export class ClusterStats {
   ejections = 0;
   /** waiting for a slot: woken in order as requests finish */
   readonly queue: (() => void)[] = [];
+  /** when the cluster first had endpoints: those are not slow-started, later ones are */
+  firstEndpointsAt?: number;
   constructor(readonly name: string) {}
 }
 
@@ -171,30 +178,41 @@ export class RuntimeConfig {
     const inb = res.listeners.get(inboundName);
     if (inb?.kind === 'inbound') this.inbound = compileInbound(inb);
     for (const model of res.clusters.values()) {
+      const conn = connectionOptions(model);
       const endpoints = (res.endpoints.get(model.name)?.endpoints ?? [])
         .filter((e: EndpointModel) => e.healthy)
         .map((e) => {
           const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
-          const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls) };
+          const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls), ...(conn ? { conn } : {}) };
           return { address: e.address, port: e.port, labels: e.labels, target, stats, active: () => stats.activeRequests };
         });
-      this.clusters.set(model.name, { model, endpoints, stats: clusterStats(model.name), pick: picker(model, endpoints, random, now) });
+      const cstats = clusterStats(model.name);
+      if (endpoints.length && cstats.firstEndpointsAt === undefined) cstats.firstEndpointsAt = now();
+      this.clusters.set(model.name, { model, endpoints, stats: cstats, pick: picker(model, endpoints, cstats, random, now) });
     }
   }
+}
+
+/** A cluster's connection settings as dispatchers take them, named by their content. */
+function connectionOptions(model: ClusterModel): ConnectionOptions | undefined {
+  const c = model.connection;
+  return c ? { ...c, key: JSON.stringify(c) } : undefined;
 }
 
 function compileInbound(l: InboundListenerModel): InboundRuntime {
   return { plaintextAllowed: l.plaintext, authorizer: compileAuthorizer(l.rbac), setClientCert: l.setClientCert };
 }
 
-function picker(model: ClusterModel, endpoints: Endpoint[], random: Random, now: () => number): ClusterRuntime['pick'] {
+function picker(model: ClusterModel, endpoints: Endpoint[], stats: ClusterStats, random: Random, now: () => number): ClusterRuntime['pick'] {
   const usable = (e: Endpoint) => !isEjected(e.stats, now());
   if (model.lbPolicy === 'RING_HASH' || model.lbPolicy === 'MAGLEV') {
     const ring = new HashRing(endpoints, (e) => `${e.address}:${e.port}`);
     // no hash (the route has no hash policy, or nothing to hash on): Envoy picks at random
     return (h) => ring.pick(h ?? Math.floor(random() * 2 ** 32), model.outlier ? usable : undefined);
   }
-  const balance = makeBalancer<Endpoint>(model.lbPolicy, random);
+  const plain = makeBalancer<Endpoint>(model.lbPolicy, random);
+  const lb = model.lbPolicy;
+  const balance = model.slowStart && (lb === 'ROUND_ROBIN' || lb === 'LEAST_REQUEST') ? slowStartBalancer(model.slowStart, lb, plain, now, () => stats.firstEndpointsAt) : plain;
   if (!model.outlier) return () => balance(endpoints);
   const panic = model.panicThresholdPercent ?? 50;
   return () => {
