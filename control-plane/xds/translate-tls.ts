@@ -49,7 +49,8 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
     if (mode === 'MUTUAL') {
       common.tls_certificates = [{ certificate_chain: { filename: tls!.clientCertificate }, private_key: { filename: tls!.privateKey } }];
     }
-    if (c.service.protocol === 'HTTP2' || c.service.protocol === 'GRPC') common.alpn_protocols = ['h2'];
+    const upgraded = c.policy?.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE' && !c.policy.connectionPool.http.useClientProtocol;
+    if (c.service.protocol === 'HTTP2' || c.service.protocol === 'GRPC' || upgraded) common.alpn_protocols = ['h2'];
     ctx = { sni: tls?.sni ?? c.service.fqdn, common_tls_context: common };
   }
   return { name: 'envoy.transport_sockets.tls', typed_config: pack(TypeUrl.UpstreamTlsContext, ctx) };
