@@ -155,6 +155,7 @@ describe('DestinationRule refusals name the field', () => {
   const P = (policy: string) => dr(`  host: reviews\n  trafficPolicy:\n${policy}`);
   it.each<[string, string, string, RegExp]>([
     ['tunnel', P('    tunnel: {targetHost: proxy, targetPort: 3128}\n'), 'spec.trafficPolicy.tunnel', /not supported by Tandem/],
+    ['PASSTHROUGH', P('    loadBalancer: {simple: PASSTHROUGH}\n'), 'spec.trafficPolicy.loadBalancer.simple', /PASSTHROUGH is not supported by Tandem/],
     ['proxyProtocol', P('    proxyProtocol: {version: V2}\n'), 'spec.trafficPolicy.proxyProtocol', /not supported by Tandem/],
     ['outlierDetectionHttpErrorCodes', P('    outlierDetection: {outlierDetectionHttpErrorCodes: [500]}\n'), 'spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes', /not supported by Tandem/],
     ['retryBudget.budgetInterval', P('    retryBudget: {budgetInterval: 10s}\n'), 'spec.trafficPolicy.retryBudget.budgetInterval', /not supported by Tandem/],

@@ -99,18 +99,25 @@ const loadBalancer: Read<LoadBalancerSettings> = (n) => {
   if (f.has('simple') && f.has('consistentHash')) n.fail('must have either simple or consistentHash, not both');
   if (f.has('localityLbSetting') && f.has('zoneAwareLbSetting')) n.fail('must have either localityLbSetting or zoneAwareLbSetting, not both');
   const simple = f.opt('simple', oneOf('ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'LEAST_CONN', 'PASSTHROUGH', 'UNSPECIFIED'));
+  // Istio's PASSTHROUGH is an ORIGINAL_DST cluster: the connection goes to the address the
+  // application dialed, which iptables captured. A Tandem application dials its sidecar,
+  // and a mesh service's endpoints are sidecars known only through EDS: there is no
+  // original destination to pass through to.
+  if (simple === 'PASSTHROUGH') {
+    n.at('simple').fail('PASSTHROUGH is not supported by Tandem (there is no original destination without iptables capture); use ROUND_ROBIN, LEAST_REQUEST or RANDOM');
+  }
   f.opt('localityLbSetting', localityLbSetting);
   f.opt('zoneAwareLbSetting', zoneAwareLbSetting);
   // Istio: warmup wins over the deprecated warmupDurationSecs
   const ramp = f.opt('warmup', warmup) ?? f.opt('warmupDurationSecs', (d) => ({ durationMs: duration({ positive: true })(d) }));
   const lb: LoadBalancerSettings = defined({
     // LEAST_CONN is Istio's deprecated spelling of LEAST_REQUEST; UNSPECIFIED is the default
-    simple: simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple === 'UNSPECIFIED' ? undefined : simple,
+    simple: simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple === 'UNSPECIFIED' || simple === 'PASSTHROUGH' ? undefined : simple,
     consistentHash: f.opt('consistentHash', consistentHash),
     warmup: ramp,
   });
   // Envoy (and so Istio) ramps endpoints up only under round robin and least request
-  if (ramp && (lb.consistentHash || lb.simple === 'RANDOM' || lb.simple === 'PASSTHROUGH')) {
+  if (ramp && (lb.consistentHash || lb.simple === 'RANDOM')) {
     n.at(f.has('warmup') ? 'warmup' : 'warmupDurationSecs').fail(`not supported by Tandem with ${lb.consistentHash ? 'consistentHash' : lb.simple}: warm-up applies to ROUND_ROBIN and LEAST_REQUEST, as in Istio`);
   }
   return lb;

@@ -89,8 +89,8 @@ export interface VirtualService {
   source: Source;
 }
 
-/** LEAST_CONN is read as LEAST_REQUEST (Istio's deprecated spelling); PASSTHROUGH: see LoadBalancerSettings. */
-export type LbSimple = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH';
+/** LEAST_CONN is read as LEAST_REQUEST (Istio's deprecated spelling); PASSTHROUGH is refused (see config/destination-rule.ts). */
+export type LbSimple = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
 export interface ConsistentHash {
   httpHeaderName?: string;
@@ -125,7 +125,6 @@ export interface Warmup {
 }
 
 export interface LoadBalancerSettings {
-  /** PASSTHROUGH (ServiceEntry hosts only): the request goes to the host it names, no endpoint is picked */
   simple?: LbSimple;
   consistentHash?: ConsistentHash;
   /** warmupDurationSecs, or warmup{duration,minimumPercent,aggression} */
