@@ -161,6 +161,21 @@ describe('HTTP/2 upstream sessions', () => {
     expect(b.seen.sessions).toBe(2);
   });
 
+  it('limits hold for requests that wait for the same new session', async () => {
+    const b = await h2Backend();
+    const d = new H2Dispatcher();
+    cleanup.push(() => d.close());
+    const one = { host: '127.0.0.1', port: b.port, conn: conn({ maxConcurrentStreams: 1 }) };
+    const both = [get(d, one, '/hold'), get(d, one, '/hold')];
+    await waitFor('both streams to arrive', () => b.held.length === 2);
+    expect(b.seen.sessions).toBe(2);
+    for (const answer of b.held) answer();
+    expect(await Promise.all(both)).toEqual([200, 200]);
+    const each = { host: '127.0.0.1', port: b.port, conn: conn({ maxRequestsPerConnection: 1 }) };
+    expect(await Promise.all([get(d, each), get(d, each), get(d, each)])).toEqual([200, 200, 200]);
+    expect(b.seen.sessions).toBe(5);
+  });
+
   it('http2 keepalive: PINGs go out on the session', async () => {
     const b = await h2Backend();
     const d = new H2Dispatcher();

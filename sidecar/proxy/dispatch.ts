@@ -94,13 +94,14 @@ export class H2Dispatcher implements Dispatcher {
   /** per peer (and connection settings): one session, or several when maxConcurrentStreams caps them */
   private readonly sessions = new Map<string, H2Session[]>();
 
+  /** A session for one more stream; with connection settings, the stream is counted on it from now. */
   private session(t: Target, connectTimeoutMs: number): H2Session {
     const conn = t.conn;
     const key = (t.tls ? t.tls.key : `${t.host}:${t.port}`) + (conn ? `|${conn.key}` : '');
     const list = this.sessions.get(key) ?? [];
     const max = conn?.maxConcurrentStreams;
     const cur = list.find((e) => !e.draining && !e.session.closed && !e.session.destroyed && (max === undefined || e.active < max));
-    if (cur) return cur;
+    if (cur) return conn ? reserve(cur, conn) : cur;
     let session: http2.ClientHttp2Session;
     try {
       const tlsOptions = t.tls?.options();
@@ -154,7 +155,7 @@ export class H2Dispatcher implements Dispatcher {
     session.unref();
     list.push(entry);
     this.sessions.set(key, list);
-    return entry;
+    return conn ? reserve(entry, conn) : entry;
   }
 
   dispatch(t: Target, req: UpstreamRequest): InFlight {
@@ -163,8 +164,22 @@ export class H2Dispatcher implements Dispatcher {
     const response = (async () => {
       const entry = this.session(t, req.connectTimeoutMs);
       const { session } = entry;
-      await entry.ready;
-      if (aborted) throw aborted;
+      // the stream slot counted for this request, given back once it is over (or never made)
+      let held = !!t.conn;
+      const release = () => {
+        if (held) streamEnded(entry, t.conn!);
+        held = false;
+      };
+      try {
+        await entry.ready;
+      } catch (err) {
+        release();
+        throw err;
+      }
+      if (aborted) {
+        release();
+        throw aborted;
+      }
       const headers: http2.OutgoingHttpHeaders = {
         ...req.headers,
         ':method': req.method,
@@ -176,10 +191,11 @@ export class H2Dispatcher implements Dispatcher {
       try {
         s = session.request(headers, { endStream: req.body === null });
       } catch (err) {
+        release();
         throw classifyUpstreamError(err, true);
       }
       stream = s;
-      if (t.conn) countStream(entry, s, t.conn);
+      s.once('close', release);
       if (req.body) {
         // a body that fails (client reset, bad chunk) cancels the stream: never a clean END_STREAM
         req.body.once('error', () => s.close(http2.constants.NGHTTP2_CANCEL));
@@ -246,19 +262,23 @@ function keepSessionAsAsked(e: H2Session, conn: ConnectionOptions): void {
   });
 }
 
-// Per stream: the session's request count, and its idle timer (re)started when the last stream ends.
-function countStream(e: H2Session, s: http2.ClientHttp2Stream, conn: ConnectionOptions): void {
+// A stream counts on its session from the moment it is given one (so requests waiting for
+// the same new session cannot exceed its stream or request limits) until it is over.
+function reserve(e: H2Session, conn: ConnectionOptions): H2Session {
   e.active++;
   e.served++;
   clearTimeout(e.idle);
   e.idle = undefined;
-  s.once('close', () => {
-    e.active--;
-    if (e.active > 0) return;
-    if (e.draining) e.session.close();
-    else if (conn.idleTimeoutMs) e.idle = setTimeout(() => e.drain(), conn.idleTimeoutMs).unref();
-  });
   if (conn.maxRequestsPerConnection && e.served >= conn.maxRequestsPerConnection) e.drain();
+  return e;
+}
+
+// The last stream over: a draining session closes, another starts its idle timer.
+function streamEnded(e: H2Session, conn: ConnectionOptions): void {
+  e.active--;
+  if (e.active > 0) return;
+  if (e.draining) e.session.close();
+  else if (conn.idleTimeoutMs) e.idle = setTimeout(() => e.drain(), conn.idleTimeoutMs).unref();
 }
 
 const IDLE_MS = 60_000;
