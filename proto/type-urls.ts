@@ -15,6 +15,9 @@ export const TypeUrl = {
   HttpProtocolOptions: `${prefix}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
 } as const;
 
+/** The key Envoy files a cluster's upstream HttpProtocolOptions under (typed_extension_protocol_options). */
+export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
 /** The four resource types served over ADS, in the order Envoy applies them. */
 export const xdsTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
 export type XdsTypeUrl = (typeof xdsTypes)[number];

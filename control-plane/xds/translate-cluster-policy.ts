@@ -4,7 +4,7 @@
 // TCP keepalive, and the upstream HTTP protocol options (idle timeout, requests and
 // lifetime per connection, h2 upgrade or the client's protocol, h2 streams and pings).
 import { pack } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../../proto/type-urls';
 import type { OutlierDetection, TrafficPolicy } from '../model/types';
 import type { ClusterSpec } from './translate-cluster';
 import { duration } from './translate-route';
@@ -79,11 +79,9 @@ export function httpProtocolOptions(c: ClusterSpec): Obj | undefined {
   } else {
     options.explicit_http_config = { http_protocol_options: {} };
   }
-  return { [HTTP_PROTOCOL_OPTIONS]: pack(TypeUrl.HttpProtocolOptions, options) };
+  return { [HTTP_PROTOCOL_OPTIONS_KEY]: pack(TypeUrl.HttpProtocolOptions, options) };
 }
 
-/** The extension name Envoy (and Istio) file upstream HttpProtocolOptions under. */
-export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** Local-origin errors (connect failures, resets, timeouts) counted on their own, as Istio writes it. */
 export function localOriginOutlier(od: OutlierDetection): Obj {

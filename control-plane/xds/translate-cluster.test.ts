@@ -4,10 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../config';
 import { unpack, type AnyMessage } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../../proto/type-urls';
 import type { WorkloadInfo } from '../../proto/node-meta';
 import { Snapshot } from './snapshot';
-import { HTTP_PROTOCOL_OPTIONS } from './translate-cluster-policy';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -45,7 +44,7 @@ spec:
   hosts: [reviews]
 ${spec}`;
 
-const protocolOptions = (c: Obj): Obj => unpack<Obj>(c.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS] as AnyMessage, TypeUrl.HttpProtocolOptions);
+const protocolOptions = (c: Obj): Obj => unpack<Obj>(c.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS_KEY] as AnyMessage, TypeUrl.HttpProtocolOptions);
 
 describe('two DestinationRules for one host', () => {
   const yaml =

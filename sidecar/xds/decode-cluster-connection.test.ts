@@ -3,10 +3,9 @@
 // DecodeError naming the field (a NACK).
 import { describe, expect, it } from 'vitest';
 import { pack } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../../proto/type-urls';
 import { toStruct } from '../../proto/struct';
 import { DecodeError, decodeCluster, decodeRouteConfig } from './decode';
-import { HTTP_PROTOCOL_OPTIONS } from './decode-cluster-connection';
 
 type Obj = Record<string, unknown>;
 
@@ -20,7 +19,7 @@ const cluster = (over: Obj = {}) =>
     metadata: { filter_metadata: { tandem: toStruct({ mesh: false, protocol: 'HTTP' }) } },
     ...over,
   });
-const options = (o: Obj) => ({ typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS]: pack(TypeUrl.HttpProtocolOptions, o) } });
+const options = (o: Obj) => ({ typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS_KEY]: pack(TypeUrl.HttpProtocolOptions, o) } });
 
 function fieldOf(fn: () => unknown): string {
   try {
@@ -74,12 +73,12 @@ describe('connection settings', () => {
 
   it.each<[string, Obj, string]>([
     ['another extension', { typed_extension_protocol_options: { 'envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions': pack(TypeUrl.Router, {}) } }, 'typed_extension_protocol_options[envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions]'],
-    ['the wrong type', { typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS]: pack(TypeUrl.Router, {}) } }, `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS}].type_url`],
-    ['auto_config', options({ auto_config: {} }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS}].auto_config`],
-    ['max_stream_duration', options({ common_http_protocol_options: { max_stream_duration: { seconds: 1 } }, explicit_http_config: { http_protocol_options: {} } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS}].common_http_protocol_options.max_stream_duration`],
-    ['http3', options({ explicit_http_config: { http3_protocol_options: {} } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS}].explicit_http_config.http3_protocol_options`],
-    ['an h2 setting it lacks', options({ explicit_http_config: { http2_protocol_options: { initial_stream_window_size: { value: 65535 } } } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS}].explicit_http_config.http2_protocol_options.initial_stream_window_size`],
-    ['an HTTP/1 setting', options({ explicit_http_config: { http_protocol_options: { accept_http_10: true } } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS}].explicit_http_config.http_protocol_options.accept_http_10`],
+    ['the wrong type', { typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS_KEY]: pack(TypeUrl.Router, {}) } }, `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS_KEY}].type_url`],
+    ['auto_config', options({ auto_config: {} }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS_KEY}].auto_config`],
+    ['max_stream_duration', options({ common_http_protocol_options: { max_stream_duration: { seconds: 1 } }, explicit_http_config: { http_protocol_options: {} } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS_KEY}].common_http_protocol_options.max_stream_duration`],
+    ['http3', options({ explicit_http_config: { http3_protocol_options: {} } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS_KEY}].explicit_http_config.http3_protocol_options`],
+    ['an h2 setting it lacks', options({ explicit_http_config: { http2_protocol_options: { initial_stream_window_size: { value: 65535 } } } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS_KEY}].explicit_http_config.http2_protocol_options.initial_stream_window_size`],
+    ['an HTTP/1 setting', options({ explicit_http_config: { http_protocol_options: { accept_http_10: true } } }), `typed_extension_protocol_options[${HTTP_PROTOCOL_OPTIONS_KEY}].explicit_http_config.http_protocol_options.accept_http_10`],
     ['the deprecated cluster field', { max_requests_per_connection: { value: 1 } }, 'max_requests_per_connection'],
     ['other connection options', { upstream_connection_options: { set_local_interface_name_on_upstream_connections: true } }, 'upstream_connection_options.set_local_interface_name_on_upstream_connections'],
   ])('refuses %s', (_what, over, field) => {

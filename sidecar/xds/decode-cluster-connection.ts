@@ -3,7 +3,7 @@
 // upstream_connection_options.tcp_keepalive and the load balancers' slow_start_config,
 // typed and checked; a DecodeError names any part this sidecar does not implement.
 import { unpack, type AnyMessage } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../../proto/type-urls';
 import { DecodeError } from './decode-error';
 import type { ConnectionModel, SlowStartModel } from './model';
 
@@ -45,7 +45,6 @@ export interface UpstreamConnectionOptionsPb {
   [other: string]: unknown;
 }
 
-export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 const ms = (d: Duration): number => Number(d.seconds ?? 0) * 1000 + Math.round(Number(d.nanos ?? 0) / 1e6);
 
@@ -76,10 +75,10 @@ function http2Options(h2: Http2OptionsPb, connection: ConnectionModel, resource:
 /** `typed_extension_protocol_options`: only the upstream HttpProtocolOptions. */
 export function decodeProtocolOptions(map: Record<string, AnyMessage>, resource: string): DecodedProtocolOptions | undefined {
   const base = 'typed_extension_protocol_options';
-  for (const k of Object.keys(map)) if (k !== HTTP_PROTOCOL_OPTIONS) throw new DecodeError(resource, `${base}[${k}]`, 'not supported by this sidecar');
-  const any = map[HTTP_PROTOCOL_OPTIONS];
+  for (const k of Object.keys(map)) if (k !== HTTP_PROTOCOL_OPTIONS_KEY) throw new DecodeError(resource, `${base}[${k}]`, 'not supported by this sidecar');
+  const any = map[HTTP_PROTOCOL_OPTIONS_KEY];
   if (!any) return undefined;
-  const at = `${base}[${HTTP_PROTOCOL_OPTIONS}]`;
+  const at = `${base}[${HTTP_PROTOCOL_OPTIONS_KEY}]`;
   if (any.type_url !== TypeUrl.HttpProtocolOptions) throw new DecodeError(resource, `${at}.type_url`, `must be ${TypeUrl.HttpProtocolOptions}`);
   const o = unpack<HttpProtocolOptionsPb>(any);
   only(o, ['common_http_protocol_options', 'explicit_http_config', 'use_downstream_protocol_config'], resource, at);
