@@ -15,7 +15,11 @@ export const TypeUrl = {
   RBAC: `${prefix}envoy.extensions.filters.http.rbac.v3.RBAC`,
   UpstreamTlsContext: `${prefix}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
   DownstreamTlsContext: `${prefix}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+  HttpProtocolOptions: `${prefix}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
 } as const;
+
+/** The key Envoy files a cluster's upstream HttpProtocolOptions under (typed_extension_protocol_options). */
+export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** The four resource types served over ADS, in the order Envoy applies them. */
 export const xdsTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;

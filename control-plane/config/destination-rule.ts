@@ -1,9 +1,34 @@
-// DestinationRule: host, trafficPolicy and subsets.
+// DestinationRule: host (a service or a wildcard), trafficPolicy with its portLevelSettings, and subsets.
 
-import type { ClientTls, ConsistentHash, DestinationRule, Subset, TrafficPolicy } from '../model/types';
-import { cookieName, DNS_LABEL, headerName, host, type Ctx } from './common';
+import type {
+  ClientTls,
+  ConnectionPoolSettings,
+  ConsistentHash,
+  DestinationRule,
+  LoadBalancerSettings,
+  OutlierDetection,
+  PortTrafficPolicy,
+  Subset,
+  TrafficPolicy,
+  Warmup,
+} from '../model/types';
+import { cookieName, DNS_LABEL, headerName, host, port, type Ctx } from './common';
 import { labelSelector } from './selectors';
-import { bool, defined, duration, fields, int, list, nonEmpty, oneOf, str, strMap, type Node, type Read } from './reader';
+import { bool, defined, duration, fields, int, list, mapOf, nonEmpty, num, oneOf, str, strMap, type Node, type Read } from './reader';
+
+const cookieAttributes: Read<{ name: string; value?: string }[]> = (n) => {
+  const attrs = list((a) => {
+    const g = fields(a, ['name', 'value']);
+    return defined({ name: g.req('name', (x) => cookieName(nonEmpty(x), x)), value: g.opt('value', str) });
+  })(n);
+  attrs.forEach((a, i) => {
+    if (attrs.findIndex((b) => b.name.toLowerCase() === a.name.toLowerCase()) !== i) n.at(i).at('name').fail(`duplicate cookie attribute ${JSON.stringify(a.name)}`);
+    // the cookie's own settings come from name, path and ttl: an attribute may not say otherwise
+    if (/^(path|max-age|expires)$/i.test(a.name)) n.at(i).at('name').fail(`${a.name} is set by the cookie's path and ttl, not as an attribute`);
+    if (a.value !== undefined && /[;\r\n]/.test(a.value)) n.at(i).at('value').fail('must not contain ";" or a line break');
+  });
+  return attrs;
+};
 
 const consistentHash: Read<ConsistentHash> = (n) => {
   const f = fields(n, ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName', 'ringHash', 'maglev', 'minimumRingSize']);
@@ -15,8 +40,14 @@ const consistentHash: Read<ConsistentHash> = (n) => {
   const hash: ConsistentHash = defined({
     httpHeaderName: f.opt('httpHeaderName', (h) => headerName(nonEmpty(h), h)),
     httpCookie: f.opt('httpCookie', (c) => {
-      const g = fields(c, ['name', 'path', 'ttl']);
-      return defined({ name: g.req('name', (x) => cookieName(nonEmpty(x), x)), path: g.opt('path', nonEmpty), ttlMs: g.opt('ttl', duration()) });
+      const g = fields(c, ['name', 'path', 'ttl', 'attributes']);
+      const attributes = g.opt('attributes', cookieAttributes);
+      return defined({
+        name: g.req('name', (x) => cookieName(nonEmpty(x), x)),
+        path: g.opt('path', nonEmpty),
+        ttlMs: g.opt('ttl', duration()),
+        attributes: attributes?.length ? attributes : undefined,
+      });
     }),
     useSourceIp: f.opt('useSourceIp', bool) || undefined,
     httpQueryParameterName: f.opt('httpQueryParameterName', nonEmpty),
@@ -25,47 +56,133 @@ const consistentHash: Read<ConsistentHash> = (n) => {
   return maglev ? { ...hash, maglev: true } : hash;
 };
 
-const loadBalancer: Read<NonNullable<TrafficPolicy['loadBalancer']>> = (n) => {
-  const f = fields(n, ['simple', 'consistentHash']);
-  if (f.has('simple') && f.has('consistentHash')) n.fail('must have either simple or consistentHash, not both');
-  const simple = f.opt('simple', oneOf('ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'LEAST_CONN'));
+// Every endpoint of a Tandem mesh is in one locality (sidecars announce none), so
+// locality-aware balancing already spreads over all of them and failover or
+// distribution between localities has nothing to act on. The settings are read and
+// checked, and change nothing, as they would in a one-zone Istio cluster.
+const localityFailover: Read<unknown> = list((x) => {
+  const g = fields(x, ['from', 'to']);
+  return [g.opt('from', str), g.opt('to', str)];
+});
+
+const localityLbSetting: Read<void> = (n) => {
+  const f = fields(n, ['enabled', 'distribute', 'failover', 'failoverPriority']);
+  f.opt('enabled', bool);
+  f.opt('distribute', list((d) => {
+    const g = fields(d, ['from', 'to']);
+    g.opt('from', str);
+    g.opt('to', mapOf(int(0, 100)));
+  }));
+  f.opt('failover', localityFailover);
+  f.opt('failoverPriority', list(nonEmpty));
+  if (f.has('distribute') && f.has('failover')) n.fail('must have either distribute or failover, not both');
+};
+
+const zoneAwareLbSetting: Read<void> = (n) => {
+  const f = fields(n, ['enabled', 'failover', 'failoverPriority', 'minClusterSize']);
+  f.opt('enabled', bool);
+  f.opt('failover', localityFailover);
+  f.opt('failoverPriority', list(nonEmpty));
+  f.opt('minClusterSize', int(0));
+};
+
+const warmup: Read<Warmup> = (n) => {
+  const f = fields(n, ['duration', 'minimumPercent', 'aggression']);
   return defined({
-    // LEAST_CONN is Istio's deprecated spelling of LEAST_REQUEST.
-    simple: simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple,
-    consistentHash: f.opt('consistentHash', consistentHash),
+    durationMs: f.req('duration', duration({ positive: true })),
+    minimumPercent: f.opt('minimumPercent', num(0, 100)),
+    aggression: f.opt('aggression', (a) => (num(0, 1e6)(a) > 0 ? (a.value as number) : a.fail('must be greater than 0'))),
   });
 };
 
-const connectionPool: Read<NonNullable<TrafficPolicy['connectionPool']>> = (n) => {
+const loadBalancer: Read<LoadBalancerSettings> = (n) => {
+  const f = fields(n, ['simple', 'consistentHash', 'localityLbSetting', 'zoneAwareLbSetting', 'warmupDurationSecs', 'warmup']);
+  if (f.has('simple') && f.has('consistentHash')) n.fail('must have either simple or consistentHash, not both');
+  if (f.has('localityLbSetting') && f.has('zoneAwareLbSetting')) n.fail('must have either localityLbSetting or zoneAwareLbSetting, not both');
+  const simple = f.opt('simple', oneOf('ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'LEAST_CONN', 'PASSTHROUGH', 'UNSPECIFIED'));
+  // Istio's PASSTHROUGH is an ORIGINAL_DST cluster: the connection goes to the address the
+  // application dialed, which iptables captured. A Tandem application dials its sidecar,
+  // and a mesh service's endpoints are sidecars known only through EDS: there is no
+  // original destination to pass through to.
+  if (simple === 'PASSTHROUGH') {
+    n.at('simple').fail('PASSTHROUGH is not supported by Tandem (there is no original destination without iptables capture); use ROUND_ROBIN, LEAST_REQUEST or RANDOM');
+  }
+  f.opt('localityLbSetting', localityLbSetting);
+  f.opt('zoneAwareLbSetting', zoneAwareLbSetting);
+  // Istio: warmup wins over the deprecated warmupDurationSecs
+  const ramp = f.opt('warmup', warmup) ?? f.opt('warmupDurationSecs', (d) => ({ durationMs: duration({ positive: true })(d) }));
+  const lb: LoadBalancerSettings = defined({
+    // LEAST_CONN is Istio's deprecated spelling of LEAST_REQUEST; UNSPECIFIED is the default
+    simple: simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple === 'UNSPECIFIED' || simple === 'PASSTHROUGH' ? undefined : simple,
+    consistentHash: f.opt('consistentHash', consistentHash),
+    warmup: ramp,
+  });
+  // Envoy (and so Istio) ramps endpoints up only under round robin and least request
+  if (ramp && (lb.consistentHash || lb.simple === 'RANDOM')) {
+    n.at(f.has('warmup') ? 'warmup' : 'warmupDurationSecs').fail(`not supported by Tandem with ${lb.consistentHash ? 'consistentHash' : lb.simple}: warm-up applies to ROUND_ROBIN and LEAST_REQUEST, as in Istio`);
+  }
+  return lb;
+};
+
+// TCP keepalive counts in whole seconds (Envoy's keepalive_time and keepalive_interval)
+const keepaliveSeconds: Read<number> = (n) => {
+  const ms = duration()(n);
+  return ms >= 1000 ? Math.floor(ms / 1000) * 1000 : n.fail('must be at least 1s (TCP keepalive counts in seconds)');
+};
+
+const connectionPool: Read<ConnectionPoolSettings> = (n) => {
   const f = fields(n, ['tcp', 'http']);
   return defined({
     tcp: f.opt('tcp', (t) => {
-      const g = fields(t, ['maxConnections', 'connectTimeout']);
+      const g = fields(t, ['maxConnections', 'connectTimeout', 'tcpKeepalive', 'maxConnectionDuration', 'idleTimeout']);
       return defined({
         maxConnections: g.opt('maxConnections', int(0)),
         connectTimeoutMs: g.opt('connectTimeout', duration({ positive: true })),
+        tcpKeepalive: g.opt('tcpKeepalive', (k) => {
+          const h = fields(k, ['probes', 'time', 'interval']);
+          return defined({ probes: h.opt('probes', int(0)) || undefined, timeMs: h.opt('time', keepaliveSeconds), intervalMs: h.opt('interval', keepaliveSeconds) });
+        }),
+        maxConnectionDurationMs: g.opt('maxConnectionDuration', duration({ positive: true })),
+        // 0s turns the idle timeout off
+        idleTimeoutMs: g.opt('idleTimeout', duration()),
       });
     }),
     http: f.opt('http', (h) => {
-      const g = fields(h, ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries']);
-      return defined({
+      const g = fields(h, [
+        'http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'idleTimeout',
+        'h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams', 'http2KeepAlive',
+      ]);
+      const http: NonNullable<ConnectionPoolSettings['http']> = defined({
         http1MaxPendingRequests: g.opt('http1MaxPendingRequests', int(0)),
         http2MaxRequests: g.opt('http2MaxRequests', int(0)),
         maxRequestsPerConnection: g.opt('maxRequestsPerConnection', int(0)),
         maxRetries: g.opt('maxRetries', int(0)),
+        idleTimeoutMs: g.opt('idleTimeout', duration({ positive: true })),
+        h2UpgradePolicy: g.opt('h2UpgradePolicy', oneOf('DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE')),
+        useClientProtocol: g.opt('useClientProtocol', bool) || undefined,
+        maxConcurrentStreams: g.opt('maxConcurrentStreams', int(0)),
+        http2KeepAlive: g.opt('http2KeepAlive', (k) => {
+          const ka = fields(k, ['interval', 'timeout']);
+          return { intervalMs: ka.req('interval', duration({ positive: true })), timeoutMs: ka.req('timeout', duration({ positive: true })) };
+        }),
       });
+      if (http.h2UpgradePolicy === 'UPGRADE' && http.useClientProtocol) g.node.at('useClientProtocol').fail('must not be true when h2UpgradePolicy is UPGRADE');
+      return http;
     }),
   });
 };
 
-const outlierDetection: Read<NonNullable<TrafficPolicy['outlierDetection']>> = (n) => {
+const outlierDetection: Read<OutlierDetection> = (n) => {
   const f = fields(n, [
     'consecutive5xxErrors', 'consecutiveGatewayErrors', 'consecutiveErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent',
-    'minHealthPercent', 'splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailures',
+    'minHealthPercent', 'splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailures', 'outlierDetectionHttpErrorCodes',
   ]);
   if (f.has('consecutiveErrors') && f.has('consecutiveGatewayErrors')) n.fail('has both consecutiveErrors (deprecated) and consecutiveGatewayErrors; keep consecutiveGatewayErrors');
-  if (f.opt('splitExternalLocalOriginErrors', bool)) n.at('splitExternalLocalOriginErrors').fail('not supported by Tandem: local-origin failures count with the 5xx');
-  f.opt('consecutiveLocalOriginFailures', int(0));
+  // Envoy's error_matcher for outlier detection is newer than the Envoy API Tandem speaks
+  if (f.has('outlierDetectionHttpErrorCodes')) n.at('outlierDetectionHttpErrorCodes').fail('not supported by Tandem: 5xx (or gateway errors) are what count');
+  const split = f.opt('splitExternalLocalOriginErrors', bool) || undefined;
+  const local = f.opt('consecutiveLocalOriginFailures', int(0));
+  if (local && !split) n.at('consecutiveLocalOriginFailures').fail('needs splitExternalLocalOriginErrors: true');
   return defined({
     consecutive5xxErrors: f.opt('consecutive5xxErrors', int(0)),
     // Istio reads the deprecated consecutiveErrors as gateway errors (502, 503, 504)
@@ -74,6 +191,8 @@ const outlierDetection: Read<NonNullable<TrafficPolicy['outlierDetection']>> = (
     intervalMs: f.opt('interval', duration({ positive: true })),
     baseEjectionTimeMs: f.opt('baseEjectionTime', duration({ positive: true })),
     maxEjectionPercent: f.opt('maxEjectionPercent', int(0, 100)),
+    splitExternalLocalOriginErrors: split,
+    consecutiveLocalOriginFailures: split ? local : undefined,
   });
 };
 
@@ -103,13 +222,40 @@ const clientTls: Read<ClientTls> = (n) => {
   return tls;
 };
 
+const portTrafficPolicy: Read<PortTrafficPolicy> = (n) => {
+  const f = fields(n, ['port', 'loadBalancer', 'connectionPool', 'outlierDetection', 'tls']);
+  return defined({
+    port: f.req('port', (p) => fields(p, ['number']).req('number', port)),
+    loadBalancer: f.opt('loadBalancer', loadBalancer),
+    connectionPool: f.opt('connectionPool', connectionPool),
+    outlierDetection: f.opt('outlierDetection', outlierDetection),
+    tls: f.opt('tls', clientTls),
+  });
+};
+
+const retryBudget: Read<NonNullable<TrafficPolicy['retryBudget']>> = (n) => {
+  const f = fields(n, ['percent', 'minRetryConcurrency', 'budgetInterval']);
+  // Envoy's retry budget counts retries in flight; it has no interval in the API Tandem speaks
+  if (f.has('budgetInterval')) n.at('budgetInterval').fail('not supported by Tandem: the budget counts retries in flight');
+  return defined({
+    percent: f.opt('percent', (p) => fields(p, ['value']).req('value', num(0, 100))),
+    minRetryConcurrency: f.opt('minRetryConcurrency', int(0)) || undefined,
+  });
+};
+
 const trafficPolicy: Read<TrafficPolicy> = (n) => {
-  const f = fields(n, ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls']);
+  const f = fields(n, ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'portLevelSettings', 'tunnel', 'proxyProtocol', 'retryBudget']);
+  // both need L4 proxying (an HTTP CONNECT tunnel, a PROXY protocol header before TLS)
+  if (f.has('tunnel')) n.at('tunnel').fail('not supported by Tandem (no tunnelling through an HTTP proxy)');
+  if (f.has('proxyProtocol')) n.at('proxyProtocol').fail('not supported by Tandem (no PROXY protocol on upstream connections)');
+  const ports = f.opt('portLevelSettings', list(portTrafficPolicy));
   return defined({
     tls: f.opt('tls', clientTls),
     loadBalancer: f.opt('loadBalancer', loadBalancer),
     connectionPool: f.opt('connectionPool', connectionPool),
     outlierDetection: f.opt('outlierDetection', outlierDetection),
+    retryBudget: f.opt('retryBudget', retryBudget),
+    portLevelSettings: ports?.length ? ports : undefined,
   });
 };
 
@@ -130,7 +276,11 @@ const subset: Read<Subset> = (n) => {
 export function destinationRule(spec: Node, ctx: Ctx): Omit<DestinationRule, 'name' | 'namespace' | 'source'> {
   const f = fields(spec, ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector']);
   f.opt('exportTo', list(str)); // everything is visible mesh-wide in Tandem
-  const ruleHost = f.req('host', host(ctx));
+  // a wildcard is a pattern over full names, as in Istio: `*.local` stays `*.local`
+  const ruleHost = f.req('host', (n) => {
+    const h = host({ resolveHost: (x) => x }, { wildcard: true })(n);
+    return h.startsWith('*') ? h : ctx.resolveHost(h);
+  });
   const policy = f.opt('trafficPolicy', trafficPolicy);
   const subsets = f.opt('subsets', list(subset)) ?? [];
   subsets.forEach((s, i) => {

@@ -5,6 +5,7 @@ import { emptyMeshConfig, type MeshConfig, type Source } from '../model/types';
 import { DNS_LABEL, DNS_SUBDOMAIN, type Ctx } from './common';
 import { resolveDelegates } from './delegate';
 import { destinationRule } from './destination-rule';
+import { DestinationRuleIndex, serviceNamespace } from '../model/destination-rules';
 import { ConfigError, FieldError } from './errors';
 import { fqdn } from './hosts';
 import { isList, kubernetesKind, listItems, NOT_SUPPORTED, splitApiVersion, unsupportedKind, type SkippedDocument } from './kubernetes';
@@ -193,7 +194,7 @@ const errorAt = (r: Located, field: string, detail: string): ConfigError =>
     detail,
   });
 
-function crossChecks(config: MeshConfig): ConfigError[] {
+function crossChecks(config: MeshConfig, domain: string): ConfigError[] {
   const errors: ConfigError[] = [];
   const seen = new Map<string, Source>();
   const all: Located[] = [
@@ -213,16 +214,18 @@ function crossChecks(config: MeshConfig): ConfigError[] {
     else seen.set(key, r.source);
   }
 
-  const subsets = new Map<string, Set<string>>();
-  for (const dr of config.destinationRules) {
-    const set = subsets.get(dr.host) ?? new Set<string>();
-    for (const s of dr.subsets) set.add(s.name);
-    subsets.set(dr.host, set);
-  }
+  // a subset exists where the rule that applies to the host (merged, most specific) has it
+  const rules = new DestinationRuleIndex(config.destinationRules);
   const checkSubset = (vs: Located, d: { host: string; subset?: string }, field: string): void => {
-    if (d.subset !== undefined && !subsets.get(d.host)?.has(d.subset)) {
-      errors.push(errorAt(vs, field, `subset ${JSON.stringify(d.subset)} is not defined by any DestinationRule for host ${d.host}`));
-    }
+    if (d.subset === undefined) return;
+    const applies = rules.forHost(d.host, serviceNamespace(d.host, config, domain));
+    if (applies?.subsets.some((s) => s.name === d.subset)) return;
+    const elsewhere = rules.allFor(d.host).find((r) => r.subsets.some((s) => s.name === d.subset));
+    const name = JSON.stringify(d.subset);
+    const detail = elsewhere && applies
+      ? `subset ${name} is not defined by the DestinationRule that applies to host ${d.host} (${applies.from[0].namespace}/${applies.from[0].name}, host ${applies.host}); ${elsewhere.namespace}/${elsewhere.name} (host ${elsewhere.host}) defines it but is less specific`
+      : `subset ${name} is not defined by any DestinationRule for host ${d.host}`;
+    errors.push(errorAt(vs, field, detail));
   };
   for (const vs of config.virtualServices) {
     const loc = { ...vs, kind: 'VirtualService' };
@@ -274,7 +277,7 @@ export function validateDocuments(docs: RawDocument[], opts: ValidateOptions = {
     }
   }
   // References into documents that failed would only add misleading errors.
-  if (errors.length === 0) errors.push(...crossChecks(config));
+  if (errors.length === 0) errors.push(...crossChecks(config, opts.domain ?? 'cluster.local'));
   // after the checks, which then name the field where each route was written
   if (errors.length === 0) errors.push(...resolveDelegates(config));
   if (errors.length) throw ConfigError.aggregate(errors.slice(0, MAX_ERRORS));

@@ -159,12 +159,13 @@ export interface VirtualService {
   source: Source;
 }
 
+/** LEAST_CONN is read as LEAST_REQUEST (Istio's deprecated spelling); PASSTHROUGH is refused (see config/destination-rule.ts). */
 export type LbSimple = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
 export interface ConsistentHash {
   httpHeaderName?: string;
   /** ttl: the sidecar makes the cookie when the request has none */
-  httpCookie?: { name: string; path?: string; ttlMs?: number };
+  httpCookie?: { name: string; path?: string; ttlMs?: number; attributes?: { name: string; value?: string }[] };
   useSourceIp?: boolean;
   httpQueryParameterName?: string;
   /** MAGLEV instead of RING_HASH */
@@ -184,27 +185,76 @@ export interface ClientTls {
   insecureSkipVerify?: boolean;
 }
 
+/** Slow start (Envoy's slow_start_config): a new endpoint's weight ramps up over `durationMs`. */
+export interface Warmup {
+  durationMs: number;
+  /** the weight a brand-new endpoint starts at, 0..100 (Envoy's default 10) */
+  minimumPercent?: number;
+  /** 1 is linear; above 1 ramps slower at first */
+  aggression?: number;
+}
+
+export interface LoadBalancerSettings {
+  simple?: LbSimple;
+  consistentHash?: ConsistentHash;
+  /** warmupDurationSecs, or warmup{duration,minimumPercent,aggression} */
+  warmup?: Warmup;
+}
+
+export interface ConnectionPoolSettings {
+  tcp?: {
+    maxConnections?: number;
+    connectTimeoutMs?: number;
+    /** SO_KEEPALIVE on upstream connections; unset parts are the OS's */
+    tcpKeepalive?: { probes?: number; timeMs?: number; intervalMs?: number };
+    maxConnectionDurationMs?: number;
+    /** used when http.idleTimeout is not set, as in Istio */
+    idleTimeoutMs?: number;
+  };
+  http?: {
+    http1MaxPendingRequests?: number;
+    http2MaxRequests?: number;
+    maxRequestsPerConnection?: number;
+    maxRetries?: number;
+    idleTimeoutMs?: number;
+    h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+    useClientProtocol?: boolean;
+    maxConcurrentStreams?: number;
+    http2KeepAlive?: { intervalMs: number; timeoutMs: number };
+  };
+}
+
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  intervalMs?: number;
+  baseEjectionTimeMs?: number;
+  maxEjectionPercent?: number;
+  /** below this share of usable endpoints, outlier ejection is ignored (Envoy's panic threshold) */
+  minHealthPercent?: number;
+  /** connect failures, resets and timeouts counted apart from the answers' statuses */
+  splitExternalLocalOriginErrors?: boolean;
+  consecutiveLocalOriginFailures?: number;
+}
+
+/** The four settings a port (or a subset, or the rule) sets as a whole: Istio replaces each one wholesale. */
+export interface PortTrafficPolicy {
+  port: number;
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+  tls?: ClientTls;
+}
+
 export interface TrafficPolicy {
   tls?: ClientTls;
-  loadBalancer?: { simple?: LbSimple; consistentHash?: ConsistentHash };
-  connectionPool?: {
-    tcp?: { maxConnections?: number; connectTimeoutMs?: number };
-    http?: {
-      http1MaxPendingRequests?: number;
-      http2MaxRequests?: number;
-      maxRequestsPerConnection?: number;
-      maxRetries?: number;
-    };
-  };
-  outlierDetection?: {
-    consecutive5xxErrors?: number;
-    consecutiveGatewayErrors?: number;
-    intervalMs?: number;
-    baseEjectionTimeMs?: number;
-    maxEjectionPercent?: number;
-    /** below this share of usable endpoints, outlier ejection is ignored (Envoy's panic threshold) */
-    minHealthPercent?: number;
-  };
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+  /** retries in flight per cluster: `percent` of active requests, at least `minRetryConcurrency` */
+  retryBudget?: { percent?: number; minRetryConcurrency?: number };
+  /** the first entry for a port wins, as in Istio */
+  portLevelSettings?: PortTrafficPolicy[];
 }
 
 export interface Subset {
@@ -216,7 +266,7 @@ export interface Subset {
 export interface DestinationRule {
   name: string;
   namespace: string;
-  /** fully qualified */
+  /** fully qualified, or a wildcard (`*.example.com`, `*`) */
   host: string;
   trafficPolicy?: TrafficPolicy;
   subsets: Subset[];

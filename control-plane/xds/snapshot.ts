@@ -17,6 +17,7 @@ import { clusterSpecs, translateCluster, translateEndpoints, type ClusterSpec } 
 import { Scope, type Caller, type ScopedConfig } from './scope';
 import { CORS_FILTER, MAX_DIRECT_RESPONSE_BODY_SIZE } from './translate-route-actions';
 import { servedByEds } from './translate-discovery';
+import { clusterPolicy, DestinationRuleIndex, serviceNamespace } from '../model/destination-rules';
 
 type Obj = Record<string, unknown>;
 
@@ -118,11 +119,10 @@ export class Snapshot {
   private translate(scoped: ScopedConfig): View {
     const { config, services } = scoped;
     const vsIndex = new VirtualServiceIndex(config.virtualServices);
-    const policyOf: PolicyOf = (d) => {
-      const dr = config.destinationRules.find((r) => r.host === d.host);
-      const sub = d.subset ? dr?.subsets.find((x) => x.name === d.subset)?.trafficPolicy : undefined;
-      return sub || dr?.trafficPolicy ? { ...dr?.trafficPolicy, ...sub } : undefined;
-    };
+    const rules = new DestinationRuleIndex(config.destinationRules);
+    const ruleFor = (host: string) => rules.forHost(host, serviceNamespace(host, config, this.opts.domain));
+    // the policy of the cluster a destination names, so a route hashes as its cluster balances
+    const policyOf: PolicyOf = (d) => clusterPolicy(ruleFor(d.host), destinationPort(d, services), d.subset);
     const referenced = new Map<string, Set<number>>();
     const reference = (d: { host: string; port?: number }) => {
       const ports = referenced.get(d.host) ?? new Set<number>();
@@ -135,7 +135,7 @@ export class Snapshot {
         for (const m of r.mirrors) reference(m.destination);
       }
     }
-    const specs = clusterSpecs(config, services, referenced);
+    const specs = clusterSpecs(config, services, referenced, ruleFor);
     const view: View = {
       scoped,
       vsIndex,

@@ -1,9 +1,11 @@
 // Services, DestinationRules and endpoints -> Envoy Cluster and ClusterLoadAssignment objects.
-import type { DestinationRule, MeshConfig, TrafficPolicy } from '../model/types';
+import type { MeshConfig, TrafficPolicy } from '../model/types';
+import { clusterPolicy, type MergedDestinationRule } from '../model/destination-rules';
 import type { Service } from '../model/services';
 import type { Workload } from '../model/workload';
 import { meshFqdn, portProtocol } from '../model/services';
 import { transportSocket } from './translate-tls';
+import { httpProtocolOptions, lbConfig, localOriginOutlier, retryBudget, upstreamConnectionOptions } from './translate-cluster-policy';
 import { clusterName } from './names';
 import { duration } from './translate-route';
 import { toStruct } from '../../proto/struct';
@@ -22,19 +24,17 @@ export interface ClusterSpec {
 }
 
 /** Every cluster: one per service port in use, plus one per DestinationRule subset. */
-export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Map<string, Set<number>>): ClusterSpec[] {
-  const drByHost = new Map<string, DestinationRule>();
-  for (const dr of config.destinationRules) if (!drByHost.has(dr.host)) drByHost.set(dr.host, dr);
+export function clusterSpecs(config: MeshConfig, services: Map<string, Service>, referenced: Map<string, Set<number>>, ruleFor: (host: string) => MergedDestinationRule | undefined): ClusterSpec[] {
   const out = new Map<string, ClusterSpec>();
   const ports = portsByHost(config, services, referenced);
   for (const s of services.values()) {
-    const dr = drByHost.get(s.fqdn);
+    const dr = ruleFor(s.fqdn);
     for (const port of ports.get(s.fqdn) ?? [s.defaultPort]) {
       const base = clusterName(s.fqdn, port);
-      out.set(base, { name: base, service: s, port, subset: '', labels: {}, policy: dr?.trafficPolicy });
+      out.set(base, { name: base, service: s, port, subset: '', labels: {}, policy: clusterPolicy(dr, port) });
       for (const sub of dr?.subsets ?? []) {
         const name = clusterName(s.fqdn, port, sub.name);
-        out.set(name, { name, service: s, port, subset: sub.name, labels: sub.labels, policy: mergePolicy(dr?.trafficPolicy, sub.trafficPolicy) });
+        out.set(name, { name, service: s, port, subset: sub.name, labels: sub.labels, policy: clusterPolicy(dr, port, sub.name) });
       }
     }
   }
@@ -50,13 +50,6 @@ function portsByHost(config: MeshConfig, services: Map<string, Service>, referen
   return out;
 }
 
-// Istio: a subset's policy overrides the rule's, setting by setting.
-function mergePolicy(top?: TrafficPolicy, sub?: TrafficPolicy): TrafficPolicy | undefined {
-  if (!top) return sub;
-  if (!sub) return top;
-  return { ...top, ...sub };
-}
-
 /** `endpoints`: the cluster's assignment (translateEndpoints), inline where it is not served by EDS. */
 export function translateCluster(c: ClusterSpec, endpoints?: Obj): Obj {
   const p = c.policy;
@@ -65,6 +58,7 @@ export function translateCluster(c: ClusterSpec, endpoints?: Obj): Obj {
     connect_timeout: duration(p?.connectionPool?.tcp?.connectTimeoutMs ?? 10_000),
     lb_policy: lbPolicy(p),
     ...discovery(c, endpoints),
+    ...lbConfig(p, lbPolicy(p)),
     metadata: {
       filter_metadata: {
         tandem: toStruct({ mesh: c.service.mesh, protocol: portProtocol(c.service, c.port) }),
@@ -73,18 +67,24 @@ export function translateCluster(c: ClusterSpec, endpoints?: Obj): Obj {
   };
   const ts = transportSocket(c);
   if (ts) cluster.transport_socket = ts;
+  const uco = upstreamConnectionOptions(p);
+  if (uco) cluster.upstream_connection_options = uco;
+  const hpo = httpProtocolOptions(c);
+  if (hpo) cluster.typed_extension_protocol_options = hpo;
   const pool = p?.connectionPool;
-  if (pool) {
+  const budget = retryBudget(p);
+  if (pool || budget) {
     const t: Obj = {};
     // as Istio: 0 means "not set" (no limit), not "allow nothing"
     const limit = (v: number | undefined) => (v !== undefined && v > 0 ? { value: v } : undefined);
     const thresholds = {
-      max_connections: limit(pool.tcp?.maxConnections),
-      max_pending_requests: limit(pool.http?.http1MaxPendingRequests),
-      max_requests: limit(pool.http?.http2MaxRequests),
-      max_retries: limit(pool.http?.maxRetries),
+      max_connections: limit(pool?.tcp?.maxConnections),
+      max_pending_requests: limit(pool?.http?.http1MaxPendingRequests),
+      max_requests: limit(pool?.http?.http2MaxRequests),
+      max_retries: limit(pool?.http?.maxRetries),
     };
     for (const [k, v] of Object.entries(thresholds)) if (v) t[k] = v;
+    if (budget) t.retry_budget = budget;
     if (Object.keys(t).length) cluster.circuit_breakers = { thresholds: [t] };
   }
   const od = p?.outlierDetection;
@@ -105,7 +105,7 @@ export function translateCluster(c: ClusterSpec, endpoints?: Obj): Obj {
     if (od.intervalMs !== undefined) o.interval = duration(od.intervalMs);
     if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = duration(od.baseEjectionTimeMs);
     if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = { value: od.maxEjectionPercent };
-    cluster.outlier_detection = o;
+    cluster.outlier_detection = { ...o, ...localOriginOutlier(od) };
   }
   return cluster;
 }

@@ -176,7 +176,8 @@ function hashPolicy(r: HTTPRoute, policyOf: PolicyOf): Obj[] | undefined {
   if (h.httpHeaderName) return [{ header: { header_name: h.httpHeaderName } }];
   if (h.httpCookie) {
     const c = h.httpCookie;
-    return [{ cookie: { name: c.name, ...(c.ttlMs !== undefined ? { ttl: duration(c.ttlMs) } : {}), ...(c.path ? { path: c.path } : {}) } }];
+    const attributes = c.attributes?.map((a) => (a.value === undefined ? { name: a.name } : { name: a.name, value: a.value }));
+    return [{ cookie: { name: c.name, ...(c.ttlMs !== undefined ? { ttl: duration(c.ttlMs) } : {}), ...(c.path ? { path: c.path } : {}), ...(attributes ? { attributes } : {}) } }];
   }
   if (h.useSourceIp) return [{ connection_properties: { source_ip: true } }];
   if (h.httpQueryParameterName) return [{ query_parameter: { name: h.httpQueryParameterName } }];

@@ -53,7 +53,8 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
       common.tls_certificates = [{ certificate_chain: { filename: tls!.clientCertificate }, private_key: { filename: tls!.privateKey } }];
     }
     const protocol = portProtocol(c.service, c.port);
-    if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB') common.alpn_protocols = ['h2'];
+    const upgraded = c.policy?.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE' && !c.policy.connectionPool.http.useClientProtocol;
+    if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgraded) common.alpn_protocols = ['h2'];
     // a wildcard entry's SNI is the host each request names (the sidecar's default for an unset sni)
     const sni = tls?.sni ?? (c.service.fqdn.startsWith('*') ? undefined : c.service.fqdn);
     ctx = { ...(sni ? { sni } : {}), common_tls_context: common };

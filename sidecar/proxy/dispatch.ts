@@ -16,11 +16,36 @@ export interface TlsTarget {
   options(): tls.ConnectionOptions;
 }
 
+/**
+ * How connections to a target are kept (a cluster's DestinationRule connection pool);
+ * `key` names the settings, so targets that differ in them never share a connection.
+ */
+export interface ConnectionOptions {
+  key: string;
+  /** no request for this long closes the connection; 0: never */
+  idleTimeoutMs?: number;
+  maxRequestsPerConnection?: number;
+  maxConnectionDurationMs?: number;
+  /** SO_KEEPALIVE after timeMs idle (absent: the OS's delay) */
+  tcpKeepalive?: { timeMs?: number };
+  /** HTTP/2: streams per connection before another one is opened */
+  maxConcurrentStreams?: number;
+  /** HTTP/2: a PING every intervalMs; no answer within timeoutMs closes the connection */
+  h2Keepalive?: { intervalMs: number; timeoutMs: number };
+}
+
 export interface Target {
   host: string;
   port: number;
   /** absent: plaintext */
   tls?: TlsTarget;
+  /** absent: the defaults (one h2 session per peer, never closed for idleness; H1 kept alive 60 s) */
+  conn?: ConnectionOptions;
+}
+
+/** SO_KEEPALIVE as a cluster asks (Node sets the idle time; interval and probes are libuv's). */
+function keepalive(socket: Socket, conn: ConnectionOptions | undefined): void {
+  if (conn?.tcpKeepalive) socket.setKeepAlive(true, conn.tcpKeepalive.timeMs ?? 0);
 }
 
 export interface UpstreamRequest {
@@ -54,27 +79,62 @@ export interface Dispatcher {
   close(): void;
 }
 
-export class H2Dispatcher implements Dispatcher {
-  private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; ready: Promise<void> }>();
+interface H2Session {
+  session: http2.ClientHttp2Session;
+  ready: Promise<void>;
+  /** streams open now, and ever */
+  active: number;
+  served: number;
+  /** takes no new streams (its request or age limit was reached); closes once its streams end */
+  draining: boolean;
+  /** stop taking streams, and close once those there are end */
+  drain(): void;
+  idle?: NodeJS.Timeout;
+}
 
-  private session(t: Target, connectTimeoutMs: number): { session: http2.ClientHttp2Session; ready: Promise<void> } {
-    const key = t.tls ? t.tls.key : `${t.host}:${t.port}`;
-    const cur = this.sessions.get(key);
-    if (cur && !cur.session.closed && !cur.session.destroyed) return cur;
+export class H2Dispatcher implements Dispatcher {
+  /** per peer (and connection settings): one session, or several when maxConcurrentStreams caps them */
+  private readonly sessions = new Map<string, H2Session[]>();
+
+  /** A session for one more stream; with connection settings, the stream is counted on it from now. */
+  private session(t: Target, connectTimeoutMs: number): H2Session {
+    const conn = t.conn;
+    const key = (t.tls ? t.tls.key : `${t.host}:${t.port}`) + (conn ? `|${conn.key}` : '');
+    const list = this.sessions.get(key) ?? [];
+    const max = conn?.maxConcurrentStreams;
+    const cur = list.find((e) => !e.draining && !e.session.closed && !e.session.destroyed && (max === undefined || e.active < max));
+    if (cur) return conn ? reserve(cur, conn) : cur;
     let session: http2.ClientHttp2Session;
     try {
       const tlsOptions = t.tls?.options();
       // no Nagle on either hop: small frames go out at once
       session = tlsOptions
-        ? http2.connect(`https://${t.host}:${t.port}`, { createConnection: () => tls.connect(tlsOptions).setNoDelay(true) })
-        : http2.connect(`http://${t.host}:${t.port}`, { createConnection: () => net.connect({ host: t.host, port: t.port, noDelay: true }) });
+        ? http2.connect(`https://${t.host}:${t.port}`, { createConnection: () => withKeepalive(tls.connect(tlsOptions).setNoDelay(true), conn) })
+        : http2.connect(`http://${t.host}:${t.port}`, { createConnection: () => withKeepalive(net.connect({ host: t.host, port: t.port, noDelay: true }), conn) });
     } catch (err) {
       throw new ConnectFailureError(`cannot connect to ${t.host}:${t.port}: ${(err as Error).message}`, { cause: err });
     }
     const drop = () => {
-      if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
+      const l = this.sessions.get(key);
+      const i = l?.indexOf(entry) ?? -1;
+      if (i >= 0) l!.splice(i, 1);
+      if (l && !l.length) this.sessions.delete(key);
     };
-    const ready = new Promise<void>((resolve, reject) => {
+    const entry: H2Session = {
+      session,
+      ready: Promise.resolve(),
+      active: 0,
+      served: 0,
+      draining: false,
+      drain() {
+        if (entry.draining) return;
+        entry.draining = true;
+        drop();
+        // a GOAWAY now could refuse a stream just made and not yet sent: close when the last one ends
+        if (entry.active === 0) session.close();
+      },
+    };
+    entry.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new ConnectFailureError(`connect to ${key} timed out after ${connectTimeoutMs}ms`));
         session.destroy();
@@ -88,24 +148,40 @@ export class H2Dispatcher implements Dispatcher {
         reject(classifyUpstreamError(err, false));
       });
     });
-    ready.catch(() => undefined);
+    entry.ready.catch(() => undefined);
     session.on('error', drop);
     session.on('close', drop);
     session.on('goaway', drop);
+    if (conn) keepSessionAsAsked(entry, conn);
     // idle peers should not keep the process alive
     session.unref();
-    const entry = { session, ready };
-    this.sessions.set(key, entry);
-    return entry;
+    list.push(entry);
+    this.sessions.set(key, list);
+    return conn ? reserve(entry, conn) : entry;
   }
 
   dispatch(t: Target, req: UpstreamRequest): InFlight {
     let stream: http2.ClientHttp2Stream | undefined;
     let aborted: Error | undefined;
     const response = (async () => {
-      const { session, ready } = this.session(t, req.connectTimeoutMs);
-      await ready;
-      if (aborted) throw aborted;
+      const entry = this.session(t, req.connectTimeoutMs);
+      const { session } = entry;
+      // the stream slot counted for this request, given back once it is over (or never made)
+      let held = !!t.conn;
+      const release = () => {
+        if (held) streamEnded(entry, t.conn!);
+        held = false;
+      };
+      try {
+        await entry.ready;
+      } catch (err) {
+        release();
+        throw err;
+      }
+      if (aborted) {
+        release();
+        throw aborted;
+      }
       const headers: http2.OutgoingHttpHeaders = {
         ...req.headers,
         ':method': req.method,
@@ -117,9 +193,11 @@ export class H2Dispatcher implements Dispatcher {
       try {
         s = session.request(headers, { endStream: req.body === null });
       } catch (err) {
+        release();
         throw classifyUpstreamError(err, true);
       }
       stream = s;
+      s.once('close', release);
       if (req.body) {
         // a body that fails (client reset, bad chunk) cancels the stream: never a clean END_STREAM
         req.body.once('error', () => s.close(http2.constants.NGHTTP2_CANCEL));
@@ -152,25 +230,89 @@ export class H2Dispatcher implements Dispatcher {
   }
 
   close(): void {
-    for (const { session } of this.sessions.values()) session.close();
+    for (const list of this.sessions.values()) for (const { session } of list) session.close();
     this.sessions.clear();
   }
+}
+
+function withKeepalive<S extends Socket>(socket: S, conn: ConnectionOptions | undefined): S {
+  keepalive(socket, conn);
+  return socket;
+}
+
+// The session-wide settings: a lifetime, idleness, and PINGs that must be answered.
+function keepSessionAsAsked(e: H2Session, conn: ConnectionOptions): void {
+  const timers: NodeJS.Timeout[] = [];
+  if (conn.maxConnectionDurationMs) timers.push(setTimeout(() => e.drain(), conn.maxConnectionDurationMs).unref());
+  if (conn.idleTimeoutMs) e.idle = setTimeout(() => e.drain(), conn.idleTimeoutMs).unref();
+  const ka = conn.h2Keepalive;
+  if (ka) {
+    const ping = setInterval(() => {
+      if (e.session.closed || e.session.destroyed) return;
+      const deadline = setTimeout(() => e.session.destroy(new Error(`no answer to a PING within ${ka.timeoutMs}ms`)), ka.timeoutMs).unref();
+      try {
+        e.session.ping(() => clearTimeout(deadline));
+      } catch {
+        clearTimeout(deadline);
+      }
+    }, ka.intervalMs).unref();
+    timers.push(ping);
+  }
+  e.session.once('close', () => {
+    for (const t of timers) clearTimeout(t);
+    clearTimeout(e.idle);
+  });
+}
+
+// A stream counts on its session from the moment it is given one (so requests waiting for
+// the same new session cannot exceed its stream or request limits) until it is over.
+function reserve(e: H2Session, conn: ConnectionOptions): H2Session {
+  e.active++;
+  e.served++;
+  clearTimeout(e.idle);
+  e.idle = undefined;
+  if (conn.maxRequestsPerConnection && e.served >= conn.maxRequestsPerConnection) e.drain();
+  return e;
+}
+
+// The last stream over: a draining session closes, another starts its idle timer.
+function streamEnded(e: H2Session, conn: ConnectionOptions): void {
+  e.active--;
+  if (e.active > 0) return;
+  if (e.draining) e.session.close();
+  else if (conn.idleTimeoutMs) e.idle = setTimeout(() => e.drain(), conn.idleTimeoutMs).unref();
 }
 
 const IDLE_MS = 60_000;
 
 /** the idle timeout each upstream socket's server asked for, read from its last response */
 const idleHints = new WeakMap<Duplex, number>();
+/** per upstream socket: when it was made, and how many requests it carried */
+const births = new WeakMap<Duplex, number>();
+const uses = new WeakMap<Duplex, number>();
 
 // Keeps an idle upstream socket no longer than the server does: Node reads the server's
 // "Keep-Alive: timeout=N" only for an agent with a timeout of its own, which would also
 // replace each request's connect timeout. Unbounded, a socket the server is just closing
-// gets reused, and the request fails with a reset (503 UR).
-function keepAliveWithin<A extends http.Agent>(agent: A): A {
+// gets reused, and the request fails with a reset (503 UR). A cluster's connection
+// settings bound it further: its idle timeout, its requests and its lifetime per
+// connection (a socket past either is closed rather than kept).
+function keepAliveWithin<A extends http.Agent>(agent: A, conn?: ConnectionOptions): A {
   const keep = agent.keepSocketAlive.bind(agent);
   agent.keepSocketAlive = (socket: Duplex): boolean => {
     const ok = (keep(socket) as unknown) !== false;
-    (socket as Socket).setTimeout(idleHints.get(socket) ?? IDLE_MS);
+    if (!ok) return false;
+    const hint = idleHints.get(socket);
+    let idle = hint ?? IDLE_MS;
+    if (conn) {
+      if (conn.maxRequestsPerConnection && (uses.get(socket) ?? 0) >= conn.maxRequestsPerConnection) return false;
+      const age = Date.now() - (births.get(socket) ?? Date.now());
+      if (conn.maxConnectionDurationMs && age >= conn.maxConnectionDurationMs) return false;
+      // 0: no idle timeout of the cluster's own (the server's hint still holds)
+      if (conn.idleTimeoutMs !== undefined) idle = conn.idleTimeoutMs > 0 ? Math.min(hint ?? Infinity, conn.idleTimeoutMs) : (hint ?? 0);
+      if (conn.maxConnectionDurationMs) idle = Math.min(idle || Infinity, conn.maxConnectionDurationMs - age);
+    }
+    (socket as Socket).setTimeout(idle);
     return ok;
   };
   return agent;
@@ -181,24 +323,32 @@ function rememberIdleHint(res: http.IncomingMessage): void {
   if (hint) idleHints.set(res.socket, Math.max(1000, Number(hint) * 1000 - 1000));
 }
 
+const POOL = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 };
+
 export class H1Dispatcher implements Dispatcher {
-  private readonly agent = keepAliveWithin(new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 }));
-  /** one keep-alive pool per TLS target (its identity and settings are part of the key) */
-  private readonly tlsAgents = new Map<string, https.Agent>();
+  private readonly agent = keepAliveWithin(new http.Agent(POOL));
+  /** one keep-alive pool per TLS target (its identity and settings are part of the key) and per connection settings */
+  private readonly agents = new Map<string, http.Agent>();
 
   private agentFor(t: Target): http.Agent {
-    if (!t.tls) return this.agent;
-    let a = this.tlsAgents.get(t.tls.key);
+    if (!t.tls && !t.conn) return this.agent;
+    const key = `${t.tls?.key ?? 'plaintext'}|${t.conn?.key ?? ''}`;
+    let a = this.agents.get(key);
     if (!a) {
+      // a pooled socket's SO_KEEPALIVE (Node sets it as a socket is kept) starts after the cluster's time
+      const ka = t.conn?.tcpKeepalive?.timeMs;
+      const options = ka ? { ...POOL, keepAliveMsecs: ka } : POOL;
+      a = keepAliveWithin(t.tls ? new https.Agent(options) : new http.Agent(options), t.conn);
       const target = t.tls;
-      a = keepAliveWithin(new https.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 }));
-      // the TLS options are read per connection: a rotated certificate applies to the next one
-      a.createConnection = ((_opts: unknown, cb?: (err: Error | null, s: Duplex) => void) => {
-        const s = tls.connect(target.options()).setNoDelay(true);
-        cb?.(null, s);
-        return s;
-      }) as typeof a.createConnection;
-      this.tlsAgents.set(t.tls.key, a);
+      if (target) {
+        // the TLS options are read per connection: a rotated certificate applies to the next one
+        a.createConnection = ((_opts: unknown, cb?: (err: Error | null, s: Duplex) => void) => {
+          const s = tls.connect(target.options()).setNoDelay(true);
+          cb?.(null, s);
+          return s;
+        }) as typeof a.createConnection;
+      }
+      this.agents.set(key, a);
     }
     return a;
   }
@@ -213,6 +363,13 @@ export class H1Dispatcher implements Dispatcher {
       creq = (t.tls ? https : http).request({ host: t.host, port: t.port, method: req.method, path: req.path, headers, agent, timeout: req.connectTimeoutMs });
       creq.once('socket', (sock) => {
         sock.setNoDelay(true);
+        if (t.conn) {
+          if (!births.has(sock)) {
+            births.set(sock, Date.now());
+            keepalive(sock, t.conn);
+          }
+          uses.set(sock, (uses.get(sock) ?? 0) + 1);
+        }
         // a reused socket is connected already; a new TLS one only once its handshake is done
         // (a failed handshake is a connect failure, UF)
         if (creq!.reusedSocket) connected = true;
@@ -253,6 +410,6 @@ export class H1Dispatcher implements Dispatcher {
 
   close(): void {
     this.agent.destroy();
-    for (const a of this.tlsAgents.values()) a.destroy();
+    for (const a of this.agents.values()) a.destroy();
   }
 }

@@ -21,8 +21,13 @@ export interface OutboundDeps {
 
 export function outboundHandler(d: OutboundDeps) {
   const dispatchers = {
-    for: (c: ClusterRuntime): Dispatcher => {
+    for: (c: ClusterRuntime, callerProtocol?: string): Dispatcher => {
       if (c.model.mesh) return d.mesh;
+      // a DestinationRule's h2UpgradePolicy (http2) or useClientProtocol (downstream) decides, else the port's protocol
+      const up = c.model.upstreamProtocol;
+      if (up === 'http2') return d.externalH2;
+      if (up === 'http1') return d.externalH1;
+      if (up === 'downstream') return callerProtocol === 'HTTP/2' ? d.externalH2 : d.externalH1;
       const p = c.model.protocol;
       return p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB' ? d.externalH2 : d.externalH1;
     },

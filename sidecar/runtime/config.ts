@@ -6,7 +6,7 @@ import type { Resources } from '../xds/client';
 
 /** The request path reads runtime types only; these come from the checked model unchanged. */
 export type { HeaderOps } from '../xds/model';
-import type { Target } from '../proxy/dispatch';
+import type { ConnectionOptions, Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
 import { tlsTarget, type MeshTlsSource } from './tls-targets';
 import { compileAuthorizer, type Authorizer } from './authz';
@@ -14,13 +14,18 @@ import { HashRing } from './hash-ring';
 import { freshOutlierState, isEjected } from './outlier';
 import { byFamily, type ResolvedAddress } from './dns';
 import { isIP } from 'node:net';
+import { slowStartBalancer } from './slow-start';
 
 export class EndpointStats {
   activeRequests = 0;
   totalRequests = 0;
   failures = 0;
   outlier = freshOutlierState();
-  constructor(readonly key: string) {}
+  constructor(
+    readonly key: string,
+    /** when this sidecar first saw the endpoint (slow start ramps from here) */
+    readonly since = Date.now(),
+  ) {}
   active(): number {
     return this.activeRequests;
   }
@@ -55,6 +60,8 @@ export class ClusterStats {
   ejections = 0;
   /** waiting for a slot: woken in order as requests finish */
   readonly queue: (() => void)[] = [];
+  /** when the cluster first had endpoints: those are not slow-started, later ones are */
+  firstEndpointsAt?: number;
   constructor(readonly name: string) {}
 }
 
@@ -197,9 +204,9 @@ export class RuntimeConfig {
     this.outbound = new RouteTable(out ? res.routes.get(out.routeConfigName) : undefined, out?.stripAnyHostPort ?? true);
     const inb = res.listeners.get(inboundName);
     if (inb?.kind === 'inbound') this.inbound = compileInbound(inb);
-    const endpointOf = (model: ClusterModel, e: EndpointModel): Endpoint => {
+    const endpointOf = (model: ClusterModel, e: EndpointModel, conn = connectionOptions(model)): Endpoint => {
       const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
-      const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls) };
+      const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls), ...(conn ? { conn } : {}) };
       return { address: e.address, port: e.port, labels: e.labels, weight: e.weight ?? 1, target, stats, active: () => stats.activeRequests };
     };
     let resolving = false;
@@ -217,9 +224,12 @@ export class RuntimeConfig {
           return (d.logical ? addrs.slice(0, 1) : addrs).map((a) => ({ ...e, address: a.address }));
         });
       } else listed = [];
-      const endpoints = listed.filter((e) => e.healthy).map((e) => endpointOf(model, e));
-      const pick = d?.kind === 'originalDst' ? originalDestination(model, d, (e) => endpointOf(model, e), now) : picker(model, endpoints, random, now);
-      this.clusters.set(model.name, { model, endpoints, stats: clusterStats(model.name), pick });
+      const conn = connectionOptions(model);
+      const endpoints = listed.filter((e) => e.healthy).map((e) => endpointOf(model, e, conn));
+      const cstats = clusterStats(model.name);
+      if (endpoints.length && cstats.firstEndpointsAt === undefined) cstats.firstEndpointsAt = now();
+      const pick = d?.kind === 'originalDst' ? originalDestination(model, d, (e) => endpointOf(model, e, conn), now) : picker(model, endpoints, cstats, random, now);
+      this.clusters.set(model.name, { model, endpoints, stats: cstats, pick });
     }
     this.resolving = resolving;
   }
@@ -253,11 +263,17 @@ function originalDestination(
   };
 }
 
+/** A cluster's connection settings as dispatchers take them, named by their content. */
+function connectionOptions(model: ClusterModel): ConnectionOptions | undefined {
+  const c = model.connection;
+  return c ? { ...c, key: JSON.stringify(c) } : undefined;
+}
+
 function compileInbound(l: InboundListenerModel): InboundRuntime {
   return { plaintextAllowed: l.plaintext, authorizer: compileAuthorizer(l.rbac), setClientCert: l.setClientCert };
 }
 
-function picker(model: ClusterModel, endpoints: Endpoint[], random: Random, now: () => number): ClusterRuntime['pick'] {
+function picker(model: ClusterModel, endpoints: Endpoint[], stats: ClusterStats, random: Random, now: () => number): ClusterRuntime['pick'] {
   const usable = (e: Endpoint) => !isEjected(e.stats, now());
   if (model.lbPolicy === 'RING_HASH' || model.lbPolicy === 'MAGLEV') {
     const ring = new HashRing(endpoints, (e) => `${e.address}:${e.port}`, (e) => e.weight);
@@ -265,7 +281,9 @@ function picker(model: ClusterModel, endpoints: Endpoint[], random: Random, now:
     return (h) => ring.pick(h ?? Math.floor(random() * 2 ** 32), model.outlier ? usable : undefined);
   }
   const weighted = endpoints.some((e) => e.weight !== endpoints[0].weight);
-  const balance = makeBalancer<Endpoint>(model.lbPolicy === 'CLUSTER_PROVIDED' ? 'ROUND_ROBIN' : model.lbPolicy, random, weighted);
+  const lb = model.lbPolicy === 'CLUSTER_PROVIDED' ? 'ROUND_ROBIN' : model.lbPolicy;
+  const plain = makeBalancer<Endpoint>(lb, random, weighted);
+  const balance = model.slowStart && (lb === 'ROUND_ROBIN' || lb === 'LEAST_REQUEST') ? slowStartBalancer(model.slowStart, lb, plain, now, () => stats.firstEndpointsAt) : plain;
   if (!model.outlier) return () => balance(endpoints);
   const panic = model.panicThresholdPercent ?? 50;
   return () => {

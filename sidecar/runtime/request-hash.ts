@@ -47,7 +47,9 @@ export function requestHash(policies: HashPolicyModel[], r: HashInput): RequestH
         v = randomBytes(8).toString('hex');
         // a zero ttl is a session cookie, as in Envoy
         const age = p.ttlMs > 0 ? `; Max-Age=${Math.max(1, Math.round(p.ttlMs / 1000))}` : '';
-        setCookie = `${p.name}="${v}"${age}${p.path ? `; Path=${p.path}` : ''}; HttpOnly`;
+        // the attributes the route adds (SameSite, Secure, ...), as Envoy writes them: name, or name=value
+        const attrs = (p.attributes ?? []).map((a) => (a.value ? `; ${a.name}=${a.value}` : `; ${a.name}`)).join('');
+        setCookie = `${p.name}="${v}"${age}${p.path ? `; Path=${p.path}` : ''}; HttpOnly${attrs}`;
       }
     }
     if (v === undefined) continue;

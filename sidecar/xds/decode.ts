@@ -22,6 +22,7 @@ import { decodeFault, decodeRetryPolicy } from './decode-route-policy';
 import { decodeCircuitBreakers, decodeHashPolicies, decodeOutlierDetection } from './decode-cluster-policy';
 import { decodeCors, decodeDirectResponse, decodeRedirect, ENVOY_MAX_DIRECT_RESPONSE_BODY } from './decode-route-action';
 import { decodeDiscovery, decodeLbEndpoints, type LoadAssignmentPb } from './decode-discovery';
+import { decodeProtocolOptions, decodeSlowStart, decodeUpstreamConnectionOptions } from './decode-cluster-connection';
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
 const CORS_FILTER = 'envoy.filters.http.cors';
@@ -54,7 +55,16 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
   if (lb !== 'ROUND_ROBIN' && lb !== 'LEAST_REQUEST' && lb !== 'RANDOM' && lb !== 'RING_HASH' && lb !== 'MAGLEV' && lb !== 'CLUSTER_PROVIDED') {
     throw new DecodeError(name, 'lb_policy', `${lb} is not supported`);
   }
-  refuse(name, c, ['transport_socket_matches', 'least_request_lb_config', 'load_balancing_policy']);
+  refuse(name, c, ['transport_socket_matches', 'load_balancing_policy', 'max_requests_per_connection', 'common_http_protocol_options', 'http_protocol_options', 'http2_protocol_options', 'upstream_http_protocol_options', 'protocol_selection']);
+  // slow start lives in the config of the cluster's own load balancer
+  for (const [field, policy] of [['round_robin_lb_config', 'ROUND_ROBIN'], ['least_request_lb_config', 'LEAST_REQUEST']] as const) {
+    if (c[field] && lb !== policy) throw new DecodeError(name, field, `only for lb_policy ${policy}`);
+  }
+  const lbConfig = c.round_robin_lb_config ?? c.least_request_lb_config;
+  const slowStart = lbConfig ? decodeSlowStart(lbConfig, name, c.round_robin_lb_config ? 'round_robin_lb_config' : 'least_request_lb_config') : undefined;
+  const protocolOptions = c.typed_extension_protocol_options ? decodeProtocolOptions(c.typed_extension_protocol_options, name) : undefined;
+  const tcpKeepalive = c.upstream_connection_options ? decodeUpstreamConnectionOptions(c.upstream_connection_options, name) : undefined;
+  const connection = protocolOptions || tcpKeepalive ? { ...protocolOptions?.connection, ...(tcpKeepalive ? { tcpKeepalive } : {}) } : undefined;
   if (c.common_lb_config) refuse(name, c.common_lb_config, ['zone_aware_lb_config', 'locality_weighted_lb_config', 'update_merge_window', 'ignore_new_hosts_until_first_hc', 'close_connections_on_host_set_change', 'consistent_hashing_lb_config', 'override_host_status'], 'common_lb_config.');
   const meta = fromStruct(c.metadata?.filter_metadata?.tandem);
   return {
@@ -69,6 +79,9 @@ export function decodeCluster(any: AnyMessage): ClusterModel {
     // Envoy's default panic threshold is 50%
     panicThresholdPercent: c.common_lb_config?.healthy_panic_threshold ? Number(c.common_lb_config.healthy_panic_threshold.value ?? 0) : 50,
     ...(c.outlier_detection ? { outlier: decodeOutlierDetection(c.outlier_detection, name) } : {}),
+    ...(slowStart ? { slowStart } : {}),
+    ...(connection ? { connection } : {}),
+    ...(protocolOptions?.upstreamProtocol ? { upstreamProtocol: protocolOptions.upstreamProtocol } : {}),
   };
 }
 

@@ -29,6 +29,8 @@ export interface PoolLimits {
   maxPendingRequests?: number;
   maxRequests?: number;
   maxRetries?: number;
+  /** retries in flight: `percent` of the cluster's active requests, at least `minConcurrency` */
+  retryBudget?: { percent: number; minConcurrency: number };
 }
 
 /** Consecutive-error ejection; a threshold of 0 is off. */
@@ -38,12 +40,38 @@ export interface OutlierModel {
   intervalMs: number;
   baseEjectionMs: number;
   maxEjectionPercent: number;
+  /** connect failures, resets and timeouts count apart (consecutiveLocalOriginFailure), not as 5xx */
+  splitLocalOrigin?: boolean;
+  /** with splitLocalOrigin; 0 is off */
+  consecutiveLocalOriginFailure?: number;
+}
+
+/** Envoy's slow_start_config: an endpoint that joins ramps up from minWeightPercent over windowMs. */
+export interface SlowStartModel {
+  windowMs: number;
+  /** 1: linear */
+  aggression: number;
+  minWeightPercent: number;
+}
+
+/** How upstream connections of a cluster are made and kept (Envoy's HttpProtocolOptions, tcp_keepalive). */
+export interface ConnectionModel {
+  /** no request for this long closes the connection; 0: never */
+  idleTimeoutMs?: number;
+  maxRequestsPerConnection?: number;
+  maxConnectionDurationMs?: number;
+  /** SO_KEEPALIVE; what is absent is the OS's */
+  tcpKeepalive?: { timeMs?: number; intervalMs?: number; probes?: number };
+  /** HTTP/2: streams per connection before another one is opened */
+  maxConcurrentStreams?: number;
+  /** HTTP/2: a PING every intervalMs; no answer within timeoutMs closes the connection */
+  h2Keepalive?: { intervalMs: number; timeoutMs: number };
 }
 
 /** What a route hashes a request on, for ring hash and Maglev clusters. */
 export type HashPolicyModel =
   | { kind: 'header'; name: string; terminal: boolean }
-  | { kind: 'cookie'; name: string; ttlMs?: number; path?: string; terminal: boolean }
+  | { kind: 'cookie'; name: string; ttlMs?: number; path?: string; attributes?: { name: string; value: string }[]; terminal: boolean }
   | { kind: 'sourceIp'; terminal: boolean }
   | { kind: 'query'; name: string; terminal: boolean };
 
@@ -81,6 +109,10 @@ export interface ClusterModel {
   outlier?: OutlierModel;
   /** below this share of usable endpoints, all of them are used (Envoy's panic mode); 0: never */
   panicThresholdPercent?: number;
+  slowStart?: SlowStartModel;
+  connection?: ConnectionModel;
+  /** what the cluster's HttpProtocolOptions ask of endpoints outside the mesh; absent: by `protocol` */
+  upstreamProtocol?: 'http1' | 'http2' | 'downstream';
 }
 
 export interface EndpointModel {

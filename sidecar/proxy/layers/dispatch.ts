@@ -9,8 +9,8 @@ import type { Exchange, Handler } from '../exchange';
 import type { ClusterRuntime } from '../../runtime/config';
 
 export interface Dispatchers {
-  /** the dispatcher for a cluster's endpoints (mesh h2, external h1 or h2) */
-  for(cluster: ClusterRuntime): Dispatcher;
+  /** the dispatcher for a cluster's endpoints (mesh h2, external h1 or h2; for some clusters, as the caller spoke) */
+  for(cluster: ClusterRuntime, callerProtocol?: string): Dispatcher;
 }
 
 function send(dispatcher: Dispatcher, target: Target, x: Exchange, connectTimeoutMs: number): Promise<UpstreamResponse> {
@@ -28,7 +28,7 @@ export function dispatchTerminal(d: Dispatchers): Handler {
   return async (x) => {
     const cluster = x.cluster!;
     const ep = x.endpoint!;
-    const dispatcher = d.for(cluster);
+    const dispatcher = d.for(cluster, x.info.protocol);
     ep.stats.activeRequests++;
     ep.stats.totalRequests++;
     let done = false;

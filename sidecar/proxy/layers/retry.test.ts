@@ -150,3 +150,18 @@ describe('the retry layer', () => {
     expect(calls).toBe(2);
   });
 });
+
+describe("a cluster's own retry budget (DestinationRule retryBudget)", () => {
+  it('replaces the default percent and minimum', () => {
+    const budgets = new RetryBudgets();
+    // default: at least 3 in flight
+    for (let i = 0; i < 3; i++) expect(budgets.take('a', 0)).toBe(true);
+    expect(budgets.take('a', 0)).toBe(false);
+    // this cluster: at least 1, and 50% of 10 active requests
+    const own = { percent: 50, minConcurrency: 1 };
+    expect(budgets.take('b', 0, Infinity, own)).toBe(true);
+    expect(budgets.take('b', 0, Infinity, own)).toBe(false);
+    for (let i = 0; i < 4; i++) expect(budgets.take('b', 10, Infinity, own)).toBe(true);
+    expect(budgets.take('b', 10, Infinity, own)).toBe(false);
+  });
+});

@@ -2,7 +2,8 @@
 // copy of the body (bodies past 64 KiB are not replayable, so not retried); attempts are
 // spaced by fully jittered exponential backoff (25 ms base), counted in
 // x-envoy-attempt-count, and held to a budget of 20% of the cluster's active requests
-// (at least 3 retries in flight), so a failing upstream never sees a retry storm.
+// (at least 3 retries in flight; a DestinationRule retryBudget sets both), so a failing
+// upstream never sees a retry storm.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { UpstreamResponse } from '../dispatch';
 import {
@@ -20,13 +21,17 @@ import type { RetryOn, RetryPolicyModel } from '../../xds/model';
 export class RetryBudgets {
   private readonly active = new Map<string, number>();
   constructor(
-    private readonly percent = 20,
-    private readonly minConcurrency = 3,
+    readonly percent = 20,
+    readonly minConcurrency = 3,
   ) {}
-  /** true (and counted) if one more retry fits the cluster's budget (and its max_retries circuit breaker) */
-  take(cluster: string, activeRequests: number, maxRetries = Infinity): boolean {
+  /**
+   * true (and counted) if one more retry fits the cluster's budget (its own retry_budget,
+   * else the default) and its max_retries circuit breaker
+   */
+  take(cluster: string, activeRequests: number, maxRetries = Infinity, budget?: { percent: number; minConcurrency: number }): boolean {
     const n = this.active.get(cluster) ?? 0;
-    if (n >= Math.min(maxRetries, Math.max(this.minConcurrency, (activeRequests * this.percent) / 100))) return false;
+    const { percent, minConcurrency } = budget ?? this;
+    if (n >= Math.min(maxRetries, Math.max(minConcurrency, (activeRequests * percent) / 100))) return false;
     this.active.set(cluster, n + 1);
     return true;
   }
@@ -114,7 +119,7 @@ export function retryLayer(budgets: RetryBudgets, random: () => number): Layer {
           attempt <= p.numRetries &&
           (!x.body || x.body.replayable) &&
           ('r' in outcome ? retriableStatus(p, outcome.r.status, outcome.r.headers) : retriableError(p, outcome.err));
-        if (!again || !budgets.take(cluster, activeRequests(x), x.cluster?.model.limits.maxRetries)) {
+        if (!again || !budgets.take(cluster, activeRequests(x), x.cluster?.model.limits.maxRetries, x.cluster?.model.limits.retryBudget)) {
           if ('r' in outcome) return outcome.r;
           throw outcome.err instanceof ProxyError ? outcome.err : new UpstreamResetError(String(outcome.err), { cause: outcome.err });
         }
