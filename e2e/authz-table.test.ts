@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { validateDocuments } from '../control-plane/config/validate';
 import { rbacHttpFilters } from '../control-plane/xds/translate-rbac';
 import { decode, encode, type AnyMessage } from '../proto/any';
-import { decodeRbacFilter } from '../sidecar/xds/decode-rbac';
+import { decodeRbacFilter } from '../proto/decode/decode-rbac';
 import { compileAuthorizer, type AuthzRequest } from '../sidecar/runtime/authz';
 
 const HTTP_FILTER = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter';

@@ -7,7 +7,7 @@ import { parseConfigText } from '../control-plane/config';
 import { Snapshot } from '../control-plane/xds/snapshot';
 import type { Workload } from '../control-plane/model/workload';
 import { TypeUrl } from '../proto/type-urls';
-import { decodeCluster, decodeRouteConfig } from '../sidecar/xds/decode';
+import { decodeCluster, decodeRouteConfig } from '../proto/decode/decode';
 
 const OPTS = { domain: 'cluster.local', trustDomain: 'cluster.local' };
 const REVIEWS = 'reviews.default.svc.cluster.local';

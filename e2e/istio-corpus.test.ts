@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../control-plane/config/errors';
 import { loadConfig, type LoadResult } from '../control-plane/config/load';
+import { SnapshotCache } from '../control-plane/xds/cache';
 
 const CORPUS = path.join(__dirname, 'istio-corpus');
 const NOT_SUPPORTED = 'not supported by Tandem';
@@ -83,14 +84,25 @@ function stage(files: string[]): string {
   return dir;
 }
 
+/**
+ * The control plane's whole load: validation, then translation for every kind of caller
+ * and the check that the sidecar's decoders take every resource (xds/sidecar-check.ts).
+ */
 function load(files: string[]): Outcome {
   const target = files.length === 1 ? path.join(CORPUS, files[0]) : stage(files);
+  let result: LoadResult;
   try {
-    return { result: loadConfig(target) };
+    result = loadConfig(target);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     return { error: e };
   }
+  try {
+    new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' }).setConfig(result.config);
+  } catch (e) {
+    return { error: new ConfigError({ file: target, detail: `cannot translate config: ${(e as Error).message}` }) };
+  }
+  return { result };
 }
 
 const documents = (file: string): number =>

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../control-plane/config';
 import { Snapshot } from '../control-plane/xds/snapshot';
 import { TypeUrl } from '../proto/type-urls';
-import { decoders, nameOf } from '../sidecar/xds/decode';
+import { decoders, nameOf } from '../proto/decode/decode';
 import type { Resources } from '../sidecar/xds/client';
 import { RuntimeConfig, EndpointStats } from '../sidecar/runtime/config';
 import type { ResolvedAddress } from '../sidecar/runtime/dns';

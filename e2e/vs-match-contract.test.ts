@@ -6,7 +6,7 @@ import { parseConfigText } from '../control-plane/config';
 import { Snapshot } from '../control-plane/xds/snapshot';
 import type { Workload } from '../control-plane/model/workload';
 import { TypeUrl } from '../proto/type-urls';
-import { decodeRouteConfig, decoders } from '../sidecar/xds/decode';
+import { decodeRouteConfig, decoders } from '../proto/decode/decode';
 import { RouteTable } from '../sidecar/runtime/config';
 
 const wl = (service: string, namespace = 'default', labels: Record<string, string> = {}): Workload => ({

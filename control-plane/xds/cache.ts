@@ -5,6 +5,7 @@ import type { MeshConfig } from '../model/types';
 import { emptyMeshConfig } from '../model/types';
 import type { Workload } from '../model/workload';
 import { Snapshot, type SnapshotOptions } from './snapshot';
+import { checkServable } from './sidecar-check';
 
 export class SnapshotCache extends EventEmitter {
   private config: MeshConfig = emptyMeshConfig();
@@ -26,10 +27,14 @@ export class SnapshotCache extends EventEmitter {
     return this.current;
   }
 
-  /** Throws, leaving the config in force, when the new config cannot be translated. */
+  /**
+   * Throws, leaving the config in force, when the new config cannot be translated or
+   * translates to something a sidecar would refuse (UnservableConfigError).
+   */
   setConfig(config: MeshConfig): void {
-    // built here, so a config that cannot be translated is refused at load, not later
+    // built and checked here, so such a config is refused at load, not later by a NACK
     const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts);
+    checkServable(next);
     this.generation++;
     this.config = config;
     this.current = next;

@@ -205,6 +205,24 @@ export class Snapshot {
   }
 
   // Endpoints depend only on the cluster they are for: callers whose clusters are alike share them.
+  /**
+   * Every resource translated so far, by type: each kind of caller's clusters, routes and
+   * endpoint sets, the shared listeners, and the inbound listener of each registered
+   * workload. With the probes of a new config, that is everything a sidecar can be sent.
+   */
+  *translated(): Generator<{ type: XdsTypeUrl; resource: Resource }> {
+    for (const r of this.listeners.values()) yield { type: TypeUrl.Listener, resource: r };
+    for (const w of this.workloads) yield { type: TypeUrl.Listener, resource: this.inbound(w) };
+    for (const v of this.views.values()) {
+      for (const r of v.clusters.values()) yield { type: TypeUrl.Cluster, resource: r };
+      for (const r of v.routes.values()) yield { type: TypeUrl.RouteConfiguration, resource: r };
+      for (const name of v.specs.keys()) {
+        const r = this.assignment(v, name);
+        if (r) yield { type: TypeUrl.ClusterLoadAssignment, resource: r };
+      }
+    }
+  }
+
   private readonly assignments = new Map<string, Resource>();
 
   private assignment(v: View, name: string): Resource | undefined {

@@ -9,7 +9,7 @@ import type { UpstreamResponse } from './dispatch';
 import type { ProxyError } from './errors';
 import type { ConnectionInfo } from './downstream';
 import type { ClusterRuntime, CompiledRoute, Endpoint, HeaderOps, RuntimeConfig } from '../runtime/config';
-import type { WeightedCluster } from '../xds/model';
+import type { WeightedCluster } from '../../proto/decode/model';
 import type { Cancel } from './cancel';
 
 export interface UpstreamRequestHead {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl } from '../../proto/type-urls';
-import { DecodeError } from '../xds/decode';
-import { decodeRbacFilter } from '../xds/decode-rbac';
-import { cidrContains, makeCidr, parseIp } from '../xds/rbac-model';
+import { DecodeError } from '../../proto/decode/decode';
+import { decodeRbacFilter } from '../../proto/decode/decode-rbac';
+import { cidrContains, makeCidr, parseIp } from '../../proto/decode/rbac-model';
 import { compileAuthorizer, type AuthzRequest } from './authz';
 
 type Obj = Record<string, unknown>;

@@ -13,7 +13,7 @@ import {
   type PrincipalModel,
   type RbacFilterModel,
   type StringMatch,
-} from '../xds/rbac-model';
+} from '../../proto/decode/rbac-model';
 
 export interface AuthzRequest {
   method: string;

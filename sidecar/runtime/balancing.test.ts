@@ -4,7 +4,7 @@ import { requestHash, cookieValue } from './request-hash';
 import { recordOutcome, isEjected } from './outlier';
 import { EndpointStats, type Endpoint } from './config';
 import { byKey } from '../proxy/layers/split';
-import type { OutlierModel, RouteModel } from '../xds/model';
+import type { OutlierModel, RouteModel } from '../../proto/decode/model';
 
 const ep = (port: number): Endpoint => {
   const stats = new EndpointStats(`c|127.0.0.1:${port}`);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileRe2 } from '../../common/re2';
-import type { ClusterModel, EndpointModel, HeaderMatcher, LbPolicy, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
-import { noHeaderOps } from '../xds/model';
+import type { ClusterModel, EndpointModel, HeaderMatcher, LbPolicy, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../../proto/decode/model';
+import { noHeaderOps } from '../../proto/decode/model';
 import type { Resources } from '../xds/client';
 import { EndpointStats, matchString, RouteTable, RuntimeConfig } from './config';
 import { makeBalancer, SmoothWeighted } from './pickers';

@@ -1,11 +1,11 @@
 // The immutable runtime config the request path reads. Compiled from the xDS
 // resources each time they change and swapped in one assignment; mutable per-
 // endpoint counters live in EndpointStats so they outlive swaps.
-import type { ClusterModel, EndpointModel, InboundListenerModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../xds/model';
+import type { ClusterModel, EndpointModel, InboundListenerModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../../proto/decode/model';
 import type { Resources } from '../xds/client';
 
 /** The request path reads runtime types only; these come from the checked model unchanged. */
-export type { HeaderOps } from '../xds/model';
+export type { HeaderOps } from '../../proto/decode/model';
 import type { ConnectionOptions, Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
 import { tlsTarget, type MeshTlsSource } from './tls-targets';

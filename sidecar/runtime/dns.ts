@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import * as dns from 'node:dns';
 import { isIP } from 'node:net';
-import type { ClusterModel, DnsLookupFamily } from '../xds/model';
+import type { ClusterModel, DnsLookupFamily } from '../../proto/decode/model';
 
 export interface ResolvedAddress {
   address: string;

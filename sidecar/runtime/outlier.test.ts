@@ -2,7 +2,7 @@
 // splitExternalLocalOriginErrors): connect failures, resets and timeouts count toward
 // consecutiveLocalOriginFailures only, answers toward the 5xx thresholds only.
 import { describe, expect, it } from 'vitest';
-import type { OutlierModel } from '../xds/model';
+import type { OutlierModel } from '../../proto/decode/model';
 import { EndpointStats, type Endpoint } from './config';
 import { isEjected, recordOutcome } from './outlier';
 

@@ -3,7 +3,7 @@
 // resets and timeouts counted on their own) is ejected for base ejection time × times
 // ejected, as long as no more than maxEjectionPercent of the cluster is out (at least one
 // may always be). Counters live on the endpoint's stats, so they outlive config swaps.
-import type { OutlierModel } from '../xds/model';
+import type { OutlierModel } from '../../proto/decode/model';
 import type { Endpoint, EndpointStats } from './config';
 
 export interface OutlierState {

@@ -3,7 +3,7 @@
 // one that yields stops there). A cookie policy with a ttl makes the cookie when the
 // request has none, and the response sets it, so the client sticks from then on.
 import { randomBytes } from 'node:crypto';
-import type { HashPolicyModel } from '../xds/model';
+import type { HashPolicyModel } from '../../proto/decode/model';
 import { hash32 } from './hash-ring';
 
 export interface HashInput {

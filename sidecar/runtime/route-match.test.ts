@@ -3,8 +3,8 @@
 // the addressed port; and relative weights, split in exact proportion.
 import { describe, expect, it } from 'vitest';
 import { compileRe2 } from '../../common/re2';
-import type { HeaderMatcher, RouteModel, StringMatcher, VirtualHostModel, WeightedCluster } from '../xds/model';
-import { noHeaderOps } from '../xds/model';
+import type { HeaderMatcher, RouteModel, StringMatcher, VirtualHostModel, WeightedCluster } from '../../proto/decode/model';
+import { noHeaderOps } from '../../proto/decode/model';
 import { byKey } from '../proxy/layers/split';
 import { RouteTable } from './config';
 

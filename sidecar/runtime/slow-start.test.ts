@@ -1,7 +1,7 @@
 // Slow start with an injected clock: an endpoint that joins after the cluster's first
 // ones gets a share that ramps up over the window; the first ones never ramp.
 import { describe, expect, it } from 'vitest';
-import type { ClusterModel, EndpointModel, SlowStartModel } from '../xds/model';
+import type { ClusterModel, EndpointModel, SlowStartModel } from '../../proto/decode/model';
 import type { Resources } from '../xds/client';
 import { ClusterStats, EndpointStats, RuntimeConfig } from './config';
 import { slowStartWeight } from './slow-start';

@@ -9,7 +9,7 @@
 // current weights, so shares are exact over every few requests rather than on average;
 // LEAST_REQUEST divides each weight by active requests + 1, as Envoy's weighted least
 // request does); otherwise the cluster's balancer runs unchanged.
-import type { SlowStartModel } from '../xds/model';
+import type { SlowStartModel } from '../../proto/decode/model';
 import type { Balanced } from './pickers';
 
 export interface Ramped extends Balanced {

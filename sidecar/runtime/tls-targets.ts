@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { TlsTarget } from '../proxy/dispatch';
-import type { ClusterTls } from '../xds/model';
+import type { ClusterTls } from '../../proto/decode/model';
 
 /** The sidecar's side of mesh mTLS (its certificate, the mesh root); see identity/mesh-tls.ts. */
 export interface MeshTlsSource {

@@ -7,8 +7,8 @@ import { EventEmitter } from 'node:events';
 import { adsService, type AdsClientStream, type DiscoveryResponse, type XdsNode } from '../../proto/ads';
 import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
 import type { Logger } from '../../common/log';
-import { decoders, nameOf, DecodeError } from './decode';
-import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from './model';
+import { decoders, nameOf, DecodeError } from '../../proto/decode/decode';
+import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from '../../proto/decode/model';
 import { Warming } from './warming';
 
 export interface Resources {

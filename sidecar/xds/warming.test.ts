@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Warming, WARMING_GRACE_MS, type WarmingState } from './warming';
-import type { ClusterModel, RouteConfigModel } from './model';
-import { noHeaderOps } from './model';
+import type { ClusterModel, RouteConfigModel } from '../../proto/decode/model';
+import { noHeaderOps } from '../../proto/decode/model';
 
 const cluster = (name: string): ClusterModel => ({ name, lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, mesh: true, protocol: 'HTTP', limits: {} });
 const rc = (...clusters: string[]): RouteConfigModel => ({

@@ -3,7 +3,7 @@
 // that never warms cannot freeze routing); a cluster the control plane removed stays
 // while a route in force still sends traffic to it. So adding or removing a subset under
 // load never leaves a request with a route to a cluster that has no endpoints.
-import type { ClusterModel, EndpointsModel, RouteConfigModel } from './model';
+import type { ClusterModel, EndpointsModel, RouteConfigModel } from '../../proto/decode/model';
 
 export const WARMING_GRACE_MS = 5000;
 

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import type { Exchange, Layer } from '../exchange';
 import type { UpstreamResponse } from '../dispatch';
 import { matchString, type HeaderOps } from '../../runtime/config';
-import type { CorsModel } from '../../xds/model';
+import type { CorsModel } from '../../../proto/decode/model';
 
 export function originAllowed(c: CorsModel, origin: string): boolean {
   // Envoy: a matcher that matches "*" itself allows every origin

@@ -3,7 +3,7 @@
 // the configured HTTP status or gRPC status (flag FI); a delay marks the request DI.
 import { FaultAbortError } from '../errors';
 import { sleep, type Exchange, type Handler, type Layer } from '../exchange';
-import type { FaultModel } from '../../xds/model';
+import type { FaultModel } from '../../../proto/decode/model';
 
 export function faultLayer(random: () => number): Layer {
   const inject = async (f: FaultModel, x: Exchange, next: Handler) => {

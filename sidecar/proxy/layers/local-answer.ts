@@ -8,7 +8,7 @@ import type { Exchange, Layer } from '../exchange';
 import type { UpstreamResponse } from '../dispatch';
 import { applyOps, first, isGrpcContentType } from '../headers';
 import { grpcStatusForHttp } from '../local-reply';
-import type { RedirectModel, StringMatcher } from '../../xds/model';
+import type { RedirectModel, StringMatcher } from '../../../proto/decode/model';
 
 const EMPTY = Buffer.alloc(0);
 

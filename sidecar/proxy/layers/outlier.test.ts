@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { outlierLayer } from './outlier';
 import { ConnectFailureError, OverflowError } from '../errors';
 import type { Exchange, Handler } from '../exchange';
-import type { OutlierModel } from '../../xds/model';
+import type { OutlierModel } from '../../../proto/decode/model';
 import { ClusterStats, EndpointStats, type Endpoint } from '../../runtime/config';
 import { isEjected } from '../../runtime/outlier';
 import { Cancel } from '../cancel';

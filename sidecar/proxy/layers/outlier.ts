@@ -3,7 +3,7 @@
 // balancer passes it over until its ejection ends.
 import { ConnectFailureError, OverflowError, PerTryTimeoutError, UpstreamTimeoutError } from '../errors';
 import type { Exchange, Handler, Layer } from '../exchange';
-import type { OutlierModel } from '../../xds/model';
+import type { OutlierModel } from '../../../proto/decode/model';
 import { recordOutcome } from '../../runtime/outlier';
 
 export function outlierLayer(now: () => number): Layer {

@@ -4,7 +4,7 @@ import { retryLayer, retriableError, retriableStatus, RetryBudgets } from './ret
 import { ConnectFailureError, PerTryTimeoutError, UpstreamResetError } from '../errors';
 import type { Exchange, Handler } from '../exchange';
 import type { UpstreamResponse } from '../dispatch';
-import type { RetryOn, RetryPolicyModel } from '../../xds/model';
+import type { RetryOn, RetryPolicyModel } from '../../../proto/decode/model';
 import { RequestBody } from '../body';
 import { Cancel } from '../cancel';
 

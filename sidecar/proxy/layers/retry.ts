@@ -15,7 +15,7 @@ import {
   UpstreamResetError,
 } from '../errors';
 import { sleep, type Exchange, type Layer } from '../exchange';
-import type { RetryOn, RetryPolicyModel } from '../../xds/model';
+import type { RetryOn, RetryPolicyModel } from '../../../proto/decode/model';
 
 /** Retries in flight per cluster, kept across config swaps (keyed by cluster name). */
 export class RetryBudgets {

@@ -6,7 +6,7 @@ import { localAnswerLayer, location } from './local-answer';
 import { applyOps } from '../headers';
 import type { Exchange, Handler } from '../exchange';
 import type { UpstreamResponse } from '../dispatch';
-import type { CorsModel, RouteModel } from '../../xds/model';
+import type { CorsModel, RouteModel } from '../../../proto/decode/model';
 import { Cancel } from '../cancel';
 
 const upstream: Handler = async () => ({ status: 200, headers: { 'content-type': 'text/html' }, body: new PassThrough(), trailers: Promise.resolve(undefined) });

@@ -3,7 +3,7 @@
 import { NoRouteError } from '../errors';
 import { applyOps } from '../headers';
 import type { Layer } from '../exchange';
-import type { RouteModel } from '../../xds/model';
+import type { RouteModel } from '../../../proto/decode/model';
 
 const XFCC = 'x-forwarded-client-cert';
 

@@ -7,7 +7,7 @@ import { applyOps } from '../headers';
 import type { Layer } from '../exchange';
 import { hash32 } from '../../runtime/hash-ring';
 import { cookieValue } from '../../runtime/request-hash';
-import type { RouteModel, WeightedCluster } from '../../xds/model';
+import type { RouteModel, WeightedCluster } from '../../../proto/decode/model';
 
 export function byKey(r: RouteModel, key: string): WeightedCluster {
   const total = r.clusters.reduce((s, c) => s + c.weight, 0);

@@ -3,8 +3,8 @@
 // string matchers, audit loggers) is a DecodeError naming the field: a NACK beats a
 // silently different decision.
 import { compileRe2 } from '../../common/re2';
-import { unpack, type AnyMessage } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { unpack, type AnyMessage } from '../any';
+import { TypeUrl } from '../type-urls';
 import { DecodeError } from './decode-error';
 import {
   makeCidr,

@@ -2,9 +2,9 @@
 // local-origin outlier counting and cookie attributes; what it does not implement is a
 // DecodeError naming the field (a NACK).
 import { describe, expect, it } from 'vitest';
-import { pack } from '../../proto/any';
-import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../../proto/type-urls';
-import { toStruct } from '../../proto/struct';
+import { pack } from '../any';
+import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../type-urls';
+import { toStruct } from '../struct';
 import { DecodeError, decodeCluster, decodeRouteConfig } from './decode';
 
 type Obj = Record<string, unknown>;

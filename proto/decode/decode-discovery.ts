@@ -2,7 +2,7 @@
 // names inline, resolved by the sidecar itself) and ORIGINAL_DST (the request names its
 // destination). Also the endpoint lists these share with EDS's ClusterLoadAssignment.
 import { isIP } from 'node:net';
-import { fromStruct } from '../../proto/struct';
+import { fromStruct } from '../struct';
 import { DecodeError } from './decode-error';
 import type { DiscoveryModel, DnsLookupFamily, EndpointModel } from './model';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { pack, ProtoShapeError } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
-import { toStruct } from '../../proto/struct';
+import { pack, ProtoShapeError } from '../any';
+import { TypeUrl } from '../type-urls';
+import { toStruct } from '../struct';
 import { DecodeError, decodeCluster, decodeEndpoints, decodeListener, decodeRouteConfig, decoders, nameOf } from './decode';
 
 type Obj = Record<string, unknown>;

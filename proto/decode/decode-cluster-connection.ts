@@ -2,8 +2,8 @@
 // up: Envoy's upstream HttpProtocolOptions (in typed_extension_protocol_options),
 // upstream_connection_options.tcp_keepalive and the load balancers' slow_start_config,
 // typed and checked; a DecodeError names any part this sidecar does not implement.
-import { unpack, type AnyMessage } from '../../proto/any';
-import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../../proto/type-urls';
+import { unpack, type AnyMessage } from '../any';
+import { HTTP_PROTOCOL_OPTIONS_KEY, TypeUrl } from '../type-urls';
 import { DecodeError } from './decode-error';
 import type { ConnectionModel, SlowStartModel } from './model';
 

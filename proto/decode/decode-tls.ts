@@ -2,11 +2,11 @@
 // (Istio's SDS names "default" and "ROOTCA" for the workload certificate and the mesh
 // root, which the sidecar holds itself) and TLS originated with files (SIMPLE, MUTUAL).
 // Anything else is a DecodeError naming the field: a NACK, not a silent difference.
-import { unpack, type AnyMessage } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { unpack, type AnyMessage } from '../any';
+import { TypeUrl } from '../type-urls';
 import type { ClusterTls } from './model';
 import { DecodeError } from './decode-error';
-import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../../proto/sds-names';
+import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../sds-names';
 
 interface DataSource {
   filename?: string;

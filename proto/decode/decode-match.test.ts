@@ -2,9 +2,9 @@
 // treat_missing_header_as_empty, presence, the port condition, relative weights and a
 // weighted cluster's host rewrite.
 import { describe, expect, it } from 'vitest';
-import { pack } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
-import { toStruct } from '../../proto/struct';
+import { pack } from '../any';
+import { TypeUrl } from '../type-urls';
+import { toStruct } from '../struct';
 import { DecodeError, decodeRouteConfig } from './decode';
 
 type Obj = Record<string, unknown>;

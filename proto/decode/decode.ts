@@ -1,9 +1,9 @@
 // One decode-and-validate function per resource type: bytes in, a checked model or a
 // DecodeError naming the resource and the field out. A DecodeError becomes a NACK.
 import { compileRe2, type Re2 } from '../../common/re2';
-import { unpack, type AnyMessage, decode as decodeMsg } from '../../proto/any';
-import { TypeUrl, typeNameOf } from '../../proto/type-urls';
-import { fromStruct } from '../../proto/struct';
+import { unpack, type AnyMessage, decode as decodeMsg } from '../any';
+import { TypeUrl, typeNameOf } from '../type-urls';
+import { fromStruct } from '../struct';
 import type {
   ClusterModel,
   EndpointsModel,

@@ -1,8 +1,8 @@
 // The per-route policies Envoy carries in a route: retry_policy (RouteAction) and the
 // fault filter's per-route HTTPFault (typed_per_filter_config). Typed, checked, and
 // a DecodeError naming the field for anything the sidecar does not implement.
-import { decode as decodeMsg, type AnyMessage } from '../../proto/any';
-import { TypeUrl, typeNameOf } from '../../proto/type-urls';
+import { decode as decodeMsg, type AnyMessage } from '../any';
+import { TypeUrl, typeNameOf } from '../type-urls';
 import { DecodeError } from './decode-error';
 import type { FaultModel, RetryOn, RetryPolicyModel } from './model';
 

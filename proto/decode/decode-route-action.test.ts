@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { pack } from '../../proto/any';
-import { TypeUrl } from '../../proto/type-urls';
+import { pack } from '../any';
+import { TypeUrl } from '../type-urls';
 import { DecodeError, decodeListener, decodeRouteConfig } from './decode';
 
 type Obj = Record<string, unknown>;

@@ -1,8 +1,8 @@
 // The route actions that answer without an upstream (Envoy's Route.redirect and
 // Route.direct_response) and the CORS filter's per-route CorsPolicy: typed, checked, and a
 // DecodeError naming the field for anything the sidecar does not implement.
-import { decode as decodeMsg, type AnyMessage } from '../../proto/any';
-import { TypeUrl, typeNameOf } from '../../proto/type-urls';
+import { decode as decodeMsg, type AnyMessage } from '../any';
+import { TypeUrl, typeNameOf } from '../type-urls';
 import { DecodeError } from './decode-error';
 import type { CorsModel, DirectResponseModel, RedirectModel, StringMatcher } from './model';
 
