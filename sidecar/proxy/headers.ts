@@ -19,15 +19,13 @@ const HOP_BY_HOP = new Set([
 
 /** Copy end-to-end headers: drops hop-by-hop ones (and any named in Connection) and pseudo-headers. */
 export function endToEnd(h: IncomingHttpHeaders | OutgoingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set(
-    String(h.connection ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  // headers a Connection header names are hop-by-hop too (rare: most requests name none)
+  const conn = h.connection;
+  const named = conn === undefined ? undefined : new Set(String(conn).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k) || named.has(k)) continue;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(k) || named?.has(k)) continue;
     out[k] = v;
   }
   // "TE: trailers" is the one TE value that is end to end (gRPC needs it)

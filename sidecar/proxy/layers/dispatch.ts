@@ -15,8 +15,13 @@ export interface Dispatchers {
 
 function send(dispatcher: Dispatcher, target: Target, x: Exchange, connectTimeoutMs: number): Promise<UpstreamResponse> {
   if (x.signal.aborted) return Promise.reject(x.signal.reason);
+  const r = x.request;
+  // one object of one shape (a spread here showed in profiles)
   const inflight = dispatcher.dispatch(target, {
-    ...x.request,
+    method: r.method,
+    path: r.path,
+    authority: r.authority,
+    headers: r.headers,
     body: x.body ? x.body.open() : null,
     connectTimeoutMs,
   });
