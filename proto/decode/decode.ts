@@ -23,23 +23,35 @@ import { decodeCircuitBreakers, decodeHashPolicies, decodeOutlierDetection } fro
 import { decodeCors, decodeDirectResponse, decodeRedirect, ENVOY_MAX_DIRECT_RESPONSE_BODY } from './decode-route-action';
 import { decodeDiscovery, decodeLbEndpoints, type LoadAssignmentPb } from './decode-discovery';
 import { decodeProtocolOptions, decodeSlowStart, decodeUpstreamConnectionOptions } from './decode-cluster-connection';
+import type {
+  ClusterPb,
+  DurationPb,
+  FilterChainPb,
+  HeaderMatcherPb,
+  HeaderOpsPb,
+  HttpConnectionManagerPb,
+  ListenerPb,
+  RegexMatchAndSubstitutePb,
+  RegexMatcherPb,
+  RouteConfigurationPb,
+  RoutePb,
+  StringMatcherPb,
+} from './envoy-pb';
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
 const CORS_FILTER = 'envoy.filters.http.cors';
 
 export { DecodeError };
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function ms(d: Obj | undefined): number {
+function ms(d: DurationPb | undefined): number {
   if (!d) return 0;
   return Number(d.seconds ?? 0) * 1000 + Math.round(Number(d.nanos ?? 0) / 1e6);
 }
 
 /** Fields this sidecar does not implement yet: better a NACK than silently different behaviour. */
-function refuse(resource: string, obj: Obj, fields: string[], at = ''): void {
+function refuse(resource: string, obj: object, fields: string[], at = ''): void {
   for (const f of fields) {
-    const v = obj[f];
+    const v = (obj as Record<string, unknown>)[f];
     if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
       throw new DecodeError(resource, at + f, 'not supported by this sidecar');
     }
@@ -47,7 +59,7 @@ function refuse(resource: string, obj: Obj, fields: string[], at = ''): void {
 }
 
 export function decodeCluster(any: AnyMessage): ClusterModel {
-  const c = unpack<Obj>(any, TypeUrl.Cluster);
+  const c = unpack<ClusterPb>(any, TypeUrl.Cluster);
   const name = String(c.name ?? '');
   if (!name) throw new DecodeError('(cluster)', 'name', 'must be set');
   const discovery = decodeDiscovery(c, name);
@@ -96,11 +108,11 @@ export function decodeEndpoints(any: AnyMessage): EndpointsModel {
 const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
 
 export function decodeListener(any: AnyMessage): ListenerModel {
-  const l = unpack<Obj>(any, TypeUrl.Listener);
+  const l = unpack<ListenerPb>(any, TypeUrl.Listener);
   const name = String(l.name ?? '');
   if (!name) throw new DecodeError('(listener)', 'name', 'must be set');
   if (l.traffic_direction === 'INBOUND') return decodeInboundListener(l, name);
-  const chains: Obj[] = l.filter_chains ?? [];
+  const chains = l.filter_chains ?? [];
   if (chains.length !== 1) throw new DecodeError(name, 'filter_chains', 'exactly one filter chain is supported');
   const at = 'filter_chains[0].filters[0].typed_config';
   const hcm = hcmOf(chains[0], name, 'filter_chains[0]');
@@ -111,19 +123,19 @@ export function decodeListener(any: AnyMessage): ListenerModel {
   return { kind: 'outbound', name, routeConfigName, stripAnyHostPort: hcm.strip_any_host_port === true };
 }
 
-function hcmOf(chain: Obj, name: string, at: string): Obj {
-  const filters: Obj[] = chain.filters ?? [];
+function hcmOf(chain: FilterChainPb, name: string, at: string): HttpConnectionManagerPb {
+  const filters = chain.filters ?? [];
   const f = filters[0];
   if (filters.length !== 1 || (f.name !== HCM_FILTER && f.typed_config?.type_url !== TypeUrl.HttpConnectionManager)) {
     throw new DecodeError(name, `${at}.filters`, `exactly one ${HCM_FILTER} is supported`);
   }
   if (f.typed_config?.type_url !== TypeUrl.HttpConnectionManager) throw new DecodeError(name, `${at}.filters[0].typed_config.type_url`, 'must be HttpConnectionManager');
-  return unpack<Obj>(f.typed_config);
+  return unpack<HttpConnectionManagerPb>(f.typed_config);
 }
 
 /** The HTTP filters: fault and CORS (empty: routes carry their settings), RBAC (inbound only), then the router last. */
-function httpFilters(hcm: Obj, name: string, at: string, inbound: boolean): ReturnType<typeof decodeRbacFilter>[] {
-  const list: Obj[] = hcm.http_filters ?? [];
+function httpFilters(hcm: HttpConnectionManagerPb, name: string, at: string, inbound: boolean): ReturnType<typeof decodeRbacFilter>[] {
+  const list = hcm.http_filters ?? [];
   const rbac: ReturnType<typeof decodeRbacFilter>[] = [];
   list.forEach((hf, i) => {
     const fat = `${at}.http_filters[${i}]`;
@@ -131,7 +143,7 @@ function httpFilters(hcm: Obj, name: string, at: string, inbound: boolean): Retu
       if (i !== list.length - 1) throw new DecodeError(name, fat, 'the router must be the last filter');
     } else if (hf.name === 'envoy.filters.http.fault') {
       if (hf.typed_config) {
-        const fault = decodeMsg<Obj>(typeNameOf(hf.typed_config.type_url), hf.typed_config.value);
+        const fault = decodeMsg<object>(typeNameOf(hf.typed_config.type_url), hf.typed_config.value);
         refuse(name, fault, ['delay', 'abort'], `${fat}.typed_config.`);
       }
     } else if (hf.name === CORS_FILTER) {
@@ -146,11 +158,11 @@ function httpFilters(hcm: Obj, name: string, at: string, inbound: boolean): Retu
 
 // The inbound listener: an mTLS chain (always) and a plaintext one (PERMISSIVE), both
 // with the same connection manager, routing everything to the local application.
-function decodeInboundListener(l: Obj, name: string): ListenerModel {
-  const chains: Obj[] = l.filter_chains ?? [];
+function decodeInboundListener(l: ListenerPb, name: string): ListenerModel {
+  const chains = l.filter_chains ?? [];
   let plaintext = false;
   let mtls = false;
-  let hcm: Obj | undefined;
+  let hcm: HttpConnectionManagerPb | undefined;
   chains.forEach((chain, i) => {
     const at = `filter_chains[${i}]`;
     const tp = chain.filter_chain_match?.transport_protocol;
@@ -170,7 +182,7 @@ function decodeInboundListener(l: Obj, name: string): ListenerModel {
   });
   if (!mtls || !hcm) throw new DecodeError(name, 'filter_chains', 'an inbound listener needs its mTLS chain');
   const at = 'filter_chains[0].filters[0].typed_config';
-  const routes: Obj[] = hcm.route_config?.virtual_hosts?.[0]?.routes ?? [];
+  const routes = hcm.route_config?.virtual_hosts?.[0]?.routes ?? [];
   if (hcm.rds || hcm.route_config?.virtual_hosts?.length !== 1 || routes.length !== 1 || routes[0].match?.prefix !== '/' || !routes[0].route?.cluster) {
     throw new DecodeError(name, `${at}.route_config`, 'the inbound listener routes everything to the application: one virtual host with one prefix "/" route');
   }
@@ -182,7 +194,7 @@ function decodeInboundListener(l: Obj, name: string): ListenerModel {
   return { kind: 'inbound', name, plaintext, rbac, setClientCert: fcc === 'SANITIZE_SET' && set?.uri === true };
 }
 
-function stringMatcher(m: Obj | undefined, resource: string, at: string): StringMatcher {
+function stringMatcher(m: StringMatcherPb | undefined, resource: string, at: string): StringMatcher {
   if (!m) throw new DecodeError(resource, at, 'must be set');
   if (m.ignore_case) throw new DecodeError(resource, `${at}.ignore_case`, 'not supported');
   if (m.exact !== undefined) return { kind: 'exact', value: m.exact };
@@ -191,9 +203,6 @@ function stringMatcher(m: Obj | undefined, resource: string, at: string): String
   throw new DecodeError(resource, at, 'one of exact, prefix, safe_regex is required');
 }
 
-// envoy.type.matcher.v3 RegexMatcher and RegexMatchAndSubstitute, as protobufjs decodes them
-interface RegexMatcherPb { regex?: string; google_re2?: object }
-interface RegexMatchAndSubstitutePb { pattern?: RegexMatcherPb; substitution?: string }
 
 /** Envoy's RegexMatcher: RE2, compiled here once, never per request. */
 function compileRegex(r: RegexMatcherPb, resource: string, at: string): Re2 {
@@ -221,7 +230,7 @@ function regexRewrite(r: RegexMatchAndSubstitutePb, resource: string, at: string
   }
 }
 
-function headerMatcher(h: Obj, resource: string, at: string): HeaderMatcher {
+function headerMatcher(h: HeaderMatcherPb, resource: string, at: string): HeaderMatcher {
   const name = String(h.name ?? '').toLowerCase();
   if (!name) throw new DecodeError(resource, `${at}.name`, 'must be set');
   let match: StringMatcher;
@@ -242,16 +251,16 @@ function routePort(v: unknown, resource: string, at: string): number | undefined
   return v;
 }
 
-function headerOps(o: Obj, dir: 'request' | 'response'): HeaderOps {
-  const add = (o[`${dir}_headers_to_add`] ?? []).map((h: Obj): [string, string, boolean] => [
+function headerOps(o: HeaderOpsPb, dir: 'request' | 'response'): HeaderOps {
+  const add = (o[`${dir}_headers_to_add`] ?? []).map((h): [string, string, boolean] => [
     String(h.header?.key ?? '').toLowerCase(),
     String(h.header?.value ?? ''),
     h.append_action === 'OVERWRITE_IF_EXISTS_OR_ADD' || (h.append_action === undefined && h.append?.value === false),
   ]);
-  return { add, remove: (o[`${dir}_headers_to_remove`] ?? []).map((s: string) => s.toLowerCase()) };
+  return { add, remove: (o[`${dir}_headers_to_remove`] ?? []).map((s) => s.toLowerCase()) };
 }
 
-function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number): RouteModel {
+function decodeRoute(r: RoutePb, resource: string, at: string, maxDirectBody: number): RouteModel {
   const m = r.match ?? {};
   let path: StringMatcher;
   if (m.prefix !== undefined) path = { kind: 'prefix', value: m.prefix };
@@ -259,8 +268,8 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   else if (m.safe_regex) path = regexMatcher(m.safe_regex, resource, `${at}.match.safe_regex`);
   else throw new DecodeError(resource, `${at}.match`, 'one of prefix, path, safe_regex is required');
   const ignoreCase = m.case_sensitive?.value === false;
-  const headers = (m.headers ?? []).map((h: Obj, i: number) => headerMatcher(h, resource, `${at}.match.headers[${i}]`));
-  const query = (m.query_parameters ?? []).map((q: Obj, i: number) => ({
+  const headers = (m.headers ?? []).map((h, i) => headerMatcher(h, resource, `${at}.match.headers[${i}]`));
+  const query = (m.query_parameters ?? []).map((q, i) => ({
     name: String(q.name ?? ''),
     match: q.present_match ? ({ kind: 'present' } as const) : stringMatcher(q.string_match, resource, `${at}.match.query_parameters[${i}].string_match`),
     invert: false,
@@ -268,7 +277,7 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   const perFilter: Record<string, AnyMessage> = r.typed_per_filter_config ?? {};
   for (const k of Object.keys(perFilter)) if (k !== FAULT_FILTER && k !== CORS_FILTER) throw new DecodeError(resource, `${at}.typed_per_filter_config.${k}`, 'not supported by this sidecar');
   const corsAt = `${at}.typed_per_filter_config.${CORS_FILTER}`;
-  const cors = perFilter[CORS_FILTER] ? decodeCors(perFilter[CORS_FILTER], (m, mat) => stringMatcher(m as Obj, resource, mat), resource, corsAt) : undefined;
+  const cors = perFilter[CORS_FILTER] ? decodeCors(perFilter[CORS_FILTER], (m, mat) => stringMatcher(m as StringMatcherPb | undefined, resource, mat), resource, corsAt) : undefined;
   const fault = perFilter[FAULT_FILTER] ? decodeFault(perFilter[FAULT_FILTER], resource, `${at}.typed_per_filter_config.${FAULT_FILTER}`) : undefined;
   const tandemMeta = fromStruct(r.metadata?.filter_metadata?.tandem);
   const port = routePort(tandemMeta.port, resource, `${at}.metadata.filter_metadata.tandem.port`);
@@ -288,7 +297,7 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   if (r.redirect || r.direct_response) {
     const answer = r.redirect
       ? decodeRedirect(r.redirect, resource, `${at}.redirect`)
-      : decodeDirectResponse(r.direct_response, maxDirectBody, resource, `${at}.direct_response`);
+      : decodeDirectResponse(r.direct_response!, maxDirectBody, resource, `${at}.direct_response`);
     return { ...common, clusters: [], answer, timeoutMs: 0, hashPolicies: [], mirrors: [] };
   }
   const a = r.route;
@@ -305,7 +314,7 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
   let clusters: RouteModel['clusters'];
   if (a.cluster) clusters = [{ name: a.cluster, weight: 1, requestHeaders: { add: [], remove: [] }, responseHeaders: { add: [], remove: [] } }];
   else if (a.weighted_clusters?.clusters?.length) {
-    clusters = a.weighted_clusters.clusters.map((c: Obj, i: number) => {
+    clusters = a.weighted_clusters.clusters.map((c, i) => {
       if (!c.name) throw new DecodeError(resource, `${at}.route.weighted_clusters.clusters[${i}].name`, 'must be set');
       const hostRewrite = c.host_rewrite_literal || undefined;
       return {
@@ -320,7 +329,7 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
     // Envoy sums the weights in a uint32
     if (clusters.reduce((s, c) => s + c.weight, 0) > 2 ** 32 - 1) throw new DecodeError(resource, `${at}.route.weighted_clusters`, 'the weights add up to more than 4294967295');
   } else throw new DecodeError(resource, `${at}.route`, 'cluster or weighted_clusters is required');
-  const mirrors = (a.request_mirror_policies ?? []).map((p: Obj, i: number) => {
+  const mirrors = (a.request_mirror_policies ?? []).map((p, i) => {
     if (!p.cluster) throw new DecodeError(resource, `${at}.route.request_mirror_policies[${i}].cluster`, 'must be set');
     const f = p.runtime_fraction?.default_value;
     const denom = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 }[String(f?.denominator ?? 'HUNDRED')] ?? 100;
@@ -342,18 +351,18 @@ function decodeRoute(r: Obj, resource: string, at: string, maxDirectBody: number
 }
 
 export function decodeRouteConfig(any: AnyMessage): RouteConfigModel {
-  const rc = unpack<Obj>(any, TypeUrl.RouteConfiguration);
+  const rc = unpack<RouteConfigurationPb>(any, TypeUrl.RouteConfiguration);
   const name = String(rc.name ?? '');
   if (!name) throw new DecodeError('(route configuration)', 'name', 'must be set');
   const maxDirectBody = rc.max_direct_response_body_size_bytes ? Number(rc.max_direct_response_body_size_bytes.value ?? 0) : ENVOY_MAX_DIRECT_RESPONSE_BODY;
-  const virtualHosts: VirtualHostModel[] = (rc.virtual_hosts ?? []).map((vh: Obj, i: number) => {
+  const virtualHosts: VirtualHostModel[] = (rc.virtual_hosts ?? []).map((vh, i) => {
     const at = `virtual_hosts[${i}]`;
-    const domains: string[] = (vh.domains ?? []).map((d: string) => d.toLowerCase());
+    const domains = (vh.domains ?? []).map((d) => d.toLowerCase());
     if (!domains.length) throw new DecodeError(name, `${at}.domains`, 'must not be empty');
     return {
       name: String(vh.name ?? ''),
       domains,
-      routes: (vh.routes ?? []).map((r: Obj, j: number) => decodeRoute(r, name, `${at}.routes[${j}]`, maxDirectBody)),
+      routes: (vh.routes ?? []).map((r, j) => decodeRoute(r, name, `${at}.routes[${j}]`, maxDirectBody)),
       requestHeaders: headerOps(vh, 'request'),
       responseHeaders: headerOps(vh, 'response'),
     };
