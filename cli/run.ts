@@ -4,6 +4,7 @@ import { parseHostPort } from '../common/addr';
 import { parseDuration } from '../common/duration';
 import { runControlPlane } from '../control-plane/main';
 import { runSidecar } from '../sidecar/main';
+import { serveClusterMetrics } from '../sidecar/cluster-metrics';
 import { parseFlags, parseLabels, UsageError } from './flags';
 
 function onSignals(stop: () => Promise<void>): void {
@@ -98,10 +99,12 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
 }
 
 // --concurrency N: N workers each run a whole sidecar (its own xDS stream) and share the
-// listening sockets through node:cluster; the primary only forwards signals and waits.
+// listening sockets through node:cluster; the primary forwards signals, sums the
+// workers' metrics for a scrape (cluster-metrics.ts) and waits.
 function runWorkers(n: number): void {
   const started = new Map<number, number>();
   const fork = () => started.set(cluster.fork().id, Date.now());
+  serveClusterMetrics();
   for (let i = 0; i < n; i++) fork();
   let stopping = false;
   const stop = (sig: NodeJS.Signals) => {

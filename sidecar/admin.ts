@@ -1,4 +1,4 @@
-// Sidecar admin endpoints: /ready, /config_dump, /clusters.
+// Sidecar admin endpoints: /ready, /metrics, /certs, /config_dump, /clusters.
 import type { EndpointStats, RuntimeConfig } from './runtime/config';
 import type { XdsClient } from './xds/client';
 import type { WorkloadIdentity } from './identity/workload-identity';
@@ -16,6 +16,8 @@ export interface AdminDeps {
   stats: Map<string, EndpointStats>;
   identity: WorkloadIdentity;
   metrics: SidecarMetrics;
+  /** the Prometheus text: this process's registry, or the sum over --concurrency workers */
+  scrape?: () => Promise<string>;
 }
 
 /** Ready once every type has arrived and every referenced route and cluster's endpoints are in. */
@@ -37,7 +39,7 @@ export function sidecarAdmin(d: AdminDeps) {
       return isReady(d.xds) && rt ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' };
     },
     'GET /certs': () => ({ body: certSummary(d.identity.current) }),
-    'GET /metrics': async () => ({ type: d.metrics.registry.contentType, body: await d.metrics.registry.metrics() }),
+    'GET /metrics': async () => ({ type: d.metrics.registry.contentType, body: await (d.scrape ? d.scrape() : d.metrics.registry.metrics()) }),
     'GET /config_dump': () => ({
       body: {
         node: { id: d.id, inbound: d.inboundAddress },

@@ -2,11 +2,13 @@
 // runtime config (swapped whole) -> listeners; admin beside.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import cluster from 'node:cluster';
 import * as grpc from '@grpc/grpc-js';
 import type { AddressInfo } from 'node:net';
 import { CONTROL_PLANE_SNI } from '../certs/ca';
 import { spiffeUri } from '../certs/spiffe';
 import { nodeFromWorkload } from '../proto/node-meta';
+import { shortName } from '../proto/type-urls';
 import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
 import { XdsClient } from './xds/client';
@@ -22,6 +24,11 @@ import { requestCertificate } from './identity/ca-client';
 import { MeshTls } from './identity/mesh-tls';
 import { readToken, trustDomainOf } from './identity/bootstrap';
 import { SidecarMetrics } from './metrics';
+import { workerMetrics } from './cluster-metrics';
+import { connectionLabels, metricsObserver, type Self } from './proxy/observe-metrics';
+import { ownWorkload } from './proxy/peer-metadata';
+import type { ConnectionInfo } from './proxy/downstream';
+import type { Socket } from 'node:net';
 import { sidecarAdmin } from './admin';
 import type { AppProtocol } from './proxy/layers/protocol';
 
@@ -88,6 +95,23 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     log.info(`certificate ${c.info.serial} for ${c.info.spiffeId} until ${c.info.notAfter.toISOString()}`);
   });
 
+  const own = ownWorkload(o.service, o.namespace, o.labels);
+  const self: Self = { ...own, service: o.service, principal: () => identity.current?.info.spiffeId };
+  const observe = metricsObserver(metrics, self);
+  metrics.clusterTallies(() => clusterStats.values());
+  // Istio's TCP metrics, per downstream connection of each listener
+  const countConnection = (direction: 'inbound' | 'outbound') => (socket: Socket, info: ConnectionInfo) => {
+    const labels = connectionLabels(self, direction, info);
+    metrics.tcpOpened.inc(labels);
+    metrics.tcpOpenedShort.inc(labels);
+    socket.once('close', () => {
+      metrics.tcpClosed.inc(labels);
+      metrics.tcpClosedShort.inc(labels);
+      metrics.tcpSent.inc(labels, socket.bytesWritten);
+      metrics.tcpReceived.inc(labels, socket.bytesRead);
+    });
+  };
+
   const access = accessLog(o.accessLog);
   const mesh = new H2Dispatcher();
   const externalH1 = new H1Dispatcher();
@@ -107,7 +131,10 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       externalH2,
       log: access,
       random,
+      own,
+      observe,
     }),
+    { onConnection: countConnection('outbound') },
   );
   const inbound = dualProtocolServer(
     inboundHandler({
@@ -118,6 +145,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       log: access,
       runtime: current,
       ownIdentity: () => identity.current?.info.spiffeId,
+      observe,
     }),
     {
       tls: {
@@ -125,6 +153,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
         plaintextAllowed: () => runtime?.inbound?.plaintextAllowed ?? false,
         onRefused: (reason) => metrics.inboundRefused.inc({ reason }),
       },
+      onConnection: countConnection('inbound'),
     },
   );
   const inboundPort = await listen(inbound, o.inbound);
@@ -168,12 +197,25 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     });
   };
   xds.on('update', compile);
+  xds.on('ack', (t: keyof typeof shortName) => {
+    metrics.xdsAcks.inc({ type: shortName[t] });
+    metrics.xdsLastAck.set({ type: shortName[t] }, Date.now() / 1000);
+  });
+  xds.on('nack', (t: keyof typeof shortName) => {
+    metrics.xdsNacks.inc({ type: shortName[t] });
+    metrics.xdsLastNack.set({ type: shortName[t] }, Date.now() / 1000);
+  });
+  metrics.xdsConnected.set(0);
+  xds.on('connected', () => metrics.xdsConnected.set(1));
+  xds.on('disconnected', () => metrics.xdsConnected.set(0));
   dns.on('change', compile);
   // ADS needs the workload certificate: start it once the first one is in
   identity.once('rotated', () => xds.start());
   identity.start();
 
-  const admin = sidecarAdmin({ xds, runtime: () => runtime, id, inboundAddress, stats, identity, metrics });
+  // under --concurrency a scrape answers for every worker
+  const scrape = cluster.isWorker ? workerMetrics(metrics.registry) : () => metrics.registry.metrics();
+  const admin = sidecarAdmin({ xds, runtime: () => runtime, id, inboundAddress, stats, identity, metrics, scrape });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(o.admin.port, o.admin.host, () => resolve());

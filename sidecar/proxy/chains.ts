@@ -2,8 +2,9 @@
 // routed, maybe faulted, given CORS, answered by the route itself (redirect, direct
 // response), or split, mirrored, timed, retried, balanced and dispatched to a
 // peer sidecar (or a ServiceEntry endpoint); per attempt, the endpoint's outcome feeds
-// outlier detection and the cluster's pool limits hold it. Inbound: a peer's request is authorized,
-// told who called, and handed to the application. Each step is one layer in layers/.
+// outlier detection and the cluster's pool limits hold it; mesh peers are told who calls
+// (peer metadata, for their metrics). Inbound: a peer's request is authorized, loses that
+// peer metadata, is told who called, and handed to the application. Each step is one layer in layers/.
 import type { Dispatcher, Target } from './dispatch';
 import { compose, type Handler } from './exchange';
 import { routeLayer } from './layers/route';
@@ -22,12 +23,15 @@ import { authorizeLayer } from './layers/authorize';
 import { clientCertLayer } from './layers/client-cert';
 import { appProtocolOf, markProtocolLayer, ORIG_PROTO, type AppProtocol } from './layers/protocol';
 import { first } from './headers';
+import { announcePeerLayer, stripPeerLayer, UNKNOWN_WORKLOAD, type WorkloadMeta } from './peer-metadata';
 
 export interface OutboundChainDeps {
   dispatchers: Dispatchers;
   budgets: RetryBudgets;
   random: () => number;
   now?: () => number;
+  /** this workload, as mesh peers are told (Istio's metadata exchange) */
+  own?: WorkloadMeta;
 }
 
 export function outboundChain(d: OutboundChainDeps): Handler {
@@ -42,6 +46,7 @@ export function outboundChain(d: OutboundChainDeps): Handler {
       corsLayer,
       localAnswerLayer,
       splitLayer,
+      announcePeerLayer(d.own ?? UNKNOWN_WORKLOAD),
       mirrorLayer(d.dispatchers, d.random),
       timeoutLayer,
       retryLayer(d.budgets, d.random),
@@ -69,5 +74,5 @@ export function inboundChain(d: InboundChainDeps): Handler {
     delete x.request.headers[ORIG_PROTO];
     return appProtocolOf(d.appProtocol, x.info.protocol, marked, x.info.header('content-type')) === 'http2' ? d.appH2 : d.appH1;
   };
-  return compose([authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
+  return compose([authorizeLayer({ appPort: d.app.port }), stripPeerLayer, clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
 }

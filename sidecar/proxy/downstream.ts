@@ -49,7 +49,15 @@ export interface DualServer {
   active(): number;
 }
 
-export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeoutMs?: number; tls?: TlsAcceptor } = {}): DualServer {
+export function dualProtocolServer(
+  handler: RequestHandler,
+  opts: {
+    headersTimeoutMs?: number;
+    tls?: TlsAcceptor;
+    /** a connection accepted for HTTP (after the mTLS handshake, if any): the socket requests are read from */
+    onConnection?: (socket: net.Socket, info: ConnectionInfo) => void;
+  } = {},
+): DualServer {
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   let active = 0;
   const track: RequestHandler = (req, res) => {
@@ -81,6 +89,7 @@ export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeo
       const peer = s.getPeerCertificate();
       const info: ConnectionInfo = { mtls: s.authorized, peerPrincipal: s.authorized ? uriSanOf(peer) : undefined, sni: typeof s.servername === 'string' ? s.servername : undefined };
       connections.set(s, info);
+      opts.onConnection?.(s, info);
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
       if (s.alpnProtocol !== 'h2') return void h1.emit('connection', s);
@@ -111,6 +120,7 @@ export function dualProtocolServer(handler: RequestHandler, opts: { headersTimeo
         acceptor.onRefused?.('plaintext', 'plaintext connection to a port that requires mTLS');
         return void socket.destroy();
       }
+      opts.onConnection?.(socket, PLAINTEXT);
       const isH2 = head.length >= 3 && head.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
       (isH2 ? h2 : h1).emit('connection', socket);
     });

@@ -6,6 +6,7 @@ import type { RuntimeConfig } from '../runtime/config';
 import { inboundChain } from './chains';
 import { serve } from './serve';
 import type { AppProtocol } from './layers/protocol';
+import type { Observer } from './observe-metrics';
 
 export interface InboundDeps {
   app: Target;
@@ -16,9 +17,10 @@ export interface InboundDeps {
   runtime: () => RuntimeConfig;
   /** this workload's SPIFFE ID, for XFCC's By= */
   ownIdentity: () => string | undefined;
+  observe?: Observer;
 }
 
 export function inboundHandler(d: InboundDeps) {
   const chain = inboundChain({ app: d.app, appH1: d.appH1, appH2: d.appH2, appProtocol: d.appProtocol, ownIdentity: d.ownIdentity });
-  return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' } });
+  return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' }, observe: d.observe });
 }

@@ -6,6 +6,8 @@ import type { AccessLog } from './access-log';
 import { outboundChain } from './chains';
 import { RetryBudgets } from './layers/retry';
 import { serve } from './serve';
+import type { Observer } from './observe-metrics';
+import type { WorkloadMeta } from './peer-metadata';
 
 export interface OutboundDeps {
   runtime: () => RuntimeConfig;
@@ -17,6 +19,9 @@ export interface OutboundDeps {
   log: AccessLog;
   random: () => number;
   budgets?: RetryBudgets;
+  /** told to mesh peers (x-tandem-peer-metadata), for their source_* labels */
+  own?: WorkloadMeta;
+  observe?: Observer;
 }
 
 export function outboundHandler(d: OutboundDeps) {
@@ -32,6 +37,6 @@ export function outboundHandler(d: OutboundDeps) {
       return p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB' ? d.externalH2 : d.externalH1;
     },
   };
-  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random });
-  return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log });
+  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own });
+  return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log, observe: d.observe });
 }

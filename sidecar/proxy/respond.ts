@@ -6,7 +6,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { DownstreamResponse } from './downstream';
 import type { UpstreamResponse } from './dispatch';
 import type { Exchange } from './exchange';
-import { applyOps, endToEnd, endWithHeaders } from './headers';
+import { applyOps, endToEnd, endWithHeaders, first } from './headers';
 import { ProxyError, UpstreamResetError } from './errors';
 
 export interface Responded {
@@ -14,6 +14,8 @@ export interface Responded {
   bytesSent: number;
   /** null: no upstream was asked (the proxy answered itself) */
   upstreamMs: number | null;
+  /** grpc-status from the response's headers (trailers-only) or trailers, when it had one */
+  grpcStatus?: string;
 }
 
 type Writable = DownstreamResponse & {
@@ -32,7 +34,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
       // a trailers-only answer stays one: its status is in these headers
       endWithHeaders(res as unknown as Parameters<typeof endWithHeaders>[0], up.status, headers);
       up.body.resume();
-      return resolve({ status: up.status, bytesSent: 0, upstreamMs });
+      return resolve({ status: up.status, bytesSent: 0, upstreamMs, grpcStatus: first(up.headers['grpc-status']) });
     }
     out.writeHead(up.status, headers);
     let bytes = 0;
@@ -58,7 +60,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
         if (Object.keys(tt).length) out.addTrailers(tt);
       }
       out.end();
-      resolve({ status: up.status, bytesSent: bytes, upstreamMs });
+      resolve({ status: up.status, bytesSent: bytes, upstreamMs, grpcStatus: first(t?.['grpc-status']) ?? first(up.headers['grpc-status']) });
     });
     up.body.once('error', (err) => {
       off();

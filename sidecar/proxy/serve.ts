@@ -13,6 +13,7 @@ import { logEntry, sendLocalReply } from './local-reply';
 import { respond } from './respond';
 import { Cancel } from './cancel';
 import type { Exchange, Handler } from './exchange';
+import type { Observer } from './observe-metrics';
 
 export interface ServeOptions {
   direction: 'inbound' | 'outbound';
@@ -21,6 +22,8 @@ export interface ServeOptions {
   log: AccessLog;
   /** the upstream_host / upstream_cluster the log shows when the chain does not say (inbound: the app) */
   defaults?: { host: string; cluster: string };
+  /** told of every request once it is over (metrics) */
+  observe?: Observer;
 }
 
 export function serve(o: ServeOptions) {
@@ -30,21 +33,29 @@ export function serve(o: ServeOptions) {
     const conn = connectionOf(req);
     const facts = { route: null as string | null, cluster: o.defaults?.cluster ?? null, host: o.defaults?.host ?? null, flags: [] as string[], attempts: 0 };
     const cleanup: (() => void)[] = [];
-    const log = (status: number, flag: string | null, bytes: number, upMs: number | null) => {
+    let x: Exchange | undefined;
+    const log = (status: number, flag: string | null, bytes: number, upMs: number | null, error?: ProxyError, grpcStatus?: string) => {
       for (const c of cleanup.splice(0)) c();
-      if (!o.log) return;
-      const flags = [flag, ...facts.flags].filter((f): f is string => !!f && f !== '-');
-      o.log(logEntry(o.direction, req, info, started, status, flags.join(',') || '-', bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null));
+      if (!o.log && !o.observe) return;
+      const flags = [flag, ...facts.flags].filter((f): f is string => !!f && f !== '-').join(',') || '-';
+      if (o.observe) {
+        try {
+          o.observe({ direction: o.direction, req, info, conn, x, status, flags, bytesSent: bytes, durationMs: Date.now() - started, grpcStatus, error });
+        } catch {
+          // a metrics bug never costs a request its answer or its log line
+        }
+      }
+      if (o.log) o.log(logEntry(o.direction, req, info, started, status, flags, bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null));
     };
     const fail = (err: unknown) => {
       const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
-      if (e instanceof DownstreamGoneError) return log(0, e.flag, 0, null);
+      if (e instanceof DownstreamGoneError) return log(0, e.flag, 0, null, e);
       if (e instanceof TransportRefusedError) {
         // the whole connection is no longer acceptable: close it, every stream on it included
         const session = (req as { stream?: { session?: { destroy(): void } } }).stream?.session;
         if (session) session.destroy();
         else req.socket?.destroy();
-        return log(0, e.flag, 0, null);
+        return log(0, e.flag, 0, null, e);
       }
       let sent = 0;
       try {
@@ -52,12 +63,12 @@ export function serve(o: ServeOptions) {
       } catch {
         // the downstream went away as we answered: the log says so
       }
-      log(sent, e.flag, 0, null);
+      log(sent, e.flag, 0, null, e);
     };
     try {
       info = requestInfo(req);
       const ctl = new Cancel();
-      const x: Exchange = {
+      x = {
         info,
         conn,
         started,
@@ -76,9 +87,10 @@ export function serve(o: ServeOptions) {
         if (!res.writableEnded) ctl.abort(new DownstreamGoneError('the client went away'));
       });
       // a layer that throws before its first await lands in the catch below, like a rejection
-      o.chain(x)
-        .then((up) => respond(res, up, x))
-        .then((r) => log(r.status, null, r.bytesSent, r.upstreamMs), fail);
+      const ex = x;
+      o.chain(ex)
+        .then((up) => respond(res, up, ex))
+        .then((r) => log(r.status, null, r.bytesSent, r.upstreamMs, undefined, r.grpcStatus), fail);
     } catch (err) {
       fail(err);
     }

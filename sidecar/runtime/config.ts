@@ -41,6 +41,8 @@ export interface Endpoint {
   target: Target;
   stats: EndpointStats;
   active(): number;
+  /** the SPIFFE ID the endpoint registered with (metrics' destination_principal) */
+  identity?: string;
 }
 
 /** The inbound port's policy: PeerAuthentication's transports and AuthorizationPolicy's RBAC. */
@@ -207,7 +209,7 @@ export class RuntimeConfig {
     const endpointOf = (model: ClusterModel, e: EndpointModel, conn = connectionOptions(model)): Endpoint => {
       const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
       const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls), ...(conn ? { conn } : {}) };
-      return { address: e.address, port: e.port, labels: e.labels, weight: e.weight ?? 1, target, stats, active: () => stats.activeRequests };
+      return { address: e.address, port: e.port, labels: e.labels, weight: e.weight ?? 1, target, stats, active: () => stats.activeRequests, ...(e.identity ? { identity: e.identity } : {}) };
     };
     let resolving = false;
     for (const model of res.clusters.values()) {

@@ -205,11 +205,13 @@ export class XdsClient extends EventEmitter {
     if (errors.length) {
       st.lastError = errors.join('; ');
       this.log.warn(`NACK ${shortName[type]} version ${res.version_info}: ${st.lastError}`);
+      this.emit('nack', type);
       this.request(type, st.lastError);
     } else {
       st.lastError = undefined;
       st.version = res.version_info;
       this.request(type);
+      this.emit('ack', type);
     }
     // only EDS clusters get their endpoints by EDS (DNS and ORIGINAL_DST ones carry them or need none)
     if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.resources.clusters.values()].filter((c) => !c.discovery).map((c) => c.name));
