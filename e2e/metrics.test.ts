@@ -55,6 +55,25 @@ describe('metrics e2e: Istio standard metrics at both sidecars', () => {
   let reviewsApp: h.App;
 
   const scrape = async (sc: h.Sidecar) => (await h.request(sc.admin, { path: '/metrics' })).body;
+  // A request is counted as its exchange ends, a moment after the client has its response:
+  // a scrape is read once what it counts has settled (the same twice running), or has reached a mark.
+  const settled = async (sc: h.Sidecar, value: (text: string) => number): Promise<string> => {
+    let last = NaN;
+    return (
+      await h.waitFor(`${sc.service}'s count to settle`, async () => {
+        const text = await scrape(sc);
+        const v = value(text);
+        const same = v === last;
+        last = v;
+        return same ? { text } : undefined;
+      }, 10_000, 150)
+    ).text;
+  };
+  const reached = async (sc: h.Sidecar, ok: (text: string) => boolean): Promise<string> =>
+    (await h.waitFor(`${sc.service}'s count`, async () => {
+      const text = await scrape(sc);
+      return ok(text) ? { text } : undefined;
+    }, 10_000, 50)).text;
 
   beforeAll(async () => {
     dir = h.tmpDir('tandem-metrics-e2e-');
@@ -76,7 +95,6 @@ describe('metrics e2e: Istio standard metrics at both sidecars', () => {
   });
 
   it('counts N requests on both sidecars with Istio labels, and a 503 UH with its flag', async () => {
-    const before = await Promise.all([scrape(product), scrape(reviews)]);
     const base = (text: string, labels: Record<string, string>) => h.metricValue(text, 'istio_requests_total', labels) ?? 0;
     const clientOk = { reporter: 'source', source_workload: 'productpage-v1', source_version: 'v1', destination_service: REVIEWS, destination_workload: 'reviews-v2', destination_version: 'v2', response_code: '200', response_flags: '-', request_protocol: 'http' };
     const serverOk = {
@@ -91,6 +109,7 @@ describe('metrics e2e: Istio standard metrics at both sidecars', () => {
       response_code: '200',
       connection_security_policy: 'mutual_tls',
     };
+    const before = await Promise.all([settled(product, (t) => base(t, clientOk)), settled(reviews, (t) => base(t, serverOk))]);
     const c0 = base(before[0], clientOk);
     const s0 = base(before[1], serverOk);
     const d0 = h.metricValue(before[0], 'istio_request_duration_milliseconds_count', clientOk) ?? 0;
@@ -103,7 +122,11 @@ describe('metrics e2e: Istio standard metrics at both sidecars', () => {
     const uh = await h.request(product.outbound, { host: 'reviews', path: '/r', headers: { 'x-empty': 'yes' } });
     expect(uh.status).toBe(503);
 
-    const [client, server] = await Promise.all([scrape(product), scrape(reviews)]);
+    const uhCount = (t: string) => h.metricValue(t, 'istio_requests_total', { reporter: 'source', destination_service: REVIEWS, response_code: '503', response_flags: 'UH' }) ?? 0;
+    const [client, server] = await Promise.all([
+      reached(product, (t) => base(t, clientOk) - c0 >= N && uhCount(t) >= 1),
+      reached(reviews, (t) => base(t, serverOk) - s0 >= N),
+    ]);
     expect(base(client, clientOk) - c0).toBe(N);
     expect(base(server, serverOk) - s0).toBe(N);
     // Istio's client side does not claim to know the transport policy
@@ -137,9 +160,14 @@ describe('metrics e2e: Istio standard metrics at both sidecars', () => {
       },
       10_000,
     );
-    const before = h.metricValue(await scrape(details), 'istio_requests_total', labels) ?? 0;
+    const count = (text: string) => h.metricValue(text, 'istio_requests_total', labels) ?? 0;
+    const before = count(await settled(details, count));
     const answers = await h.pool(M, 1, () => h.request(details.outbound, { host: 'reviews', path: '/d', headers: { connection: 'close' } }));
     expect(answers.every((a) => a.status === 200)).toBe(true);
+    await reached(details, (t) => count(t) - before >= M).catch(async (err) => {
+      const lines = (await scrape(details)).split('\n').filter((l) => l.startsWith('istio_requests_total'));
+      throw new Error(`${(err as Error).message}; before ${before}; ${lines.join('\n')}`);
+    });
     // whichever worker answers the scrape, it is the whole sidecar's count
     for (let i = 0; i < 4; i++) {
       const text = (await h.request(details.admin, { path: '/metrics', headers: { connection: 'close' } })).body;

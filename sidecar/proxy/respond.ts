@@ -38,6 +38,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
     }
     out.writeHead(up.status, headers);
     let bytes = 0;
+    let done = false;
     const onAbort = () => {
       up.body.destroy();
       out.destroy();
@@ -45,15 +46,9 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
     };
     if (x.signal.aborted) return onAbort();
     const off = x.signal.on(onAbort);
-    up.body.on('data', (c: Buffer) => {
-      bytes += c.length;
-      if (!(out as NodeJS.WritableStream).write(c)) {
-        up.body.pause();
-        out.once('drain', () => up.body.resume());
-      }
-    });
-    up.body.once('end', async () => {
-      const t = await up.trailers;
+    const finish = (t: OutgoingHttpHeaders | undefined) => {
+      if (done) return;
+      done = true;
       off();
       if (t) {
         const tt = endToEnd(t);
@@ -61,8 +56,27 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
       }
       out.end();
       resolve({ status: up.status, bytesSent: bytes, upstreamMs, grpcStatus: first(t?.['grpc-status']) ?? first(up.headers['grpc-status']) });
+    };
+    // A body of a declared length is over at its last byte: end the response then, not when the
+    // upstream's end arrives (on the h2 hop, a frame later), by which time a client that has its
+    // whole answer may have closed, and the exchange would be logged as cut short (DC).
+    const length = Number(headers['content-length'] ?? NaN);
+    up.body.on('data', (c: Buffer) => {
+      if (done) return;
+      bytes += c.length;
+      if (!(out as NodeJS.WritableStream).write(c)) {
+        up.body.pause();
+        out.once('drain', () => up.body.resume());
+      }
+      if (bytes === length) finish(undefined);
+    });
+    up.body.once('end', async () => {
+      if (done) return;
+      finish(await up.trailers);
     });
     up.body.once('error', (err) => {
+      if (done) return;
+      done = true;
       off();
       // headers are out: all we can do is cut the response short
       out.destroy(err);
