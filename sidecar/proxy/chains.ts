@@ -3,7 +3,9 @@
 // response), or split, mirrored, timed, retried, balanced and dispatched to a
 // peer sidecar (or a ServiceEntry endpoint); per attempt, the endpoint's outcome feeds
 // outlier detection and the cluster's pool limits hold it. Inbound: a peer's request is authorized,
-// told who called, and handed to the application. Each step is one layer in layers/.
+// told who called, and handed to the application. On both, the request first becomes a
+// span of its caller's trace, so even a request refused at once is logged with its trace.
+// Each step is one layer in layers/.
 import type { Dispatcher, Target } from './dispatch';
 import { compose, type Handler } from './exchange';
 import { routeLayer } from './layers/route';
@@ -22,17 +24,20 @@ import { authorizeLayer } from './layers/authorize';
 import { clientCertLayer } from './layers/client-cert';
 import { appProtocolOf, markProtocolLayer, ORIG_PROTO, type AppProtocol } from './layers/protocol';
 import { first } from './headers';
+import { traceLayer, type TraceDeps } from './layers/trace';
 
 export interface OutboundChainDeps {
   dispatchers: Dispatchers;
   budgets: RetryBudgets;
   random: () => number;
   now?: () => number;
+  trace: TraceDeps;
 }
 
 export function outboundChain(d: OutboundChainDeps): Handler {
   return compose(
     [
+      traceLayer(d.trace),
       routeLayer,
       markProtocolLayer,
       // Istio's HTTP filters run fault, then CORS, then the router, which either answers by
@@ -61,6 +66,7 @@ export interface InboundChainDeps {
   appH2: Dispatcher;
   appProtocol: AppProtocol;
   ownIdentity: () => string | undefined;
+  trace: TraceDeps;
 }
 
 export function inboundChain(d: InboundChainDeps): Handler {
@@ -69,5 +75,5 @@ export function inboundChain(d: InboundChainDeps): Handler {
     delete x.request.headers[ORIG_PROTO];
     return appProtocolOf(d.appProtocol, x.info.protocol, marked, x.info.header('content-type')) === 'http2' ? d.appH2 : d.appH1;
   };
-  return compose([authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
+  return compose([traceLayer(d.trace), authorizeLayer({ appPort: d.app.port }), clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
 }

@@ -6,6 +6,7 @@ import type { AccessLog } from './access-log';
 import { outboundChain } from './chains';
 import { RetryBudgets } from './layers/retry';
 import { serve } from './serve';
+import type { TraceDeps } from './layers/trace';
 
 export interface OutboundDeps {
   runtime: () => RuntimeConfig;
@@ -17,6 +18,7 @@ export interface OutboundDeps {
   log: AccessLog;
   random: () => number;
   budgets?: RetryBudgets;
+  trace: TraceDeps;
 }
 
 export function outboundHandler(d: OutboundDeps) {
@@ -32,6 +34,6 @@ export function outboundHandler(d: OutboundDeps) {
       return p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB' ? d.externalH2 : d.externalH1;
     },
   };
-  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random });
+  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, trace: d.trace });
   return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log });
 }

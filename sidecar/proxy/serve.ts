@@ -12,7 +12,7 @@ import { DownstreamGoneError, ProxyError, TransportRefusedError, UpstreamResetEr
 import { logEntry, sendLocalReply } from './local-reply';
 import { respond } from './respond';
 import { Cancel } from './cancel';
-import type { Exchange, Handler } from './exchange';
+import type { Exchange, ExchangeFacts, Handler } from './exchange';
 
 export interface ServeOptions {
   direction: 'inbound' | 'outbound';
@@ -28,13 +28,13 @@ export function serve(o: ServeOptions) {
     const started = Date.now();
     let info: RequestInfo | undefined;
     const conn = connectionOf(req);
-    const facts = { route: null as string | null, cluster: o.defaults?.cluster ?? null, host: o.defaults?.host ?? null, flags: [] as string[], attempts: 0 };
+    const facts: ExchangeFacts = { route: null, cluster: o.defaults?.cluster ?? null, host: o.defaults?.host ?? null, flags: [], attempts: 0 };
     const cleanup: (() => void)[] = [];
     const log = (status: number, flag: string | null, bytes: number, upMs: number | null) => {
       for (const c of cleanup.splice(0)) c();
       if (!o.log) return;
       const flags = [flag, ...facts.flags].filter((f): f is string => !!f && f !== '-');
-      o.log(logEntry(o.direction, req, info, started, status, flags.join(',') || '-', bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null));
+      o.log(logEntry(o.direction, req, info, started, status, flags.join(',') || '-', bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null, facts.trace?.traceId));
     };
     const fail = (err: unknown) => {
       const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
