@@ -1,6 +1,7 @@
 // Wiring only: workload identity (key, CSR, certificate, rotation) -> xDS client ->
 // runtime config (swapped whole) -> listeners; admin beside.
 import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import cluster from 'node:cluster';
 import * as grpc from '@grpc/grpc-js';
@@ -18,7 +19,9 @@ import { dualProtocolServer, type DualServer } from './proxy/downstream';
 import { H1Dispatcher, H2Dispatcher } from './proxy/dispatch';
 import { outboundHandler } from './proxy/outbound';
 import { inboundHandler } from './proxy/inbound';
-import { accessLog } from './proxy/access-log';
+import { openAccessLog } from './proxy/access-log';
+import { traceIds } from './proxy/trace-context';
+import { samplerFromEnv } from './proxy/sampler';
 import { WorkloadIdentity } from './identity/workload-identity';
 import { requestCertificate } from './identity/ca-client';
 import { MeshTls } from './identity/mesh-tls';
@@ -112,7 +115,19 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     });
   };
 
-  const access = accessLog(o.accessLog);
+  let lastLogError = 0;
+  const access = await openAccessLog(o.accessLog, {
+    registry: metrics.registry,
+    onError: (err) => {
+      // a full disk fails every batch: say so now and then, not per batch
+      if (Date.now() - lastLogError < 10_000) return;
+      lastLogError = Date.now();
+      log.warn(`access log: ${err.message} (lines dropped)`);
+    },
+  });
+  const sampling = samplerFromEnv(process.env);
+  if (sampling.warning) log.warn(sampling.warning);
+  const trace = { ids: traceIds(randomBytes), sample: sampling.sampler };
   const mesh = new H2Dispatcher();
   const externalH1 = new H1Dispatcher();
   const externalH2 = new H2Dispatcher();
@@ -129,10 +144,11 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       mesh,
       externalH1,
       externalH2,
-      log: access,
+      log: access.log,
       random,
       own,
       observe,
+      trace,
     }),
     { onConnection: countConnection('outbound') },
   );
@@ -142,8 +158,9 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       appH1,
       appH2,
       appProtocol: o.appProtocol ?? 'auto',
-      log: access,
+      log: access.log,
       runtime: current,
+      trace,
       ownIdentity: () => identity.current?.info.spiffeId,
       observe,
     }),
@@ -232,6 +249,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       dns.stop();
       admin.close();
       for (const d of [mesh, externalH1, externalH2, appH1, appH2]) d.close();
+      await access.close();
     },
   };
 }

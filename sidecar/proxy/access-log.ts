@@ -1,5 +1,11 @@
-// One JSON line per request (SPEC section 8), to stdout, a file, or nowhere.
+// One JSON line per request (SPEC section 8), to stdout, a file, or nowhere. A request
+// never waits for the log: lines are buffered and written in batches, one write at a
+// time; when the sink cannot keep up the buffer stays bounded and the lines that do not
+// fit are dropped and counted (tandem_access_log_dropped_total). A file that was rotated
+// away (renamed or removed, as logrotate does) is noticed within a second and reopened
+// at its path; what is buffered is written out on stop.
 import * as fs from 'node:fs';
+import * as client from 'prom-client';
 
 export interface AccessEntry {
   start_time: string;
@@ -27,10 +33,156 @@ export interface AccessEntry {
 /** null when access logging is off, so callers skip building entries at all */
 export type AccessLog = ((e: AccessEntry) => void) | null;
 
-export function accessLog(where: string): AccessLog {
-  if (where === 'off') return null;
-  const out = where === 'stdout' ? process.stdout : fs.createWriteStream(where, { flags: 'a' });
-  return (e) => {
-    out.write(JSON.stringify(e) + '\n');
+/** Where batches go. One write is in flight at a time. */
+export interface AccessLogSink {
+  write(data: string): Promise<void>;
+  /** called at most once a second before a write: reopen if the file was rotated away */
+  reopenIfMoved?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AccessLogWriterOptions {
+  /** lines held while the sink is busy; beyond it they are dropped */
+  maxBufferedLines?: number;
+  /** how long a line may wait for its batch */
+  flushDelayMs?: number;
+  /** how often, at most, a file sink checks whether it was rotated */
+  reopenCheckMs?: number;
+  onDrop?: (lines: number) => void;
+  onError?: (err: Error) => void;
+  now?: () => number;
+  setTimer?: (fn: () => void, ms: number) => { unref?(): unknown };
+}
+
+export class AccessLogWriter {
+  private buffer: string[] = [];
+  private writing: Promise<void> | null = null;
+  private timer: unknown = null;
+  private lastCheck: number;
+  private closed = false;
+  dropped = 0;
+  private readonly max: number;
+  private readonly delay: number;
+  private readonly checkMs: number;
+  private readonly now: () => number;
+  private readonly setTimer: NonNullable<AccessLogWriterOptions['setTimer']>;
+
+  constructor(
+    private readonly sink: AccessLogSink,
+    private readonly o: AccessLogWriterOptions = {},
+  ) {
+    this.max = o.maxBufferedLines ?? 10_000;
+    this.delay = o.flushDelayMs ?? 50;
+    this.checkMs = o.reopenCheckMs ?? 1000;
+    this.now = o.now ?? Date.now;
+    this.setTimer = o.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
+    this.lastCheck = this.now();
+  }
+
+  /** Never blocks and never throws: a line is buffered, or dropped and counted. */
+  write(e: AccessEntry): void {
+    if (this.closed || this.buffer.length >= this.max) return this.drop(1);
+    this.buffer.push(JSON.stringify(e));
+    if (this.timer === null && this.writing === null) {
+      const t = this.setTimer(() => {
+        this.timer = null;
+        void this.flush();
+      }, this.delay);
+      t.unref?.();
+      this.timer = t;
+    }
+  }
+
+  /** Writes everything buffered so far; resolves once it is with the sink. */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+    if (this.buffer.length === 0) return;
+    const batch = this.buffer;
+    this.buffer = [];
+    this.writing = this.writeBatch(batch).finally(() => {
+      this.writing = null;
+    });
+    await this.writing;
+    // what arrived meanwhile goes right away: it has waited a write already
+    if (this.buffer.length > 0) return this.flush();
+  }
+
+  /** Flushes what is buffered, then closes the sink; later lines are dropped. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    await this.sink.close();
+  }
+
+  private async writeBatch(lines: string[]): Promise<void> {
+    try {
+      if (this.sink.reopenIfMoved && this.now() - this.lastCheck >= this.checkMs) {
+        this.lastCheck = this.now();
+        await this.sink.reopenIfMoved();
+      }
+      await this.sink.write(lines.join('\n') + '\n');
+    } catch (err) {
+      this.drop(lines.length);
+      this.o.onError?.(err as Error);
+    }
+  }
+
+  private drop(n: number): void {
+    this.dropped += n;
+    this.o.onDrop?.(n);
+  }
+}
+
+export function streamSink(out: NodeJS.WritableStream): AccessLogSink {
+  return {
+    write: (data) => new Promise((resolve, reject) => out.write(data, (err) => (err ? reject(err) : resolve()))),
+    close: async () => undefined,
   };
+}
+
+/** A file opened for appending, reopened at its path when it was renamed or removed. */
+export async function fileSink(path: string): Promise<AccessLogSink> {
+  let fh = await fs.promises.open(path, 'a');
+  return {
+    write: async (data) => {
+      await fh.write(data);
+    },
+    async reopenIfMoved() {
+      const open = await fh.stat();
+      const at = await fs.promises.stat(path).catch(() => null);
+      if (at && at.ino === open.ino && at.dev === open.dev) return;
+      const next = await fs.promises.open(path, 'a');
+      const old = fh;
+      fh = next;
+      await old.close();
+    },
+    close: () => fh.close(),
+  };
+}
+
+export interface OpenAccessLog {
+  log: AccessLog;
+  close(): Promise<void>;
+}
+
+/**
+ * --access-log off|stdout|PATH. A file that cannot be opened is an error at start, naming
+ * the flag; the drop counter goes on `registry` when one is given.
+ */
+export async function openAccessLog(where: string, o: { registry?: client.Registry; onError?: (err: Error) => void } & AccessLogWriterOptions = {}): Promise<OpenAccessLog> {
+  if (where === 'off') return { log: null, close: async () => undefined };
+  let sink: AccessLogSink;
+  if (where === 'stdout') sink = streamSink(process.stdout);
+  else {
+    try {
+      sink = await fileSink(where);
+    } catch (err) {
+      throw new Error(`--access-log: cannot open ${where}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const dropped = o.registry
+    ? new client.Counter({ name: 'tandem_access_log_dropped_total', help: 'access-log lines dropped because the sink could not keep up (or failed)', registers: [o.registry] })
+    : undefined;
+  const writer = new AccessLogWriter(sink, { ...o, onDrop: (n) => dropped?.inc(n) });
+  return { log: (e) => writer.write(e), close: () => writer.close() };
 }

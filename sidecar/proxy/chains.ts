@@ -4,7 +4,9 @@
 // peer sidecar (or a ServiceEntry endpoint); per attempt, the endpoint's outcome feeds
 // outlier detection and the cluster's pool limits hold it; mesh peers are told who calls
 // (peer metadata, for their metrics). Inbound: a peer's request is authorized, loses that
-// peer metadata, is told who called, and handed to the application. Each step is one layer in layers/.
+// peer metadata, is told who called, and handed to the application. On both, the request
+// first becomes a span of its caller's trace, so even a request refused at once is logged
+// with its trace. Each step is one layer in layers/.
 import type { Dispatcher, Target } from './dispatch';
 import { compose, type Handler } from './exchange';
 import { routeLayer } from './layers/route';
@@ -24,6 +26,7 @@ import { clientCertLayer } from './layers/client-cert';
 import { appProtocolOf, markProtocolLayer, ORIG_PROTO, type AppProtocol } from './layers/protocol';
 import { first } from './headers';
 import { announcePeerLayer, stripPeerLayer, UNKNOWN_WORKLOAD, type WorkloadMeta } from './peer-metadata';
+import { traceLayer, type TraceDeps } from './layers/trace';
 
 export interface OutboundChainDeps {
   dispatchers: Dispatchers;
@@ -32,11 +35,13 @@ export interface OutboundChainDeps {
   now?: () => number;
   /** this workload, as mesh peers are told (Istio's metadata exchange) */
   own?: WorkloadMeta;
+  trace: TraceDeps;
 }
 
 export function outboundChain(d: OutboundChainDeps): Handler {
   return compose(
     [
+      traceLayer(d.trace),
       routeLayer,
       markProtocolLayer,
       // Istio's HTTP filters run fault, then CORS, then the router, which either answers by
@@ -66,6 +71,7 @@ export interface InboundChainDeps {
   appH2: Dispatcher;
   appProtocol: AppProtocol;
   ownIdentity: () => string | undefined;
+  trace: TraceDeps;
 }
 
 export function inboundChain(d: InboundChainDeps): Handler {
@@ -74,5 +80,5 @@ export function inboundChain(d: InboundChainDeps): Handler {
     delete x.request.headers[ORIG_PROTO];
     return appProtocolOf(d.appProtocol, x.info.protocol, marked, x.info.header('content-type')) === 'http2' ? d.appH2 : d.appH1;
   };
-  return compose([authorizeLayer({ appPort: d.app.port }), stripPeerLayer, clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
+  return compose([traceLayer(d.trace), authorizeLayer({ appPort: d.app.port }), stripPeerLayer, clientCertLayer(d.ownIdentity)], appTerminal(pick, d.app));
 }

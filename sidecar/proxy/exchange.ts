@@ -11,6 +11,7 @@ import type { ConnectionInfo } from './downstream';
 import type { ClusterRuntime, CompiledRoute, Endpoint, HeaderOps, RuntimeConfig } from '../runtime/config';
 import type { WeightedCluster } from '../../proto/decode/model';
 import type { Cancel } from './cancel';
+import type { HopContext } from './trace-context';
 
 export interface UpstreamRequestHead {
   method: string;
@@ -27,6 +28,8 @@ export interface ExchangeFacts {
   /** Envoy response flags set by layers that did not fail the request (e.g. a fault delay: DI) */
   flags: string[];
   attempts: number;
+  /** this hop's span in the caller's trace (set by the trace layer) */
+  trace?: HopContext;
 }
 
 export interface Exchange {

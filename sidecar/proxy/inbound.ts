@@ -5,6 +5,7 @@ import type { AccessLog } from './access-log';
 import type { RuntimeConfig } from '../runtime/config';
 import { inboundChain } from './chains';
 import { serve } from './serve';
+import type { TraceDeps } from './layers/trace';
 import type { AppProtocol } from './layers/protocol';
 import type { Observer } from './observe-metrics';
 
@@ -18,9 +19,10 @@ export interface InboundDeps {
   /** this workload's SPIFFE ID, for XFCC's By= */
   ownIdentity: () => string | undefined;
   observe?: Observer;
+  trace: TraceDeps;
 }
 
 export function inboundHandler(d: InboundDeps) {
-  const chain = inboundChain({ app: d.app, appH1: d.appH1, appH2: d.appH2, appProtocol: d.appProtocol, ownIdentity: d.ownIdentity });
+  const chain = inboundChain({ app: d.app, appH1: d.appH1, appH2: d.appH2, appProtocol: d.appProtocol, ownIdentity: d.ownIdentity, trace: d.trace });
   return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' }, observe: d.observe });
 }

@@ -70,6 +70,7 @@ export function logEntry(
   upstreamCluster: string | null,
   routeName: string | null,
   peerPrincipal: string | null = null,
+  traceId?: string,
 ): AccessEntry {
   const tp = first(req.headers.traceparent);
   return {
@@ -87,7 +88,8 @@ export function logEntry(
     upstream_cluster: upstreamCluster,
     route_name: routeName,
     request_id: info?.requestId ?? null,
-    trace_id: tp ? (tp.split('-')[1] ?? null) : null,
+    // this hop's trace (the trace layer's), else what the caller sent, for a request refused before it
+    trace_id: traceId ?? (tp ? (tp.split('-')[1] ?? null) : null),
     authority: info?.authority ?? null,
     x_forwarded_for: first(req.headers['x-forwarded-for']) ?? null,
     user_agent: first(req.headers['user-agent']) ?? null,

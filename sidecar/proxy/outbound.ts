@@ -8,6 +8,7 @@ import { RetryBudgets } from './layers/retry';
 import { serve } from './serve';
 import type { Observer } from './observe-metrics';
 import type { WorkloadMeta } from './peer-metadata';
+import type { TraceDeps } from './layers/trace';
 
 export interface OutboundDeps {
   runtime: () => RuntimeConfig;
@@ -22,6 +23,7 @@ export interface OutboundDeps {
   /** told to mesh peers (x-tandem-peer-metadata), for their source_* labels */
   own?: WorkloadMeta;
   observe?: Observer;
+  trace: TraceDeps;
 }
 
 export function outboundHandler(d: OutboundDeps) {
@@ -37,6 +39,6 @@ export function outboundHandler(d: OutboundDeps) {
       return p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB' ? d.externalH2 : d.externalH1;
     },
   };
-  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own });
+  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace });
   return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log, observe: d.observe });
 }

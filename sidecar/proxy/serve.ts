@@ -12,7 +12,7 @@ import { DownstreamGoneError, ProxyError, TransportRefusedError, UpstreamResetEr
 import { logEntry, sendLocalReply } from './local-reply';
 import { respond } from './respond';
 import { Cancel } from './cancel';
-import type { Exchange, Handler } from './exchange';
+import type { Exchange, ExchangeFacts, Handler } from './exchange';
 import type { Observer } from './observe-metrics';
 
 export interface ServeOptions {
@@ -31,7 +31,7 @@ export function serve(o: ServeOptions) {
     const started = Date.now();
     let info: RequestInfo | undefined;
     const conn = connectionOf(req);
-    const facts = { route: null as string | null, cluster: o.defaults?.cluster ?? null, host: o.defaults?.host ?? null, flags: [] as string[], attempts: 0 };
+    const facts: ExchangeFacts = { route: null, cluster: o.defaults?.cluster ?? null, host: o.defaults?.host ?? null, flags: [], attempts: 0 };
     const cleanup: (() => void)[] = [];
     let x: Exchange | undefined;
     const log = (status: number, flag: string | null, bytes: number, upMs: number | null, error?: ProxyError, grpcStatus?: string) => {
@@ -45,7 +45,7 @@ export function serve(o: ServeOptions) {
           // a metrics bug never costs a request its answer or its log line
         }
       }
-      if (o.log) o.log(logEntry(o.direction, req, info, started, status, flags, bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null));
+      if (o.log) o.log(logEntry(o.direction, req, info, started, status, flags, bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null, facts.trace?.traceId));
     };
     const fail = (err: unknown) => {
       const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
