@@ -13,6 +13,14 @@ export type RequestHandler = (req: DownstreamRequest, res: DownstreamResponse) =
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 export const MAX_HEADER_BYTES = 60 * 1024;
+/** request headers a listener takes (Envoy's max_headers_count default); more get 431 */
+export const MAX_HEADERS_COUNT = 100;
+/**
+ * The inbound listener takes the headers the caller's sidecar adds on the way (forwarded-*,
+ * request id, trace context, attempt count, peer metadata): a request the outbound side
+ * accepted is never refused by the peer for what the mesh itself added.
+ */
+export const MESH_ADDED_HEADERS = 20;
 export const HEADERS_TIMEOUT_MS = 10_000;
 
 /** What the connection a request came on proves about its peer. */
@@ -53,6 +61,8 @@ export function dualProtocolServer(
   handler: RequestHandler,
   opts: {
     headersTimeoutMs?: number;
+    /** request headers taken (the 431 itself is answered in request-info.ts); MAX_HEADERS_COUNT unless told */
+    maxHeadersCount?: number;
     tls?: TlsAcceptor;
     /** a connection accepted for HTTP (after the mTLS handshake, if any): the socket requests are read from */
     onConnection?: (socket: net.Socket, info: ConnectionInfo) => void;
@@ -69,6 +79,10 @@ export function dualProtocolServer(
     { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout, requestTimeout: 0, keepAliveTimeout: 60_000, connectionsCheckingInterval: Math.min(1000, headersTimeout / 2) },
     track,
   );
+  // one more than the limit is kept, so that going over it is seen (request-info.ts answers 431)
+  // instead of Node silently dropping what follows
+  const maxHeaders = opts.maxHeadersCount ?? MAX_HEADERS_COUNT;
+  h1.maxHeadersCount = maxHeaders + 1;
   // h1 never listens itself (the sniffer hands it sockets), but its header-timeout
   // tracking starts on 'listening': without this, slow headers would never get a 408.
   h1.emit('listening');
@@ -77,7 +91,8 @@ export function dualProtocolServer(
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
-  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: MAX_HEADER_BYTES } }, track);
+  // room past the limit (and the pseudo-headers) so that a request over it gets its 431, not a reset
+  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: MAX_HEADER_BYTES } }, track);
   const sockets = new Set<net.Socket>();
   const acceptor = opts.tls;
   let h2Pending: ConnectionInfo | undefined;

@@ -36,6 +36,12 @@ export class BadRequestError extends ProxyError {
   readonly flag = 'DPE';
   readonly status = 400;
 }
+/** More request headers than a listener takes (Envoy's max_headers_count): 431, as Envoy. */
+export class TooManyHeadersError extends ProxyError {
+  readonly code = 'TOO_MANY_HEADERS';
+  readonly flag = 'DPE';
+  readonly status = 431;
+}
 /** The cluster's connection pool (circuit breakers) is full: 503 UO, as Envoy. */
 export class OverflowError extends ProxyError {
   readonly code = 'UPSTREAM_OVERFLOW';

@@ -8,6 +8,7 @@ import { serve } from './serve';
 import type { TraceDeps } from './layers/trace';
 import type { AppProtocol } from './layers/protocol';
 import type { Observer } from './observe-metrics';
+import { MAX_HEADERS_COUNT, MESH_ADDED_HEADERS } from './downstream';
 
 export interface InboundDeps {
   app: Target;
@@ -24,5 +25,5 @@ export interface InboundDeps {
 
 export function inboundHandler(d: InboundDeps) {
   const chain = inboundChain({ app: d.app, appH1: d.appH1, appH2: d.appH2, appProtocol: d.appProtocol, ownIdentity: d.ownIdentity, trace: d.trace });
-  return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' }, observe: d.observe });
+  return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' }, observe: d.observe, maxHeaders: MAX_HEADERS_COUNT + MESH_ADDED_HEADERS });
 }

@@ -3,7 +3,7 @@ import type { DownstreamRequest } from './downstream';
 import { requestInfo } from './request-info';
 
 const h1 = (url: string, headers: Record<string, string>, method = 'GET') =>
-  ({ url, headers, method, httpVersion: '1.1', httpVersionMajor: 1, socket: { remoteAddress: '::ffff:127.0.0.1' } }) as unknown as DownstreamRequest;
+  ({ url, headers, rawHeaders: Object.entries(headers).flat(), method, httpVersion: '1.1', httpVersionMajor: 1, socket: { remoteAddress: '::ffff:127.0.0.1' } }) as unknown as DownstreamRequest;
 
 describe('requestInfo', () => {
   it('answers pseudo-headers for HTTP/1.1 so method matches work', () => {

@@ -1,8 +1,8 @@
 // What the proxy needs to know about a downstream request, whichever protocol it came in.
 import { randomUUID } from 'node:crypto';
-import type { DownstreamRequest } from './downstream';
+import { MAX_HEADERS_COUNT, type DownstreamRequest } from './downstream';
 import { first } from './headers';
-import { BadRequestError } from './errors';
+import { BadRequestError, TooManyHeadersError } from './errors';
 
 export interface RequestInfo {
   method: string;
@@ -18,9 +18,25 @@ export interface RequestInfo {
   hasBody: boolean;
 }
 
-export function requestInfo(req: DownstreamRequest): RequestInfo {
+/** Over the header-count limit: 431; two Host headers on HTTP/1.1: 400 (RFC 9112 3.2). */
+function checkHeaderLines(raw: string[], h2: boolean, max: number): void {
+  let count = 0;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i];
+    if (k.charCodeAt(0) === 58 /* ':' */) continue;
+    count++;
+    if (k.length === 4 && k.toLowerCase() === 'host') hosts++;
+  }
+  if (count > max) throw new TooManyHeadersError(`more than ${max} request headers`);
+  if (hosts > 1 && !h2) throw new BadRequestError('more than one Host header');
+}
+
+/** `maxHeaders`: the listener's header-count limit (downstream.ts) */
+export function requestInfo(req: DownstreamRequest, maxHeaders = MAX_HEADERS_COUNT): RequestInfo {
   const h = req.headers;
   const h2 = req.httpVersionMajor === 2;
+  checkHeaderLines(req.rawHeaders, h2, maxHeaders);
   let authority = first(h2 ? (h[':authority'] ?? h.host) : h.host) ?? '';
   let path = req.url ?? '/';
   // absolute form, as an HTTP_PROXY client sends it

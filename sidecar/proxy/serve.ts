@@ -24,6 +24,8 @@ export interface ServeOptions {
   defaults?: { host: string; cluster: string };
   /** told of every request once it is over (metrics) */
   observe?: Observer;
+  /** the listener's header-count limit (MAX_HEADERS_COUNT unless told) */
+  maxHeaders?: number;
 }
 
 export function serve(o: ServeOptions) {
@@ -66,7 +68,7 @@ export function serve(o: ServeOptions) {
       log(sent, e.flag, 0, null, e);
     };
     try {
-      info = requestInfo(req);
+      info = requestInfo(req, o.maxHeaders);
       const ctl = new Cancel();
       x = {
         info,

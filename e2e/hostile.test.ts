@@ -1,0 +1,101 @@
+// Hostile and malformed requests against a real sidecar: each gets the status the
+// contract names, the application never sees it, and nothing is silently dropped.
+// (Issue 13: this suite grows with each of its limits.)
+import * as fs from 'node:fs';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as h from './harness';
+
+const MESH = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo}
+spec:
+  hosts: [echo]
+  http:
+  - match: [{headers: {x-last: {exact: "yes"}}}]
+    directResponse: {status: 418, body: {string: "the last header was read"}}
+  - route: [{destination: {host: echo}}]
+`;
+
+/** One raw HTTP/1.1 request on a connection of its own; resolves with the status line's code. */
+function raw(port: number, head: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(head));
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => {
+      got += c;
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(got);
+      if (m) {
+        resolve(Number(m[1]));
+        s.destroy();
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => reject(new Error(`closed without a status line: ${JSON.stringify(got.slice(0, 200))}`)));
+    s.setTimeout(5000, () => s.destroy(new Error('timed out')));
+  });
+}
+
+const fillers = (n: number) => Array.from({ length: n }, (_, i) => `x-filler-${i}: ${i}\r\n`).join('');
+
+describe('hostile requests', () => {
+  let dir: string;
+  let echo: h.Sidecar;
+  let app: h.App;
+
+  beforeAll(async () => {
+    dir = h.tmpDir('tandem-hostile-e2e-');
+    const configPath = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(configPath, MESH);
+    const cp = await h.startControlPlane(dir, configPath);
+    app = await h.startApp('echo');
+    echo = await h.startSidecar(cp, 'echo', app.port);
+    await h.waitFor('echo routed', async () => (await h.request(echo.outbound, { host: 'echo', path: '/' })).status === 200 || undefined, 10_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    await h.stopAll();
+    await h.closeApps();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('two Host headers on HTTP/1.1 get 400 (RFC 9112), and never reach the application', async () => {
+    const before = app.hits;
+    expect(await raw(echo.outbound, 'GET / HTTP/1.1\r\nHost: echo\r\nHost: other\r\n\r\n')).toBe(400);
+    expect(app.hits).toBe(before);
+  });
+
+  it('headers up to the limit (100) are all read, a routing header last among them too; one more gets 431', async () => {
+    const before = app.hits;
+    // Host + 98 fillers + the routing header: 100
+    expect(await raw(echo.outbound, `GET / HTTP/1.1\r\nHost: echo\r\n${fillers(98)}x-last: yes\r\n\r\n`)).toBe(418);
+    // Host + 99 fillers + the routing header: 101, and the routing header is never silently dropped
+    expect(await raw(echo.outbound, `GET / HTTP/1.1\r\nHost: echo\r\n${fillers(99)}x-last: yes\r\n\r\n`)).toBe(431);
+    expect(await raw(echo.outbound, `GET / HTTP/1.1\r\nHost: echo\r\n${fillers(2500)}\r\n`)).toBe(431);
+    expect(app.hits).toBe(before);
+    // a request at the limit crosses the mesh: the peer's inbound side takes what the sidecars add
+    expect(await raw(echo.outbound, `GET / HTTP/1.1\r\nHost: echo\r\n${fillers(99)}\r\n`)).toBe(200);
+    expect(app.hits).toBe(before + 1);
+  });
+
+  it('over HTTP/2 (h2c), too many headers get 431 as well', async () => {
+    const session = http2.connect(`http://127.0.0.1:${echo.outbound}`);
+    try {
+      const status = (headers: http2.OutgoingHttpHeaders) =>
+        new Promise<number>((resolve, reject) => {
+          const req = session.request({ ':path': '/', ':authority': 'echo', ...headers });
+          req.on('response', (r) => resolve(Number(r[':status'])));
+          req.on('error', reject);
+          req.end();
+        });
+      const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-filler-${i}`, String(i)]));
+      expect(await status({ ...many(99), 'x-last': 'yes' })).toBe(418);
+      expect(await status({ ...many(150), 'x-last': 'yes' })).toBe(431);
+    } finally {
+      session.close();
+    }
+  });
+});
