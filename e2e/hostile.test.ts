@@ -45,14 +45,28 @@ describe('hostile requests', () => {
   let dir: string;
   let echo: h.Sidecar;
   let app: h.App;
+  /** requests the application holds open at /hang, and the most it held at once */
+  const hanging = { now: 0, max: 0, release: [] as (() => void)[] };
 
   beforeAll(async () => {
     dir = h.tmpDir('tandem-hostile-e2e-');
     const configPath = path.join(dir, 'mesh.yaml');
     fs.writeFileSync(configPath, MESH);
     const cp = await h.startControlPlane(dir, configPath);
-    app = await h.startApp('echo');
-    echo = await h.startSidecar(cp, 'echo', app.port);
+    app = await h.startApp('echo', (req, res) => {
+      req.resume();
+      if (req.url !== '/hang') return void res.end('ok');
+      hanging.now++;
+      hanging.max = Math.max(hanging.max, hanging.now);
+      const done = () => {
+        hanging.now--;
+        res.end('released');
+      };
+      hanging.release.push(done);
+      res.once('close', () => hanging.release.splice(hanging.release.indexOf(done) >>> 0, 1));
+    });
+    // the application speaks HTTP/1.1 only, whatever the caller spoke
+    echo = await h.startSidecar(cp, 'echo', app.port, {}, { args: ['--app-protocol', 'http1'] });
     await h.waitFor('echo routed', async () => (await h.request(echo.outbound, { host: 'echo', path: '/' })).status === 200 || undefined, 10_000);
   }, 60_000);
 
@@ -98,4 +112,41 @@ describe('hostile requests', () => {
       session.close();
     }
   });
+
+  it('one HTTP/2 connection gets at most 100 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS): 150 hanging requests hold at most 100 at the app', async () => {
+    const session = http2.connect(`http://127.0.0.1:${echo.outbound}`);
+    const settled: Promise<number>[] = [];
+    try {
+      await new Promise<void>((resolve) => session.once('remoteSettings', () => resolve()));
+      expect(session.remoteSettings.maxConcurrentStreams).toBe(100);
+      for (let i = 0; i < 150; i++) {
+        settled.push(
+          new Promise<number>((resolve) => {
+            const req = session.request({ ':path': '/hang', ':authority': 'echo' });
+            req.on('response', (r) => resolve(Number(r[':status'])));
+            req.on('error', () => resolve(0));
+            req.on('close', () => resolve(0));
+            req.resume();
+            req.end();
+          }),
+        );
+      }
+      await h.waitFor('the app to hold 100 requests', () => hanging.now >= 100 || undefined, 15_000).catch((e: Error) => {
+        throw new Error(`${e.message} (holding ${hanging.now}, max ${hanging.max}, hits ${app.hits}) ${echo.proc.output().slice(-1500)}`);
+      });
+      // a moment for any stream past the limit to (wrongly) arrive
+      await new Promise((r) => setTimeout(r, 300));
+      expect(hanging.max).toBe(100);
+      // as slots free, the rest go through: every request is answered in the end
+      while (hanging.release.length || settled.length > 0) {
+        for (const r of hanging.release.splice(0)) r();
+        const done = await Promise.race([Promise.all(settled).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 50))]);
+        if (done) break;
+      }
+      expect((await Promise.all(settled)).every((s) => s === 200)).toBe(true);
+      expect(hanging.max).toBe(100);
+    } finally {
+      session.close();
+    }
+  }, 60_000);
 });

@@ -15,7 +15,7 @@ import { logger } from '../common/log';
 import { XdsClient } from './xds/client';
 import { RuntimeConfig, EndpointStats, ClusterStats } from './runtime/config';
 import { DnsCache, dnsNames } from './runtime/dns';
-import { dualProtocolServer, type DualServer, MAX_HEADERS_COUNT, MESH_ADDED_HEADERS } from './proxy/downstream';
+import { dualProtocolServer, type DualServer, MAX_HEADERS_COUNT, MESH_ADDED_HEADERS, MAX_CONCURRENT_STREAMS_INBOUND } from './proxy/downstream';
 import { H1Dispatcher, H2Dispatcher } from './proxy/dispatch';
 import { outboundHandler } from './proxy/outbound';
 import { inboundHandler } from './proxy/inbound';
@@ -172,6 +172,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       },
       onConnection: countConnection('inbound'),
       maxHeadersCount: MAX_HEADERS_COUNT + MESH_ADDED_HEADERS,
+      maxConcurrentStreams: MAX_CONCURRENT_STREAMS_INBOUND,
     },
   );
   const inboundPort = await listen(inbound, o.inbound);

@@ -21,6 +21,13 @@ export const MAX_HEADERS_COUNT = 100;
  * accepted is never refused by the peer for what the mesh itself added.
  */
 export const MESH_ADDED_HEADERS = 20;
+/**
+ * HTTP/2 streams one downstream connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS):
+ * Envoy's edge recommendation for an application's connection. A peer sidecar multiplexes all
+ * of its application's requests to this workload on one connection: the inbound side takes more.
+ */
+export const MAX_CONCURRENT_STREAMS = 100;
+export const MAX_CONCURRENT_STREAMS_INBOUND = 1000;
 export const HEADERS_TIMEOUT_MS = 10_000;
 
 /** What the connection a request came on proves about its peer. */
@@ -63,6 +70,8 @@ export function dualProtocolServer(
     headersTimeoutMs?: number;
     /** request headers taken (the 431 itself is answered in request-info.ts); MAX_HEADERS_COUNT unless told */
     maxHeadersCount?: number;
+    /** HTTP/2 streams per connection; MAX_CONCURRENT_STREAMS unless told */
+    maxConcurrentStreams?: number;
     tls?: TlsAcceptor;
     /** a connection accepted for HTTP (after the mTLS handshake, if any): the socket requests are read from */
     onConnection?: (socket: net.Socket, info: ConnectionInfo) => void;
@@ -92,7 +101,7 @@ export function dualProtocolServer(
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   // room past the limit (and the pseudo-headers) so that a request over it gets its 431, not a reset
-  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: MAX_HEADER_BYTES } }, track);
+  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: MAX_HEADER_BYTES, maxConcurrentStreams: opts.maxConcurrentStreams ?? MAX_CONCURRENT_STREAMS } }, track);
   const sockets = new Set<net.Socket>();
   const acceptor = opts.tls;
   let h2Pending: ConnectionInfo | undefined;
