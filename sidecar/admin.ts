@@ -1,4 +1,4 @@
-// Sidecar admin endpoints: /ready, /metrics, /certs, /config_dump, /clusters.
+// Sidecar admin endpoints: /ready, /metrics, /certs, /config_dump, /clusters, POST /drain.
 import type { EndpointStats, RuntimeConfig } from './runtime/config';
 import type { XdsClient } from './xds/client';
 import type { WorkloadIdentity } from './identity/workload-identity';
@@ -18,6 +18,9 @@ export interface AdminDeps {
   metrics: SidecarMetrics;
   /** the Prometheus text: this process's registry, or the sum over --concurrency workers */
   scrape?: () => Promise<string>;
+  /** POST /drain: leave EDS and move clients off (the process stays until SIGTERM) */
+  drain?: () => void;
+  draining?: () => boolean;
 }
 
 /** Ready once every type has arrived and every referenced route and cluster's endpoints are in. */
@@ -33,10 +36,16 @@ export function isReady(xds: XdsClient): boolean {
 export function sidecarAdmin(d: AdminDeps) {
   return adminServer({
     'GET /ready': () => {
+      if (d.draining?.()) return { status: 503, body: 'draining\n' };
       if (!d.identity.current) return { status: 503, body: 'waiting for a workload certificate\n' };
       const rt = d.runtime();
       if (rt?.resolving) return { status: 503, body: 'resolving the names of DNS clusters\n' };
       return isReady(d.xds) && rt ? { body: 'ready\n' } : { status: 503, body: 'waiting for config\n' };
+    },
+    'POST /drain': () => {
+      if (!d.drain) return { status: 404, body: 'not here\n' };
+      d.drain();
+      return { status: 202, body: 'draining\n' };
     },
     'GET /certs': () => ({ body: certSummary(d.identity.current) }),
     'GET /metrics': async () => ({ type: d.metrics.registry.contentType, body: await (d.scrape ? d.scrape() : d.metrics.registry.metrics()) }),

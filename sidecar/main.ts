@@ -234,7 +234,18 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
 
   // under --concurrency a scrape answers for every worker
   const scrape = cluster.isWorker ? workerMetrics(metrics.registry) : () => metrics.registry.metrics();
-  const admin = sidecarAdmin({ xds, runtime: () => runtime, id, inboundAddress, stats, identity, metrics, scrape });
+  // Draining: leave EDS first (the control plane drops this endpoint and tells the peers),
+  // then move clients off (GOAWAY, Connection: close) while still taking new connections
+  // for a moment, from peers that have not heard yet; then finish what is in flight.
+  let drained: Promise<void> | undefined;
+  const drain = (graceMs: number): Promise<void> =>
+    (drained ??= (async () => {
+      log.info(`draining: leaving EDS, finishing in-flight requests (up to ${graceMs} ms)`);
+      xds.stop();
+      const acceptForMs = Math.min(DEREGISTER_MS, graceMs / 2);
+      await Promise.all([outbound.drain(graceMs, acceptForMs), inbound.drain(graceMs, acceptForMs)]);
+    })());
+  const admin = sidecarAdmin({ xds, runtime: () => runtime, id, inboundAddress, stats, identity, metrics, scrape, drain: () => void drain(5000), draining: () => drained !== undefined });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(o.admin.port, o.admin.host, () => resolve());
@@ -245,9 +256,8 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
 
   return {
     async stop(graceMs = 5000) {
-      await Promise.all([outbound.drain(graceMs), inbound.drain(graceMs)]);
+      await drain(graceMs);
       identity.stop();
-      xds.stop();
       dns.stop();
       admin.close();
       for (const d of [mesh, externalH1, externalH2, appH1, appH2]) d.close();
@@ -260,6 +270,9 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
  * The address peers are told to use: --advertise HOST or HOST:PORT (a NAT or a port
  * mapping in front of the sidecar), else the inbound listener's (127.0.0.1 for 0.0.0.0).
  */
+/** how long a draining sidecar still takes new connections, while peers learn it left EDS */
+const DEREGISTER_MS = 1000;
+
 function advertisedAddress(advertise: string | undefined, inbound: HostPort, boundPort: number): string {
   const bracket = (h: string) => (h.includes(':') ? `[${h}]` : h);
   if (advertise && /^(\[[^\]]+\]|[^:]+):\d+$/.test(advertise)) return advertise;

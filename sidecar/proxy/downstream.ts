@@ -59,8 +59,13 @@ export interface TlsAcceptor {
 
 export interface DualServer {
   server: net.Server;
-  /** stop accepting; resolves when in-flight requests finished or the grace ran out */
-  drain(graceMs: number): Promise<void>;
+  /**
+   * Move clients off, keeping what they sent: HTTP/2 connections get a GOAWAY (streams open
+   * finish, new ones go elsewhere), HTTP/1.1 responses say `Connection: close`, idle
+   * connections are closed. After `acceptForMs` no new connection is taken; resolves when
+   * in-flight requests finished, or cuts them when the grace runs out.
+   */
+  drain(graceMs: number, acceptForMs?: number): Promise<void>;
   active(): number;
 }
 
@@ -79,9 +84,12 @@ export function dualProtocolServer(
 ): DualServer {
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   let active = 0;
+  let draining = false;
   const track: RequestHandler = (req, res) => {
     active++;
     res.once('close', () => active--);
+    // draining: this connection's last request (Node closes it once the response is out)
+    if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     handler(req, res);
   };
   const h1 = http.createServer(
@@ -105,8 +113,13 @@ export function dualProtocolServer(
   const sockets = new Set<net.Socket>();
   const acceptor = opts.tls;
   let h2Pending: ConnectionInfo | undefined;
+  const sessions = new Set<http2.ServerHttp2Session>();
   h2.on('session', (session: http2.ServerHttp2Session) => {
     if (h2Pending) connections.set(session, h2Pending);
+    // a session that starts while draining is told at once
+    if (draining) return void session.close();
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
   });
   if (acceptor) {
     acceptor.server.on('secureConnection', (s: tls.TLSSocket) => {
@@ -152,14 +165,28 @@ export function dualProtocolServer(
   return {
     server,
     active: () => active,
-    drain(graceMs) {
-      server.close();
-      h1.close();
+    drain(graceMs, acceptForMs = 0) {
+      draining = true;
+      // GOAWAY: the open streams finish, the client makes new ones elsewhere
+      for (const session of sessions) session.close();
       h1.closeIdleConnections();
+      const stopAccepting = () => {
+        server.close();
+        h1.close();
+      };
+      const deadline = Date.now() + graceMs;
+      const acceptUntil = Date.now() + Math.min(acceptForMs, graceMs);
+      if (acceptForMs <= 0) stopAccepting();
       return new Promise((resolve) => {
-        const deadline = Date.now() + graceMs;
+        let accepting = acceptForMs > 0;
         const tick = () => {
-          if (active === 0 || Date.now() >= deadline) {
+          const now = Date.now();
+          if (accepting && now >= acceptUntil) {
+            accepting = false;
+            stopAccepting();
+          }
+          if ((!accepting && active === 0) || now >= deadline) {
+            if (accepting) stopAccepting();
             for (const s of sockets) s.destroy();
             resolve();
           } else setTimeout(tick, 25);
