@@ -116,8 +116,8 @@ export function dualProtocolServer(
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on('session', (session: http2.ServerHttp2Session) => {
     if (h2Pending) connections.set(session, h2Pending);
-    // a session that starts while draining is told at once
-    if (draining) return void session.close();
+    // one that starts while draining is still served (a peer that has not heard yet); it is
+    // sent its GOAWAY when new connections stop being taken
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
@@ -173,6 +173,7 @@ export function dualProtocolServer(
       const stopAccepting = () => {
         server.close();
         h1.close();
+        for (const session of sessions) session.close();
       };
       const deadline = Date.now() + graceMs;
       const acceptUntil = Date.now() + Math.min(acceptForMs, graceMs);

@@ -1,10 +1,10 @@
 // Dispatch: the terminal handler. Sends the attempt to the chosen endpoint over the
 // cluster's dispatcher, with the body opened afresh for this attempt, counts it on the
 // endpoint, and cancels it when the exchange is aborted. A kept-alive connection the
-// upstream closed just as it was reused is tried once more on a new one (it never saw
-// the request), never answered with a 503.
+// upstream closed just as it was reused, or a stream it refused, is tried once more on a
+// new one (it never saw the request), never answered with a 503.
 import type { Dispatcher, Target, UpstreamResponse } from '../dispatch';
-import { ReusedConnectionResetError } from '../errors';
+import { RefusedStreamError, ReusedConnectionResetError } from '../errors';
 import type { Exchange, Handler } from '../exchange';
 import type { ClusterRuntime } from '../../runtime/config';
 
@@ -47,7 +47,9 @@ export function dispatchTerminal(d: Dispatchers): Handler {
       try {
         r = await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
       } catch (err) {
-        if (!(err instanceof ReusedConnectionResetError) || (x.body && !x.body.replayable)) throw err;
+        // never seen by the upstream: a reused connection it closed, or a stream it refused (HTTP/2
+        // REFUSED_STREAM, e.g. past a draining peer's GOAWAY: RFC 9113 8.7); once more, on a new one
+        if (!(err instanceof ReusedConnectionResetError || err instanceof RefusedStreamError) || (x.body && !x.body.replayable)) throw err;
         r = await send(dispatcher, ep.target, x, cluster.model.connectTimeoutMs);
       }
       // a response body emits 'close' once it is over, ended or cut
