@@ -83,7 +83,7 @@ async function slice(t: Target, backend: Proc, sec: number, acc: Acc, raw: boole
   acc.backendCpu += after.backend - before.backend;
   acc.loadCpu += after.load - before.load;
   acc.served += statsAfter.served - statsBefore.served;
-  // counted by Host: the other target of a pair may still have requests landing
+  // counted by Host: another target of a group may still have requests landing
   acc.xfcc += t.host ? (statsAfter.xfccByHost[t.host] ?? 0) - (statsBefore.xfccByHost[t.host] ?? 0) : statsAfter.xfcc - statsBefore.xfcc;
 }
 
@@ -141,20 +141,18 @@ export async function measure(t: Target, backend: Proc): Promise<Row> {
 }
 
 /**
- * Two targets compared with each other (the tandem hops): each warmed up, then measured
- * in alternating halves, A B B A, so that a neighbour's burst of CPU or a slow drift on a
- * shared machine falls on both alike. Each still gets DURATION seconds in all.
+ * Targets compared with each other (the tandem hops): each warmed up, then measured in
+ * alternating halves, A B C C B A, so that a neighbour's burst of CPU or a slow drift on a
+ * shared machine falls on all alike. Each still gets DURATION seconds in all.
  */
-export async function measurePair(a: Target, b: Target, backend: Proc): Promise<[Row, Row]> {
-  if (WARMUP > 0) {
-    await load(a.url, a.host, WARMUP);
-    await load(b.url, b.host, WARMUP);
-  }
-  const [accA, accB] = [newAcc(a), newAcc(b)];
+export async function measureGroup(ts: Target[], backend: Proc): Promise<Row[]> {
+  if (WARMUP > 0) for (const t of ts) await load(t.url, t.host, WARMUP);
+  const accs = ts.map(newAcc);
   const half = DURATION / 2;
-  for (const [t, acc] of [[a, accA], [b, accB], [b, accB], [a, accA]] as const) {
+  const order = [...ts.keys(), ...[...ts.keys()].reverse()];
+  for (const i of order) {
     if (interrupted) throw new Error('interrupted');
-    await slice(t, backend, half, acc, true);
+    await slice(ts[i], backend, half, accs[i], true);
   }
-  return [row(a, accA), row(b, accB)];
+  return ts.map((t, i) => row(t, accs[i]));
 }

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import type { CaLocalResult, CaRpcResult } from './ca';
 import { CA_CONCURRENCY, CA_REQUESTS, CA_WORKLOADS, CONNECTIONS, DURATION, WARMUP } from './config';
 import type { Row } from './target';
+import { ACCESS_LOG_TARGET } from './tandem';
 
 export const fmt = {
   rps: (v: number) => Math.round(v).toLocaleString('en-US'),
@@ -47,6 +48,24 @@ export function mtlsVsPlaintext(rows: Row[]): { header: string[]; cells: string[
         ratio(m.breakdown[0]?.usPerReq, p.breakdown[0]?.usPerReq),
         ratio(m.breakdown[1]?.usPerReq, p.breakdown[1]?.usPerReq),
       ],
+    ],
+  };
+}
+
+/** The cost of the access log: the mTLS hop with the sidecars' default log against it off, same run. */
+export function accessLogCost(rows: Row[]): { header: string[]; cells: string[][] } | undefined {
+  const off = rows.find((r) => r.target === 'tandem mTLS');
+  const on = rows.find((r) => r.target === ACCESS_LOG_TARGET);
+  if (!off || !on) return undefined;
+  const header = ['tandem mTLS hop', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'client sidecar µs/req', 'server sidecar µs/req'];
+  const row = (name: string, r: Row) => [name, fmt.rps(r.rps), fmt.ms(r.p50), fmt.ms(r.p99), fmt.us(r.proxyUsPerReq), fmt.us(r.breakdown[0]?.usPerReq), fmt.us(r.breakdown[1]?.usPerReq)];
+  const diff = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && Number.isFinite(a - b) ? `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(1)}` : '—');
+  return {
+    header,
+    cells: [
+      row('access log off, metrics on', off),
+      row('defaults: access log on (stdout), metrics on', on),
+      ['access log cost', fmt.ratio(on.rps, off.rps), fmt.ratio(on.p50, off.p50), fmt.ratio(on.p99, off.p99), diff(on.proxyUsPerReq, off.proxyUsPerReq), diff(on.breakdown[0]?.usPerReq, off.breakdown[0]?.usPerReq), diff(on.breakdown[1]?.usPerReq, off.breakdown[1]?.usPerReq)],
     ],
   };
 }
@@ -98,6 +117,12 @@ export function printReport(rows: Row[], verified: string[] | undefined, nginxNo
     console.log('');
     printText(cmp.header, cmp.cells);
   }
+  const logCost = accessLogCost(rows);
+  if (logCost) {
+    console.log('');
+    printText(logCost.header, logCost.cells);
+    console.log('(metrics cannot be switched off: every row records Istio\'s standard metrics; CPU differences are µs per request, the others ratios)');
+  }
   if (verified) {
     console.log('');
     console.log('verified: plaintext hop = h2c (PeerAuthentication PERMISSIVE + DestinationRule tls DISABLE), mTLS hop = TLS 1.3 h2 with client certificates (the default)');
@@ -122,6 +147,10 @@ export function printReport(rows: Row[], verified: string[] | undefined, nginxNo
     console.log('');
     printMarkdown(cmp.header, cmp.cells);
   }
+  if (logCost) {
+    console.log('');
+    printMarkdown(logCost.header, logCost.cells);
+  }
   if (caTables && caTables.cells.length) {
     console.log('');
     printMarkdown(caTables.header, caTables.cells);
@@ -132,9 +161,9 @@ export function printReport(rows: Row[], verified: string[] | undefined, nginxNo
   }
   console.log('');
   console.log(
-    `_${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up (the two tandem hops in alternating halves, A B B A), autocannon in its own process, ${os.cpus().length} x ${cpuModel}, Node ${process.version}. ` +
+    `_${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up (the tandem hops in alternating halves, A B C C B A), autocannon in its own process, ${os.cpus().length} x ${cpuModel}, Node ${process.version}. ` +
       'tandem = client → client sidecar (outbound) → h2 → server sidecar (inbound) → backend; mTLS: TLS 1.3 with client certificates (the default), plaintext: h2c (PeerAuthentication PERMISSIVE + DestinationRule tls DISABLE); ' +
-      'its proxy CPU is both sidecars together. ' +
+      'its proxy CPU is both sidecars together; the access log is off but for the "+ access log" row (the default: stdout, both sidecars), metrics are recorded in all. ' +
       (rows.some((r) => r.target === 'nginx') ? 'nginx = one plaintext HTTP/1.1 proxy (1 worker) with upstream keepalive. ' : '') +
       'CPU is utime+stime from /proc per completed request.' +
       (caTables ? ` CA: ${CA_REQUESTS} CSRs per credential over gRPC from ${CA_WORKLOADS} workloads, ${CA_CONCURRENCY} in flight; CPU per certificate issued.` : '') +

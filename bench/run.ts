@@ -10,8 +10,12 @@
 // sidecars checks the wire (a TLS ClientHello for backend, the h2c preface for backend-plain),
 // and every measured request is checked at the backend: a SPIFFE x-forwarded-client-cert on
 // all mTLS requests, on none of the plaintext ones.
-// The two tandem hops are measured in alternating halves (A B B A) after both have warmed
-// up, so that the noise of a shared machine falls on both alike.
+//   tandem mTLS + access log - the mTLS hop with the sidecars' default access log (stdout, one
+//                       JSON line per request on each side) through its own client and server
+//                       sidecars (service backend-logged); the others run with --access-log off,
+//                       so the difference is what the log costs. Metrics are recorded in all.
+// The tandem hops are measured in alternating halves (A B C C B A) after all have warmed
+// up, so that the noise of a shared machine falls on all alike.
 // The load generator (autocannon), the backend, and every proxy run in separate processes;
 // proxy CPU is utime+stime from /proc/<pid>/stat, before/after each measured run, divided by
 // the requests completed.
@@ -29,7 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { caInProcess, caOverGrpc } from './ca';
 import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, WARMUP } from './config';
-import { isInterrupted, measure, measurePair, setInterrupted, startLoadGenerator } from './measure';
+import { isInterrupted, measure, measureGroup, setInterrupted, startLoadGenerator } from './measure';
 import { nginxVersion, startNginx } from './nginx';
 import { fmt, printReport, type CaResults } from './report';
 import { startTandem, type Mesh } from './tandem';
@@ -115,21 +119,23 @@ async function main(): Promise<number> {
   for (let i = 0; i < targets.length; i++) {
     if (isInterrupted()) return 130;
     const t = targets[i];
-    const pair = t.pair ? targets.find((x) => x.name === t.pair) : undefined;
-    if (pair && rows.some((r) => r.target === pair.name)) continue;
-    process.stdout.write(`measuring ${pair ? `${t.name} and ${pair.name}, alternating (A B B A, ${DURATION / 2}s each)` : t.name} ... ${pair ? '\n  ' : ''}`);
+    const group = t.group ? targets.filter((x) => x.group === t.group) : [];
+    if (group.some((g) => rows.some((r) => r.target === g.name))) continue;
+    const order = group.map((_, k) => String.fromCharCode(65 + k));
+    process.stdout.write(`measuring ${group.length ? `${group.map((g) => g.name).join(', ')}, alternating (${[...order, ...[...order].reverse()].join(' ')}, ${DURATION / 2}s each)` : t.name} ... ${group.length ? '\n  ' : ''}`);
     try {
-      if (pair) {
-        const [ra, rb] = await measurePair(t, pair, backend.proc);
-        report(t, ra, true);
-        process.stdout.write('  ');
-        report(pair, rb, true);
+      if (group.length) {
+        const measured = await measureGroup(group, backend.proc);
+        measured.forEach((r, k) => {
+          if (k) process.stdout.write('  ');
+          report(group[k], r, true);
+        });
       } else {
         report(t, await measure(t, backend.proc));
       }
     } catch (err) {
       console.log('failed');
-      failures.push(`${t.name}${pair ? ` / ${pair.name}` : ''}: ${(err as Error).message}`);
+      failures.push(`${group.length ? group.map((g) => g.name).join(' / ') : t.name}: ${(err as Error).message}`);
     }
   }
 

@@ -24,7 +24,7 @@ export interface Mesh {
   cpTarget: string;
 }
 
-const MESH_SERVICES = { mtls: 'backend', plain: 'backend-plain' } as const;
+const MESH_SERVICES = { mtls: 'backend', plain: 'backend-plain', logged: 'backend-logged' } as const;
 
 /** The mesh config: both services routed to themselves; backend-plain plaintext both ways. */
 function meshConfig(): string {
@@ -46,6 +46,8 @@ function meshConfig(): string {
     ...vs(MESH_SERVICES.mtls),
     '---',
     ...vs(MESH_SERVICES.plain),
+    '---',
+    ...vs(MESH_SERVICES.logged),
     '---',
     // backend-plain: its server sidecar also takes plaintext, and clients send plaintext to it
     'apiVersion: security.istio.io/v1',
@@ -73,6 +75,9 @@ function meshConfig(): string {
     '',
   ].join('\n');
 }
+
+/** the mTLS hop again, with the sidecars' default access log on both sides */
+export const ACCESS_LOG_TARGET = 'tandem mTLS + access log';
 
 interface Sidecar {
   proc: Proc;
@@ -111,7 +116,7 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
     return f;
   };
 
-  const sidecar = async (service: string, appPort: number, advertise?: (inbound: number) => Promise<number>): Promise<Sidecar> => {
+  const sidecar = async (service: string, appPort: number, advertise?: (inbound: number) => Promise<number>, accessLog = 'off'): Promise<Sidecar> => {
     const [inbound, outbound, sAdmin] = [await freePort(), await freePort(), await freePort()];
     const advertised = advertise ? await advertise(inbound) : inbound;
     const proc = startProc(`sidecar ${service}`, process.execPath, [
@@ -126,7 +131,7 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
       '--control-plane', `127.0.0.1:${listen}`,
       '--root-cert', path.join(caDir, ROOT_CERT),
       '--token', tokenFile(service),
-      '--access-log', 'off',
+      '--access-log', accessLog,
     ]);
     await waitFor(`sidecar ${service} /ready`, async () => (await httpGet(sAdmin, '/ready')).status === 200).catch((err: Error) => {
       throw new Error(`${err.message}\n${proc.output().slice(-2000)}`);
@@ -185,6 +190,8 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
 
   // 2. The measured server sidecars (no relay), then the stand-ins leave.
   const [server, serverPlain] = await Promise.all([sidecar(MESH_SERVICES.mtls, backendPort), sidecar(MESH_SERVICES.plain, backendPort)]);
+  // the default access log (stdout, read by this process as a container runtime would) on both sides
+  const [clientLogged, serverLogged] = await Promise.all([sidecar('client-logged', await freePort(), undefined, 'stdout'), sidecar(MESH_SERVICES.logged, backendPort, undefined, 'stdout')]);
   await Promise.all([probeMtls.proc.stop(), probePlain.proc.stop()]);
   await Promise.all(relays.map((r) => r.close()));
   const relayAddrs = new Set([probeMtls.address, probePlain.address]);
@@ -193,28 +200,33 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
     const r = await httpGet(client.admin, '/clusters');
     const addrs = new Set((JSON.parse(r.body) as { endpoints: { address: string }[] }[]).flatMap((c) => c.endpoints.map((e) => e.address)));
     seen = [...addrs].join(', ');
-    return addrs.has(server.address) && addrs.has(serverPlain.address) && ![...relayAddrs].some((a) => addrs.has(a));
+    return addrs.has(server.address) && addrs.has(serverPlain.address) && addrs.has(serverLogged.address) && ![...relayAddrs].some((a) => addrs.has(a));
   }).catch((err: Error) => {
     throw new Error(`${err.message} (endpoints: ${seen})`);
   });
   await through(client, MESH_SERVICES.mtls, `client sidecar -> ${MESH_SERVICES.mtls} sidecar -> backend`);
   await through(client, MESH_SERVICES.plain, `client sidecar -> ${MESH_SERVICES.plain} sidecar -> backend`);
+  await through(clientLogged, MESH_SERVICES.logged, `client-logged sidecar -> ${MESH_SERVICES.logged} sidecar -> backend`);
+  const logged = (s: Sidecar) => s.proc.output().includes('"response_code":200');
+  // written in batches, a moment after the response
+  await waitFor('an access log line from both access-log sidecars', async () => logged(clientLogged) && logged(serverLogged), 5000);
 
-  const target = (name: string, host: string, s: Sidecar, xfcc: 'all' | 'none', pair: string): Target => ({
+  const target = (name: string, host: string, s: Sidecar, xfcc: 'all' | 'none', from = client): Target => ({
     name,
-    pair,
-    url: `http://127.0.0.1:${client.outbound}/`,
+    group: 'tandem',
+    url: `http://127.0.0.1:${from.outbound}/`,
     host,
     xfcc,
     proxies: [
-      { label: 'client sidecar', pid: client.proc.pid },
+      { label: 'client sidecar', pid: from.proc.pid },
       { label: `${s.service} sidecar`, pid: s.proc.pid },
     ],
   });
   return {
     targets: [
-      target('tandem plaintext', MESH_SERVICES.plain, serverPlain, 'none', 'tandem mTLS'),
-      target('tandem mTLS', MESH_SERVICES.mtls, server, 'all', 'tandem plaintext'),
+      target('tandem plaintext', MESH_SERVICES.plain, serverPlain, 'none'),
+      target('tandem mTLS', MESH_SERVICES.mtls, server, 'all'),
+      target(ACCESS_LOG_TARGET, MESH_SERVICES.logged, serverLogged, 'all', clientLogged),
     ],
     verified,
     caDir,

@@ -11,8 +11,8 @@ export interface Target {
   proxies: { label: string; pid: number }[];
   /** tandem: whether every request must reach the backend with a SPIFFE XFCC (mTLS) or none may */
   xfcc?: 'all' | 'none';
-  /** the target this one is measured alternately with (see measurePair) */
-  pair?: string;
+  /** targets of one group are measured alternately with each other (see measureGroup) */
+  group?: string;
 }
 
 export interface Row {

@@ -83,7 +83,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   const watcher = new ConfigWatcher(o.config, {
     onConfig: (r) => {
       try {
-        cache.setConfig(r.config);
+        cache.setConfig(r.config, r.changedAt);
       } catch (err) {
         reject({ message: `${o.config}: cannot translate config: ${(err as Error).message}` } as ConfigError);
         return;

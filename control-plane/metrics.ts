@@ -18,9 +18,10 @@ export class ControlPlaneMetrics {
   });
   readonly convergence = new client.Histogram({
     name: 'tandem_xds_push_convergence_seconds',
-    help: 'time from a config or endpoint change to the client acknowledging it',
+    help: 'time from a config file change or endpoint event to the client acknowledging the push it caused (first answers to a subscription not counted)',
     labelNames: ['type'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    // up to a minute: a mesh whose pushes take that long must show it, not pile into +Inf
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60],
     registers: [this.registry],
   });
   readonly configReloads = new client.Counter({

@@ -17,6 +17,8 @@ export interface LoadResult {
   hash: string;
   /** Kubernetes objects in those files that are not mesh config (Service, Deployment, ...) */
   skipped: SkippedDocument[];
+  /** when the change was made on disk (epoch ms), where a watcher knows */
+  changedAt?: number;
 }
 
 export interface SourceFile {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConfigError } from './errors';
 import type { LoadResult } from './load';
-import { ConfigWatcher } from './watch';
+import { ConfigWatcher, changeTime } from './watch';
 
 const vs = (name: string): string => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -126,5 +126,36 @@ describe('ConfigWatcher', () => {
     const later = Date.now() + 400;
     await until(() => Date.now() > later, 'a poll interval');
     expect(configs).toHaveLength(1);
+  });
+});
+
+describe('changeTime: when a config change was made, for push convergence', () => {
+  it('is the newest mtime of the files and their directory, within the last unchanged check and now', () => {
+    const a = path.join(dir, 'a.yaml');
+    const b = path.join(dir, 'b.yaml');
+    fs.writeFileSync(a, vs('a'));
+    fs.writeFileSync(b, vs('b'));
+    const now = Date.now();
+    fs.utimesSync(dir, new Date(now - 60_000), new Date(now - 60_000));
+    fs.utimesSync(a, new Date(now - 50_000), new Date(now - 50_000));
+    fs.utimesSync(b, new Date(now - 3_000), new Date(now - 3_000));
+    expect(changeTime(dir, [a, b], now - 10_000, now)).toBeCloseTo(now - 3_000, -1);
+    // a file copied in keeps its old mtime: the change was after the last check that saw the old content
+    expect(changeTime(dir, [a], now - 10_000, now)).toBe(now - 10_000);
+    // a clock ahead on the file's side is not a change in the future
+    fs.utimesSync(b, new Date(now + 5_000), new Date(now + 5_000));
+    expect(changeTime(dir, [a, b], now - 10_000, now)).toBe(now);
+  });
+
+  it('is delivered with each reload after the first', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file);
+    await until(() => configs.length === 1, 'the first load');
+    const before = Date.now();
+    fs.writeFileSync(file, vs('b'));
+    await until(() => configs.length === 2, 'the reload');
+    expect(configs[1].changedAt).toBeGreaterThanOrEqual(before - 1000);
+    expect(configs[1].changedAt).toBeLessThanOrEqual(Date.now());
   });
 });

@@ -43,6 +43,8 @@ export class ConfigWatcher {
   /** files that were empty (or whitespace) in the content last acted on */
   private lastBlank = new Set<string>();
   private shrink: { hash: string; since: number } | undefined;
+  /** the last time the content acted on was found unchanged: a change seen now was made after it */
+  private unchangedAt = 0;
 
   constructor(
     readonly path: string,
@@ -97,6 +99,7 @@ export class ConfigWatcher {
     }
     if (snap.hash === this.lastKey) {
       this.shrink = undefined;
+      this.unchangedAt = Date.now();
       return;
     }
     const files = snap.files.map((f) => f.file);
@@ -127,6 +130,8 @@ export class ConfigWatcher {
       this.deliver(() => this.handlers.onError(err));
       return;
     }
+    // the first load is not a change anyone converges on
+    result.changedAt = initial ? Date.now() : changeTime(this.path, files, this.unchangedAt);
     this.deliver(() => this.handlers.onConfig(result));
   }
 
@@ -181,4 +186,21 @@ export class ConfigWatcher {
     this.fsWatcher = undefined;
     this.watched = undefined;
   }
+}
+
+/**
+ * When a change was made: the newest modification time among the files and their directory
+ * (a removed file shows only there), but never before the last check that still saw the old
+ * content (a file copied in keeps its old mtime) nor after now.
+ */
+export function changeTime(configPath: string, files: string[], notBefore: number, now = Date.now()): number {
+  let newest = 0;
+  for (const f of [configPath, ...files]) {
+    try {
+      newest = Math.max(newest, fs.statSync(f).mtimeMs);
+    } catch {
+      // gone since it was read: the next check reloads
+    }
+  }
+  return Math.min(now, Math.max(newest, notBefore));
 }

@@ -30,15 +30,16 @@ export class SnapshotCache extends EventEmitter {
   /**
    * Throws, leaving the config in force, when the new config cannot be translated or
    * translates to something a sidecar would refuse (UnservableConfigError).
+   * @param changedAt when the config changed (its file was written), for push convergence
    */
-  setConfig(config: MeshConfig): void {
+  setConfig(config: MeshConfig, changedAt = Date.now()): void {
     // built and checked here, so such a config is refused at load, not later by a NACK
     const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts);
     checkServable(next);
     this.generation++;
     this.config = config;
     this.current = next;
-    this.schedule(false);
+    this.schedule(false, changedAt);
   }
 
   /** Register a sidecar's workload under its stream key; a second stream of the same key replaces it. */
@@ -51,8 +52,8 @@ export class SnapshotCache extends EventEmitter {
     if (this.workloads.delete(key)) this.schedule(true);
   }
 
-  private schedule(rebuild: boolean): void {
-    if (!this.changedAt) this.changedAt = Date.now();
+  private schedule(rebuild: boolean, changedAt = Date.now()): void {
+    if (!this.changedAt || changedAt < this.changedAt) this.changedAt = changedAt;
     this.stale ||= rebuild;
     if (this.scheduled) return;
     this.scheduled = true;

@@ -95,6 +95,8 @@ interface Recorded {
   pushes: XdsTypeUrl[];
   nacks: { type: XdsTypeUrl; message: string }[];
   acks: { type: XdsTypeUrl; version: string }[];
+  /** ACKs that ended a push caused by a change, with when that change happened */
+  converged: { type: XdsTypeUrl; since: number }[];
   streams: number[];
 }
 
@@ -102,11 +104,14 @@ async function setup(cfg = config()) {
   const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' });
   cache.setConfig(cfg);
   await tick();
-  const rec: Recorded = { pushes: [], nacks: [], acks: [], streams: [] };
+  const rec: Recorded = { pushes: [], nacks: [], acks: [], converged: [], streams: [] };
   const events: AdsEvents = {
     onPush: (t) => rec.pushes.push(t),
     onNack: (_i, t, m) => rec.nacks.push({ type: t, message: m }),
-    onAck: (_i, t, v) => rec.acks.push({ type: t, version: v }),
+    onAck: (_i, t, v, since) => {
+      rec.acks.push({ type: t, version: v });
+      if (since !== undefined) rec.converged.push({ type: t, since });
+    },
     onStreamsChanged: (n) => rec.streams.push(n),
   };
   const server = new AdsServer(cache, events, 0);
@@ -481,6 +486,63 @@ spec:
     expect(() => cache.setConfig(bad)).toThrow();
     await tick();
     expect(cache.snapshot).toBe(before);
+  });
+});
+
+describe('AdsServer: push convergence', () => {
+  it('does not count the first answers to a subscription as convergence', async () => {
+    const { connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.Cluster });
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    ack(s, TypeUrl.Cluster);
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    expect(rec.acks.map((a) => a.type)).toEqual([TypeUrl.Cluster, TypeUrl.RouteConfiguration]);
+    expect(rec.converged).toEqual([]);
+  });
+
+  it('times a config change from when it was made to the ACK of the push it caused', async () => {
+    const { cache, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    const madeAt = Date.now() - 1234;
+    cache.setConfig(config(50, 50), madeAt);
+    await tick();
+    expect(rec.converged).toEqual([]); // pushed, not yet acknowledged
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    expect(rec.converged).toEqual([{ type: TypeUrl.RouteConfiguration, since: madeAt }]);
+    // the next ACK (a resubscription, say) converges nothing new
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'], version_info: s.last(TypeUrl.RouteConfiguration)!.version_info, response_nonce: s.last(TypeUrl.RouteConfiguration)!.nonce });
+    expect(rec.converged).toHaveLength(1);
+  });
+
+  it('times a push unacknowledged through later changes from the first of them', async () => {
+    const { cache, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    const first = Date.now() - 5000;
+    cache.setConfig(config(50, 50), first);
+    await tick();
+    cache.setConfig(config(20, 80), first + 1000);
+    await tick();
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    expect(rec.converged).toEqual([{ type: TypeUrl.RouteConfiguration, since: first }]);
+  });
+
+  it('times an endpoint event from the moment the sidecar registered', async () => {
+    const { connect, rec } = await setup();
+    const watcher = connect();
+    watcher.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_V1] });
+    ack(watcher, TypeUrl.ClusterLoadAssignment, [C_V1]);
+    const before = Date.now();
+    connect().send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('reviews-v1-abc', 'v1', 15106)) });
+    await tick();
+    ack(watcher, TypeUrl.ClusterLoadAssignment, [C_V1]);
+    const eds = rec.converged.filter((c) => c.type === TypeUrl.ClusterLoadAssignment);
+    expect(eds).toHaveLength(1);
+    expect(eds[0].since).toBeGreaterThanOrEqual(before);
   });
 });
 

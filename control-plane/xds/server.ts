@@ -23,7 +23,10 @@ export interface TypeState {
   sentNonce?: string;
   ackedVersion?: string;
   lastNack?: NackRecord;
-  /** when the change behind the unacknowledged response was first seen */
+  /**
+   * when the config change or endpoint event behind the unacknowledged response happened;
+   * unset for a first answer to a subscription, which is sync, not convergence
+   */
   pendingSince?: number;
 }
 
@@ -230,7 +233,8 @@ export class AdsServer {
     for (const type of xdsTypes) if (info.types.has(type)) this.push(info, type, snap, false, changedAt);
   }
 
-  private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, subscriptionChanged = false, changedAt = Date.now()): void {
+  /** `changedAt`: when the change being pushed happened; none for answers to a subscription */
+  private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, subscriptionChanged = false, changedAt?: number): void {
     const call = this.writers.get(info.key);
     const st = info.types.get(type);
     if (!call || !st) return;
@@ -239,7 +243,7 @@ export class AdsServer {
     if (set.version === held && !(subscriptionChanged && st.sentVersion !== undefined)) return;
     st.sentVersion = set.version;
     st.sentNonce = String(++this.nonce);
-    st.pendingSince ??= changedAt;
+    if (changedAt !== undefined) st.pendingSince ??= changedAt;
     call.write({ version_info: set.version, type_url: type, nonce: st.sentNonce, resources: set.resources.map((r) => r.any) });
     this.events.onPush?.(type);
   }
