@@ -142,6 +142,13 @@ describe('tandem stat', () => {
     }
   }, 60_000);
 
+  it('--watch prints a table each interval until Ctrl-C, then exits 0', async () => {
+    const p = h.start(['stat', '--control-plane-admin', `127.0.0.1:${cp.admin}`, '--interval', '500ms', '--watch']);
+    await h.waitFor('two tables', () => (p.output().match(/^NAME +VERSION/gm) ?? []).length >= 2, 20_000, 100);
+    expect(await p.stop('SIGINT')).toBe(0);
+    expect(p.output()).toMatch(/^reviews +v2 /m);
+  }, 30_000);
+
   it('--namespace keeps to that namespace; usage errors exit 2', async () => {
     const other = await h.runTandem(['stat', '--control-plane-admin', `127.0.0.1:${cp.admin}`, '--interval', '200ms', '--namespace', 'elsewhere']);
     expect(other.code).toBe(0);
