@@ -5,6 +5,7 @@ import { controlPlaneCommand, sidecarCommand } from './run';
 import { certsCommand } from './certs';
 import { tokenCommand } from './token';
 import { statusCommand } from './status';
+import { statCommand } from './stat';
 import { demoCommand } from './demo';
 
 const USAGE = `usage: tandem <command> [flags]
@@ -15,6 +16,7 @@ commands:
   certs init      create the mesh root CA
   token           mint a bootstrap token for a workload (namespace, service account, services)
   status          one row per connected proxy, like istioctl proxy-status
+  stat            success rate, RPS, latency, TCP connections and mTLS per service and version, like linkerd viz stat
   demo            the whole mesh on this machine
 `;
 
@@ -33,6 +35,8 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return tokenCommand(rest);
     case 'status':
       return statusCommand(rest);
+    case 'stat':
+      return statCommand(rest);
     case 'demo':
       return demoCommand(rest);
     case undefined:

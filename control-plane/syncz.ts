@@ -7,6 +7,10 @@ export interface SyncEntry {
   id: string;
   service?: string;
   namespace?: string;
+  /** the labels the sidecar registered with (version=v2...) */
+  labels?: Record<string, string>;
+  /** the sidecar's admin host:port, as it announced it (`tandem stat` scrapes its /metrics) */
+  adminAddress?: string;
   proxyless: boolean;
   connectedAt: string;
   types: Record<string, { sent?: string; acked?: string; status: 'SYNCED' | 'STALE' | 'NACK' | 'NOT SENT'; lastNack?: { version: string; message: string; at: string } }>;
@@ -38,6 +42,8 @@ export function syncz(ads: AdsServer, certs?: CertTracker): SyncEntry[] {
       id: s.node?.id ?? s.key,
       service: s.workload?.service,
       namespace: s.workload?.namespace,
+      labels: s.workload?.labels,
+      adminAddress: s.workload?.adminAddress,
       proxyless: !s.workload,
       connectedAt: new Date(s.connectedAt).toISOString(),
       types,

@@ -63,7 +63,7 @@ describe('exit status', () => {
   });
 
   it('0 for --help on every command, with its usage on stdout', async () => {
-    for (const cmd of [['control-plane'], ['sidecar'], ['certs'], ['certs', 'init'], ['token'], ['status'], ['demo'], []]) {
+    for (const cmd of [['control-plane'], ['sidecar'], ['certs'], ['certs', 'init'], ['token'], ['status'], ['stat'], ['demo'], []]) {
       const r = await h.runTandem([...cmd, '--help']);
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout, cmd.join(' ')).toMatch(/^usage: tandem/);

@@ -13,6 +13,8 @@ export interface WorkloadInfo {
   inboundAddress: string;
   /** the port of the application behind the sidecar (Istio's workload port, for portLevelMtls) */
   appPort?: number;
+  /** host:port of the sidecar's admin (/metrics), for `tandem stat`; a wildcard bind is announced as loopback */
+  adminAddress?: string;
 }
 
 export function nodeFromWorkload(w: WorkloadInfo, userAgent = 'tandem-sidecar'): XdsNode {
@@ -27,9 +29,12 @@ export function nodeFromWorkload(w: WorkloadInfo, userAgent = 'tandem-sidecar'):
       LABELS: w.labels,
       INBOUND_ADDRESS: w.inboundAddress,
       ...(w.appPort ? { APP_PORT: w.appPort } : {}),
+      ...(w.adminAddress ? { ADMIN_ADDRESS: w.adminAddress } : {}),
     }),
   };
 }
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
 /** The workload a Node describes, or undefined for a client that is not a sidecar (proxyless gRPC). */
 export function workloadFromNode(node: XdsNode | undefined): WorkloadInfo | undefined {
@@ -49,5 +54,7 @@ export function workloadFromNode(node: XdsNode | undefined): WorkloadInfo | unde
     labels,
     inboundAddress: m.INBOUND_ADDRESS,
     ...(typeof m.APP_PORT === 'number' && Number.isInteger(m.APP_PORT) ? { appPort: m.APP_PORT } : {}),
+    // only a host:port is kept: it is shown in /debug/syncz and scraped by `tandem stat`
+    ...(typeof m.ADMIN_ADDRESS === 'string' && HOST_PORT.test(m.ADMIN_ADDRESS) ? { adminAddress: m.ADMIN_ADDRESS } : {}),
   };
 }

@@ -180,13 +180,15 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   const inboundAddress = advertisedAddress(o.advertise, o.inbound, inboundPort);
   const id = `${o.service}-${o.labels.version ?? 'v0'}~${inboundAddress}~${os.hostname()}.${process.pid}`;
 
+  let adminAddress: string | undefined;
   const xds = new XdsClient(
     cpTarget,
     () => {
       const c = identity.current!;
       return grpc.credentials.createSsl(Buffer.from(rootPem), Buffer.from(c.key.keyPem), Buffer.from(c.chainPem));
     },
-    nodeFromWorkload({ id, service: o.service, namespace: o.namespace, serviceAccount: o.serviceAccount, labels: o.labels, inboundAddress, appPort: o.app.port }),
+    // read when the stream opens, after the admin is bound: its port is announced for `tandem stat`
+    () => nodeFromWorkload({ id, service: o.service, namespace: o.namespace, serviceAccount: o.serviceAccount, labels: o.labels, inboundAddress, appPort: o.app.port, adminAddress }),
     log,
     undefined,
     {
@@ -228,10 +230,6 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   xds.on('connected', () => metrics.xdsConnected.set(1));
   xds.on('disconnected', () => metrics.xdsConnected.set(0));
   dns.on('change', compile);
-  // ADS needs the workload certificate: start it once the first one is in
-  identity.once('rotated', () => xds.start());
-  identity.start();
-
   // under --concurrency a scrape answers for every worker
   const scrape = cluster.isWorker ? workerMetrics(metrics.registry) : () => metrics.registry.metrics();
   // Draining: leave EDS first (the control plane drops this endpoint and tells the peers),
@@ -250,6 +248,10 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     admin.once('error', reject);
     admin.listen(o.admin.port, o.admin.host, () => resolve());
   });
+  adminAddress = advertisedAddress(undefined, o.admin, (admin.address() as AddressInfo).port);
+  // ADS needs the workload certificate: start it once the first one is in
+  identity.once('rotated', () => xds.start());
+  identity.start();
   log.info(
     `${spiffeId}: inbound ${inboundAddress} -> app ${formatHostPort(o.app)}; outbound ${o.outbound.host}:${outboundPort}; admin ${o.admin.host}:${(admin.address() as AddressInfo).port}; control plane ${cpTarget}`,
   );

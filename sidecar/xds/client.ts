@@ -62,7 +62,8 @@ export class XdsClient extends EventEmitter {
     private readonly target: string,
     /** read for every new channel: a rotated client certificate applies to the next connection */
     private readonly creds: grpc.ChannelCredentials | (() => grpc.ChannelCredentials),
-    private readonly node: XdsNode,
+    /** a function when part of it (the admin address) is known only once listeners are bound */
+    private readonly node: XdsNode | (() => XdsNode),
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy = { baseMs: 200, maxMs: 5000, random: Math.random },
     private readonly channelOptions: grpc.ChannelOptions = {},
@@ -156,7 +157,7 @@ export class XdsClient extends EventEmitter {
     const st = this.status.get(type)!;
     this.stream?.write({
       version_info: st.version,
-      node: this.sentNode ? undefined : this.node,
+      node: this.sentNode ? undefined : typeof this.node === 'function' ? this.node() : this.node,
       resource_names: st.names,
       type_url: type,
       response_nonce: st.nonce,
