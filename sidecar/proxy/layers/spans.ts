@@ -83,8 +83,17 @@ export function attemptSpanLayer(s: Spans): Layer {
       throw err;
     }
     const status = r.status;
-    // the attempt is over when its response body is (ended, cut, or thrown away for a retry)
-    r.body.once('close', () => finish({ status, flags: '-' }));
+    // the attempt is over when its response body is: read to its end (before the last
+    // byte reaches the client, so a span never trails the answer), or cut, or thrown
+    // away for a retry
+    let over = false;
+    const end = () => {
+      if (over) return;
+      over = true;
+      finish({ status, flags: '-' });
+    };
+    r.body.once('end', end);
+    r.body.once('close', end);
     return r;
   };
 }
