@@ -214,6 +214,8 @@ export interface SidecarOptions {
   /** more flags, e.g. --concurrency */
   args?: string[];
   accessLog?: string;
+  /** more environment, e.g. OTEL_* */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A bootstrap token for a workload, minted with the control plane's root key, written to a file. */
@@ -249,7 +251,7 @@ export async function startSidecar(cp: ControlPlane, service: string, appPort: n
         ...(o.args ?? []),
       ];
       if (Object.keys(labels).length) args.push('--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','));
-      const proc = start(args);
+      const proc = start(args, { env: o.env });
       // ours: the sidecar whose inbound address is the one given here
       const ours = async () => (await json<{ node?: { inbound?: string } }>(admin, '/config_dump')).node?.inbound === `127.0.0.1:${inbound}`;
       await waitReady(`sidecar ${service} ready`, proc, admin, ours).catch(async (err) => {

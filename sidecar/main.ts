@@ -33,6 +33,9 @@ import { ownWorkload } from './proxy/peer-metadata';
 import type { ConnectionInfo } from './proxy/downstream';
 import type { Socket } from 'node:net';
 import { sidecarAdmin } from './admin';
+import { hrNow, type Spans } from './proxy/spans';
+import { spansObserver } from './proxy/observe-spans';
+import type { Observer } from './proxy/observe-metrics';
 import type { AppProtocol } from './proxy/layers/protocol';
 
 export interface SidecarOptions {
@@ -100,7 +103,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
 
   const own = ownWorkload(o.service, o.namespace, o.labels);
   const self: Self = { ...own, service: o.service, principal: () => identity.current?.info.spiffeId };
-  const observe = metricsObserver(metrics, self);
+  const observeMetrics = metricsObserver(metrics, self);
   metrics.clusterTallies(() => clusterStats.values());
   // Istio's TCP metrics, per downstream connection of each listener
   const countConnection = (direction: 'inbound' | 'outbound') => (socket: Socket, info: ConnectionInfo) => {
@@ -128,6 +131,14 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   const sampling = samplerFromEnv(process.env);
   if (sampling.warning) log.warn(sampling.warning);
   const trace = { ids: traceIds(randomBytes), sample: sampling.sampler };
+  const spans = await startSpans(o, trace.ids, self, metrics, log);
+  const observeSpans = spans && spansObserver(spans);
+  const observe: Observer = observeSpans
+    ? (ob) => {
+        observeMetrics(ob);
+        observeSpans(ob);
+      }
+    : observeMetrics;
   const mesh = new H2Dispatcher();
   const externalH1 = new H1Dispatcher();
   const externalH2 = new H2Dispatcher();
@@ -149,6 +160,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       own,
       observe,
       trace,
+      spans,
     }),
     { onConnection: countConnection('outbound') },
   );
@@ -258,7 +270,10 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
 
   return {
     async stop(graceMs = 5000) {
+      const deadline = Date.now() + graceMs;
       await drain(graceMs);
+      // the drained requests' spans go out too, within what is left of the budget (at least a moment)
+      await spans?.shutdown(Math.max(deadline - Date.now(), 250));
       identity.stop();
       dns.stop();
       admin.close();
@@ -266,6 +281,38 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       await access.close();
     },
   };
+}
+
+/**
+ * OpenTelemetry spans when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; undefined (no SDK
+ * at all) otherwise. A bad OTEL_* setting is a startup error, not a silent default.
+ */
+async function startSpans(
+  o: SidecarOptions,
+  ids: Spans['ids'],
+  self: Self,
+  metrics: SidecarMetrics,
+  log: ReturnType<typeof logger>,
+): Promise<(Spans & { shutdown(ms: number): Promise<void> }) | undefined> {
+  const env = process.env;
+  // the SDK is not even loaded unless an endpoint is named
+  if (!env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() && !env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()) return undefined;
+  const { otlpSpansFromEnv } = await import('./otlp-export');
+  let lastDrop = 0;
+  const otlp = otlpSpansFromEnv(
+    env,
+    { service: o.service, namespace: o.namespace, version: o.labels.version, instanceId: `${o.service}-${o.labels.version ?? 'v0'}.${os.hostname()}.${process.pid}` },
+    (reason, n) => {
+      metrics.spansDropped.inc({ reason }, n);
+      // a collector that is down fails every batch: say so now and then, not per batch
+      if (Date.now() - lastDrop < 10_000) return;
+      lastDrop = Date.now();
+      log.warn(`spans: ${n} dropped (${reason === 'queue_full' ? 'export queue full' : 'the collector did not take them'})`);
+    },
+  );
+  if (!otlp) return undefined;
+  log.info(`spans exported over OTLP ${otlp.target.protocol} to ${otlp.target.endpoint}`);
+  return { sink: otlp.sink, ids, now: hrNow, principal: self.principal, attempted: new WeakSet(), shutdown: (ms) => otlp.shutdown(ms) };
 }
 
 /**

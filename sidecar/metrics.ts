@@ -99,6 +99,12 @@ export class SidecarMetrics {
     labelNames: ['cluster'],
     registers: this.r,
   });
+  readonly spansDropped = new client.Counter({
+    name: 'tandem_spans_dropped_total',
+    help: 'spans not exported over OTLP: the export queue was full (queue_full), or the collector did not take their batch (export_failed)',
+    labelNames: ['reason'],
+    registers: this.r,
+  });
   readonly xdsConnected = new client.Gauge({
     name: 'tandem_xds_connected',
     help: '1 while the ADS stream to the control plane is up',

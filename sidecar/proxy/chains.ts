@@ -6,7 +6,8 @@
 // (peer metadata, for their metrics). Inbound: a peer's request is authorized, loses that
 // peer metadata, is told who called, and handed to the application. On both, the request
 // first becomes a span of its caller's trace, so even a request refused at once is logged
-// with its trace. Each step is one layer in layers/.
+// with its trace, and (when spans are exported) each upstream attempt is a CLIENT span.
+// Each step is one layer in layers/.
 import type { Dispatcher, Target } from './dispatch';
 import { compose, type Handler } from './exchange';
 import { routeLayer } from './layers/route';
@@ -27,6 +28,8 @@ import { appProtocolOf, markProtocolLayer, ORIG_PROTO, type AppProtocol } from '
 import { first } from './headers';
 import { announcePeerLayer, stripPeerLayer, UNKNOWN_WORKLOAD, type WorkloadMeta } from './peer-metadata';
 import { traceLayer, type TraceDeps } from './layers/trace';
+import { attemptSpanLayer } from './layers/spans';
+import type { Spans } from './spans';
 
 export interface OutboundChainDeps {
   dispatchers: Dispatchers;
@@ -36,6 +39,8 @@ export interface OutboundChainDeps {
   /** this workload, as mesh peers are told (Istio's metadata exchange) */
   own?: WorkloadMeta;
   trace: TraceDeps;
+  /** OpenTelemetry spans, when they are exported (else the layer is not in the chain at all) */
+  spans?: Spans;
 }
 
 export function outboundChain(d: OutboundChainDeps): Handler {
@@ -56,6 +61,8 @@ export function outboundChain(d: OutboundChainDeps): Handler {
       timeoutLayer,
       retryLayer(d.budgets, d.random),
       balanceLayer,
+      // per attempt, once its endpoint is known; an overflow below is that attempt's outcome
+      ...(d.spans ? [attemptSpanLayer(d.spans)] : []),
       // the circuit breakers before outlier detection: an overflow is this proxy's answer, not the endpoint's
       poolLayer,
       outlierLayer(d.now ?? Date.now),

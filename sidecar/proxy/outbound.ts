@@ -6,9 +6,11 @@ import type { AccessLog } from './access-log';
 import { outboundChain } from './chains';
 import { RetryBudgets } from './layers/retry';
 import { serve } from './serve';
+import { upstreamHttpVersion } from './upstream-protocol';
 import type { Observer } from './observe-metrics';
 import type { WorkloadMeta } from './peer-metadata';
 import type { TraceDeps } from './layers/trace';
+import type { Spans } from './spans';
 
 export interface OutboundDeps {
   runtime: () => RuntimeConfig;
@@ -24,21 +26,16 @@ export interface OutboundDeps {
   own?: WorkloadMeta;
   observe?: Observer;
   trace: TraceDeps;
+  spans?: Spans;
 }
 
 export function outboundHandler(d: OutboundDeps) {
   const dispatchers = {
     for: (c: ClusterRuntime, callerProtocol?: string): Dispatcher => {
       if (c.model.mesh) return d.mesh;
-      // a DestinationRule's h2UpgradePolicy (http2) or useClientProtocol (downstream) decides, else the port's protocol
-      const up = c.model.upstreamProtocol;
-      if (up === 'http2') return d.externalH2;
-      if (up === 'http1') return d.externalH1;
-      if (up === 'downstream') return callerProtocol === 'HTTP/2' ? d.externalH2 : d.externalH1;
-      const p = c.model.protocol;
-      return p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB' ? d.externalH2 : d.externalH1;
+      return upstreamHttpVersion(c, callerProtocol) === '2' ? d.externalH2 : d.externalH1;
     },
   };
-  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace });
+  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace, spans: d.spans });
   return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log, observe: d.observe });
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { parseB3Multi, parseB3Single, parseTraceparent, propagate, traceIds, type TraceIds } from './trace-context';
+import { parseB3Multi, parseB3Single, parseTraceparent, propagate, traceIds, withSpanId, type TraceIds } from './trace-context';
 import { samplerFromEnv } from './sampler';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -172,5 +172,28 @@ describe('sampler from OTEL_TRACES_SAMPLER(_ARG)', () => {
     const arg = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' });
     expect(arg.warning).toMatch(/not a ratio/);
     expect(arg.sampler(T, undefined)).toBe(true);
+  });
+});
+
+describe('withSpanId (a retry is its own span)', () => {
+  it('replaces the hop\'s span id wherever propagate wrote it, and nothing else', () => {
+    const h: Record<string, string> = {
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01',
+      b3: '4bf92f3577b34da6-1111111111111111-1-00f067aa0ba902b7',
+      'x-b3-traceid': '4bf92f3577b34da6',
+      'x-b3-spanid': '1111111111111111',
+      'x-b3-parentspanid': '00f067aa0ba902b7',
+    };
+    withSpanId(h, '2222222222222222');
+    expect(h).toEqual({
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-2222222222222222-01',
+      b3: '4bf92f3577b34da6-2222222222222222-1-00f067aa0ba902b7',
+      'x-b3-traceid': '4bf92f3577b34da6',
+      'x-b3-spanid': '2222222222222222',
+      'x-b3-parentspanid': '00f067aa0ba902b7',
+    });
+    const only: Record<string, string> = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-00' };
+    withSpanId(only, '3333333333333333');
+    expect(only).toEqual({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-3333333333333333-00' });
   });
 });

@@ -179,3 +179,19 @@ export function propagate(h: OutgoingHttpHeaders, ids: TraceIds, sample: Sampler
   }
   return { hop };
 }
+
+/**
+ * An attempt after the first is a span of its own: its copy of the upstream headers gets
+ * its span id wherever propagate() wrote this hop's (traceparent, b3, x-b3-spanid), so
+ * the peer's parent is the attempt that reached it.
+ */
+export function withSpanId(h: OutgoingHttpHeaders, spanId: string): void {
+  const tp = h.traceparent;
+  if (typeof tp === 'string' && tp.length >= 55) h.traceparent = `${tp.slice(0, 36)}${spanId}${tp.slice(52)}`;
+  const b3 = h.b3;
+  if (typeof b3 === 'string') {
+    const parts = b3.split('-');
+    if (parts.length >= 2) (parts[1] = spanId), (h.b3 = parts.join('-'));
+  }
+  if (h['x-b3-spanid'] !== undefined) h['x-b3-spanid'] = spanId;
+}
