@@ -241,8 +241,12 @@ describe.skipIf(!PROMETHEUS)('prometheus e2e: a real Prometheus scrapes the side
     expect(Number.isFinite(ms)).toBe(true);
     expect(ms).toBeGreaterThan(0);
 
-    // the client side, as the mesh dashboard's "requests by response code"
-    const codes = byLabel(await query(p, CLIENT_RPS_BY_CODE), 'response_code');
+    // the client side, as the mesh dashboard's "requests by response code" — once Prometheus has
+    // scraped productpage's sidecar after the traffic too (its scrapes are not in step with the others')
+    const codes = await h.waitFor('prometheus scraped the client side after the traffic', async () => {
+      const c = byLabel(await query(p, CLIENT_RPS_BY_CODE), 'response_code');
+      return c['200'] > 0 && c['500'] > 0 ? c : undefined;
+    }, 20_000, 200);
     expect(codes['200']).toBeGreaterThan(0);
     const failed = codes['500'] / (codes['200'] + codes['500']);
     expect(failed).toBeGreaterThan(0.1);
