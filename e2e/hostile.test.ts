@@ -59,11 +59,20 @@ describe('hostile requests', () => {
       hanging.now++;
       hanging.max = Math.max(hanging.max, hanging.now);
       const done = () => {
+        const i = hanging.release.indexOf(done);
+        if (i >= 0) hanging.release.splice(i, 1);
         hanging.now--;
         res.end('released');
       };
       hanging.release.push(done);
-      res.once('close', () => hanging.release.splice(hanging.release.indexOf(done) >>> 0, 1));
+      // cut by the sidecar: no longer held
+      res.once('close', () => {
+        const i = hanging.release.indexOf(done);
+        if (i >= 0) {
+          hanging.release.splice(i, 1);
+          hanging.now--;
+        }
+      });
     });
     // the application speaks HTTP/1.1 only, whatever the caller spoke
     echo = await h.startSidecar(cp, 'echo', app.port, {}, { args: ['--app-protocol', 'http1'] });
@@ -139,7 +148,7 @@ describe('hostile requests', () => {
       expect(hanging.max).toBe(100);
       // as slots free, the rest go through: every request is answered in the end
       while (hanging.release.length || settled.length > 0) {
-        for (const r of hanging.release.splice(0)) r();
+        for (const r of [...hanging.release]) r();
         const done = await Promise.race([Promise.all(settled).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 50))]);
         if (done) break;
       }
@@ -149,4 +158,44 @@ describe('hostile requests', () => {
       session.close();
     }
   }, 60_000);
+
+  describe('a client that goes away cancels its request on every hop: nothing is left waiting at the application', () => {
+    const hangAll = async (n: number) => {
+      await h.waitFor(`the app to hold ${n} requests`, () => hanging.now >= n || undefined, 15_000);
+    };
+    const allGone = () =>
+      h.waitFor('every cancelled request to be gone from the application', () => hanging.now === 0 || undefined, 5_000, 50).catch((e: Error) => {
+        throw new Error(`${e.message}: ${hanging.now} still held`);
+      });
+
+    it('HTTP/1.1 callers that close their connections (the h2 hop between sidecars carries the cancel)', async () => {
+      expect(hanging.now).toBe(0);
+      const sockets = Array.from({ length: 20 }, () => {
+        const s = net.connect(echo.outbound, '127.0.0.1', () => s.write('GET /hang HTTP/1.1\r\nHost: echo\r\n\r\n'));
+        s.on('error', () => undefined);
+        return s;
+      });
+      await hangAll(20);
+      for (const s of sockets) s.destroy();
+      await allGone();
+    });
+
+    it('HTTP/2 callers that reset their streams (CANCEL)', async () => {
+      expect(hanging.now).toBe(0);
+      const session = http2.connect(`http://127.0.0.1:${echo.outbound}`);
+      try {
+        const streams = Array.from({ length: 20 }, () => {
+          const req = session.request({ ':path': '/hang', ':authority': 'echo' });
+          req.on('error', () => undefined);
+          req.end();
+          return req;
+        });
+        await hangAll(20);
+        for (const r of streams) r.close(http2.constants.NGHTTP2_CANCEL);
+        await allGone();
+      } finally {
+        session.close();
+      }
+    });
+  });
 });
