@@ -35,10 +35,10 @@ import { caInProcess, caOverGrpc } from './ca';
 import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, WARMUP } from './config';
 import { isInterrupted, measure, measureGroup, setInterrupted, startLoadGenerator } from './measure';
 import { nginxVersion, startNginx } from './nginx';
-import { fmt, printReport, type CaResults } from './report';
-import { startTandem, type Mesh } from './tandem';
+import { fmt, printMarkdown, printReport, printText, traceTable, type CaResults } from './report';
+import { SPANS_TARGET, startTandem, type Mesh } from './tandem';
 import { startBackend, type Row, type Target } from './target';
-import { executable, killAllSync, removeTmpDirs, stopAll, tmpDir, which } from './util';
+import { executable, httpGet, killAllSync, removeTmpDirs, stopAll, tmpDir, which } from './util';
 
 // ---------------------------------------------------------------------------------------------
 // Main, with cleanup on every way out.
@@ -139,6 +139,15 @@ async function main(): Promise<number> {
     }
   }
 
+  // The spans row is honest only if the spans arrived: counted and decoded at the sink.
+  if (mesh?.traces && !isInterrupted()) {
+    try {
+      await checkSpans(mesh.traces, rows.find((r) => r.target === SPANS_TARGET), failures);
+    } catch (err) {
+      failures.push(`trace sink: ${(err as Error).message}`);
+    }
+  }
+
   // The CA, once the HTTP measurements are done (the sidecars are idle by then).
   let ca: CaResults | undefined;
   if (CA_OFF) {
@@ -184,6 +193,34 @@ async function main(): Promise<number> {
   for (const f of failures) console.error(`bench: ${f}`);
   console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)}s (stopping processes...)`);
   return failures.length ? 1 : 0;
+}
+
+async function checkSpans(traces: NonNullable<Mesh['traces']>, row: Row | undefined, failures: string[]): Promise<void> {
+  const { posts, bytes } = traces.sink.received();
+  const spans = traces.sink.spans();
+  let dropped = 0;
+  for (const admin of traces.admins) {
+    const text = (await httpGet(admin, '/metrics')).body;
+    for (const m of text.matchAll(/^tandem_spans_dropped_total\{[^}]*\} (\S+)$/gm)) dropped += Number(m[1]);
+  }
+  const measured = row ? row.ok + row.non2xx : 0;
+  console.log(
+    `\ntrace sink (OTLP/HTTP protobuf, ${traces.sink.endpoint}/v1/traces): ${spans.length.toLocaleString('en-US')} spans decoded from ${posts} exports (${(bytes / 1024).toFixed(0)} KiB); ` +
+      `${SPANS_TARGET}: ${measured.toLocaleString('en-US')} measured requests (+ warm-up), 2 spans each expected (CLIENT + SERVER); dropped in the sidecars: ${dropped}`,
+  );
+  if (spans.length === 0) failures.push('trace sink: no spans arrived: the spans row measured no export');
+  else if (spans.length < measured * 2 - dropped) failures.push(`trace sink: ${spans.length} spans for ${measured} measured requests (2 each expected, ${dropped} dropped)`);
+  const example = spans.filter((s) => s.traceId === traces.exampleTraceId);
+  if (example.length < 2) {
+    failures.push(`trace sink: the example request's trace ${traces.exampleTraceId} has ${example.length} span(s), 2 expected`);
+    return;
+  }
+  const t = traceTable(example);
+  console.log(`one request through ${SPANS_TARGET}'s two sidecars (trace ${traces.exampleTraceId}, the caller's traceparent sampled):`);
+  printText(t.header, t.cells);
+  for (const l of t.lines) console.log(`  ${l}`);
+  console.log('');
+  printMarkdown(t.header, t.cells);
 }
 
 main().then(
