@@ -126,7 +126,7 @@ export function printText(header: string[], cells: string[][]): void {
 export function printMarkdown(header: string[], cells: string[][]): void {
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`);
-  for (const c of cells) console.log(`| ${c.join(' | ')} |`);
+  for (const c of cells) console.log(`| ${c.map((v) => v.replace(/\|/g, "\\|")).join(' | ')} |`);
 }
 
 export interface CaResults {

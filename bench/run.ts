@@ -14,6 +14,10 @@
 //                       JSON line per request on each side) through its own client and server
 //                       sidecars (service backend-logged); the others run with --access-log off,
 //                       so the difference is what the log costs. Metrics are recorded in all.
+//   tandem mTLS, obs off / + access log + spans (BENCH_OBS, on unless `off`) - the mTLS hop
+//                       through two more pairs: nothing recorded (--access-log off --metrics off,
+//                       no OTLP), and the defaults plus spans exported over OTLP/HTTP protobuf to
+//                       a sink in this process (trace-sink.ts), which must receive them all.
 // The tandem hops are measured in alternating halves (A B C C B A) after all have warmed
 // up, so that the noise of a shared machine falls on all alike.
 // The load generator (autocannon), the backend, and every proxy run in separate processes;
@@ -24,7 +28,7 @@
 // certificate), and the raw signWorkload rate in process.
 // Env: BENCH_DURATION (s, default 8), BENCH_WARMUP (s, default 2), BENCH_CONNECTIONS
 // (default 32), BENCH_NGINX (`off`, or the nginx binary to use), BENCH_CA (`off`),
-// BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY (16), BENCH_CA_WORKLOADS (64),
+// BENCH_OBS (`off`), BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY (16), BENCH_CA_WORKLOADS (64),
 // BENCH_CA_SIGN_SECONDS (2).
 // Files: config.ts (the env), target.ts (targets, rows, the backend process), tandem.ts
 // (the mesh and the wire check), nginx.ts, measure.ts (the load generator and the
