@@ -19,3 +19,5 @@ export const CA_REQUESTS = Math.round(envNumber('BENCH_CA_REQUESTS', 500, 1));
 export const CA_CONCURRENCY = Math.round(envNumber('BENCH_CA_CONCURRENCY', 16, 1));
 export const CA_WORKLOADS = Math.round(envNumber('BENCH_CA_WORKLOADS', 64, 1));
 export const CA_SIGN_SECONDS = envNumber('BENCH_CA_SIGN_SECONDS', 2, 0.1);
+/** the observability rows (everything off; spans exported over OTLP): on unless BENCH_OBS=off */
+export const OBS = process.env.BENCH_OBS !== 'off';

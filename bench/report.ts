@@ -4,7 +4,8 @@ import * as os from 'node:os';
 import type { CaLocalResult, CaRpcResult } from './ca';
 import { CA_CONCURRENCY, CA_REQUESTS, CA_WORKLOADS, CONNECTIONS, DURATION, WARMUP } from './config';
 import type { Row } from './target';
-import { ACCESS_LOG_TARGET } from './tandem';
+import { ACCESS_LOG_TARGET, BARE_TARGET, SPANS_TARGET } from './tandem';
+import type { SinkSpan } from './trace-sink';
 
 export const fmt = {
   rps: (v: number) => Math.round(v).toLocaleString('en-US'),
@@ -52,22 +53,55 @@ export function mtlsVsPlaintext(rows: Row[]): { header: string[]; cells: string[
   };
 }
 
-/** The cost of the access log: the mTLS hop with the sidecars' default log against it off, same run. */
-export function accessLogCost(rows: Row[]): { header: string[]; cells: string[][] } | undefined {
-  const off = rows.find((r) => r.target === 'tandem mTLS');
-  const on = rows.find((r) => r.target === ACCESS_LOG_TARGET);
-  if (!off || !on) return undefined;
-  const header = ['tandem mTLS hop', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'client sidecar µs/req', 'server sidecar µs/req'];
-  const row = (name: string, r: Row) => [name, fmt.rps(r.rps), fmt.ms(r.p50), fmt.ms(r.p99), fmt.us(r.proxyUsPerReq), fmt.us(r.breakdown[0]?.usPerReq), fmt.us(r.breakdown[1]?.usPerReq)];
-  const diff = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && Number.isFinite(a - b) ? `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(1)}` : '—');
-  return {
-    header,
-    cells: [
-      row('access log off, metrics on', off),
-      row('defaults: access log on (stdout), metrics on', on),
-      ['access log cost', fmt.ratio(on.rps, off.rps), fmt.ratio(on.p50, off.p50), fmt.ratio(on.p99, off.p99), diff(on.proxyUsPerReq, off.proxyUsPerReq), diff(on.breakdown[0]?.usPerReq, off.breakdown[0]?.usPerReq), diff(on.breakdown[1]?.usPerReq, off.breakdown[1]?.usPerReq)],
-    ],
+/**
+ * What observability costs on the mTLS hop, one row per setting against everything off
+ * (BENCH_OBS; without it, against the metrics-only row): CPU and latency differences.
+ */
+export function observabilityCost(rows: Row[]): { header: string[]; cells: string[][] } | undefined {
+  const settings: [string, string][] = [
+    [BARE_TARGET, '(a) all off: --access-log off --metrics off, no OTLP'],
+    ['tandem mTLS', '(b) metrics on'],
+    [ACCESS_LOG_TARGET, '(c) defaults: metrics + access log (stdout)'],
+    [SPANS_TARGET, '(d) defaults + spans over OTLP/HTTP protobuf'],
+  ];
+  const present = settings.map(([t, label]) => [label, rows.find((r) => r.target === t)] as const).filter((x): x is readonly [string, Row] => x[1] !== undefined);
+  if (present.length < 2) return undefined;
+  const base = present[0][1];
+  const diff = (a: number | undefined, b: number | undefined, digits: number) => (a !== undefined && b !== undefined && Number.isFinite(a - b) ? `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(digits)}` : '—');
+  const header = ['tandem mTLS hop', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'client sidecar µs/req', 'server sidecar µs/req', `CPU vs ${present[0][0].slice(0, 3)}`, `p50 vs ${present[0][0].slice(0, 3)}`, `p99 vs ${present[0][0].slice(0, 3)}`];
+  const cells = present.map(([label, r]) => [
+    label,
+    fmt.rps(r.rps),
+    fmt.ms(r.p50),
+    fmt.ms(r.p99),
+    fmt.us(r.proxyUsPerReq),
+    fmt.us(r.breakdown[0]?.usPerReq),
+    fmt.us(r.breakdown[1]?.usPerReq),
+    r === base ? '' : `${diff(r.proxyUsPerReq, base.proxyUsPerReq, 1)} µs`,
+    r === base ? '' : `${diff(r.p50, base.p50, 2)} ms`,
+    r === base ? '' : `${diff(r.p99, base.p99, 2)} ms`,
+  ]);
+  return { header, cells };
+}
+
+const KIND: Record<number, string> = { 1: 'INTERNAL', 2: 'SERVER', 3: 'CLIENT' };
+/** attributes shown in the example trace's table (all of them follow it, one line per span) */
+const SHOWN = ['http.request.method', 'url.path', 'http.response.status_code', 'network.protocol.version', 'tandem.upstream.cluster', 'tandem.peer.principal'];
+
+/** One request's spans, in the order they nest (the root's first). */
+export function traceTable(spans: SinkSpan[]): { header: string[]; cells: string[][]; lines: string[] } {
+  const ordered: SinkSpan[] = [];
+  const add = (parent: string) => {
+    for (const s of spans.filter((x) => x.parentSpanId === parent && !ordered.includes(x))) {
+      ordered.push(s);
+      add(s.spanId);
+    }
   };
+  for (const s of spans.filter((x) => !spans.some((y) => y.spanId === x.parentSpanId))) if (!ordered.includes(s)) (ordered.push(s), add(s.spanId));
+  const header = ['span (service.name)', 'kind', 'span id', 'parent span id', 'µs', ...SHOWN];
+  const cells = ordered.map((s) => [`${s.name} (${String(s.resource['service.name'])})`, KIND[s.kind] ?? String(s.kind), s.spanId, s.parentSpanId, String(s.durationUs), ...SHOWN.map((k) => (s.attributes[k] === undefined ? '' : String(s.attributes[k])))]);
+  const lines = ordered.map((s) => JSON.stringify({ name: s.name, kind: KIND[s.kind] ?? s.kind, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId, status: s.status, attributes: s.attributes, resource: s.resource }));
+  return { header, cells, lines };
 }
 
 export function caTable(rpc: CaRpcResult[]): { header: string[]; cells: string[][] } {
@@ -92,7 +126,7 @@ export function printText(header: string[], cells: string[][]): void {
 export function printMarkdown(header: string[], cells: string[][]): void {
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`);
-  for (const c of cells) console.log(`| ${c.join(' | ')} |`);
+  for (const c of cells) console.log(`| ${c.map((v) => v.replace(/\|/g, "\\|")).join(' | ')} |`);
 }
 
 export interface CaResults {
@@ -117,11 +151,11 @@ export function printReport(rows: Row[], verified: string[] | undefined, nginxNo
     console.log('');
     printText(cmp.header, cmp.cells);
   }
-  const logCost = accessLogCost(rows);
+  const logCost = observabilityCost(rows);
   if (logCost) {
     console.log('');
+    console.log('the cost of observability on the mTLS hop (each row its own pair of sidecars, measured in the same alternating run):');
     printText(logCost.header, logCost.cells);
-    console.log('(metrics cannot be switched off: every row records Istio\'s standard metrics; CPU differences are µs per request, the others ratios)');
   }
   if (verified) {
     console.log('');
@@ -163,7 +197,7 @@ export function printReport(rows: Row[], verified: string[] | undefined, nginxNo
   console.log(
     `_${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up (the tandem hops in alternating halves, A B C C B A), autocannon in its own process, ${os.cpus().length} x ${cpuModel}, Node ${process.version}. ` +
       'tandem = client → client sidecar (outbound) → h2 → server sidecar (inbound) → backend; mTLS: TLS 1.3 with client certificates (the default), plaintext: h2c (PeerAuthentication PERMISSIVE + DestinationRule tls DISABLE); ' +
-      'its proxy CPU is both sidecars together; the access log is off but for the "+ access log" row (the default: stdout, both sidecars), metrics are recorded in all. ' +
+      'its proxy CPU is both sidecars together; the access log is off but for the "+ access log" rows (the default: stdout, both sidecars), metrics are recorded in all but the "obs off" row, spans exported only in the "+ spans" row. ' +
       (rows.some((r) => r.target === 'nginx') ? 'nginx = one plaintext HTTP/1.1 proxy (1 worker) with upstream keepalive. ' : '') +
       'CPU is utime+stime from /proc per completed request.' +
       (caTables ? ` CA: ${CA_REQUESTS} CSRs per credential over gRPC from ${CA_WORKLOADS} workloads, ${CA_CONCURRENCY} in flight; CPU per certificate issued.` : '') +

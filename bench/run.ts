@@ -14,6 +14,10 @@
 //                       JSON line per request on each side) through its own client and server
 //                       sidecars (service backend-logged); the others run with --access-log off,
 //                       so the difference is what the log costs. Metrics are recorded in all.
+//   tandem mTLS, obs off / + access log + spans (BENCH_OBS, on unless `off`) - the mTLS hop
+//                       through two more pairs: nothing recorded (--access-log off --metrics off,
+//                       no OTLP), and the defaults plus spans exported over OTLP/HTTP protobuf to
+//                       a sink in this process (trace-sink.ts), which must receive them all.
 // The tandem hops are measured in alternating halves (A B C C B A) after all have warmed
 // up, so that the noise of a shared machine falls on all alike.
 // The load generator (autocannon), the backend, and every proxy run in separate processes;
@@ -24,7 +28,7 @@
 // certificate), and the raw signWorkload rate in process.
 // Env: BENCH_DURATION (s, default 8), BENCH_WARMUP (s, default 2), BENCH_CONNECTIONS
 // (default 32), BENCH_NGINX (`off`, or the nginx binary to use), BENCH_CA (`off`),
-// BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY (16), BENCH_CA_WORKLOADS (64),
+// BENCH_OBS (`off`), BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY (16), BENCH_CA_WORKLOADS (64),
 // BENCH_CA_SIGN_SECONDS (2).
 // Files: config.ts (the env), target.ts (targets, rows, the backend process), tandem.ts
 // (the mesh and the wire check), nginx.ts, measure.ts (the load generator and the
@@ -35,10 +39,10 @@ import { caInProcess, caOverGrpc } from './ca';
 import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, WARMUP } from './config';
 import { isInterrupted, measure, measureGroup, setInterrupted, startLoadGenerator } from './measure';
 import { nginxVersion, startNginx } from './nginx';
-import { fmt, printReport, type CaResults } from './report';
-import { startTandem, type Mesh } from './tandem';
+import { fmt, printMarkdown, printReport, printText, traceTable, type CaResults } from './report';
+import { SPANS_TARGET, startTandem, type Mesh } from './tandem';
 import { startBackend, type Row, type Target } from './target';
-import { executable, killAllSync, removeTmpDirs, stopAll, tmpDir, which } from './util';
+import { executable, httpGet, killAllSync, removeTmpDirs, stopAll, tmpDir, which } from './util';
 
 // ---------------------------------------------------------------------------------------------
 // Main, with cleanup on every way out.
@@ -139,6 +143,15 @@ async function main(): Promise<number> {
     }
   }
 
+  // The spans row is honest only if the spans arrived: counted and decoded at the sink.
+  if (mesh?.traces && !isInterrupted()) {
+    try {
+      await checkSpans(mesh.traces, rows.find((r) => r.target === SPANS_TARGET), failures);
+    } catch (err) {
+      failures.push(`trace sink: ${(err as Error).message}`);
+    }
+  }
+
   // The CA, once the HTTP measurements are done (the sidecars are idle by then).
   let ca: CaResults | undefined;
   if (CA_OFF) {
@@ -184,6 +197,34 @@ async function main(): Promise<number> {
   for (const f of failures) console.error(`bench: ${f}`);
   console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)}s (stopping processes...)`);
   return failures.length ? 1 : 0;
+}
+
+async function checkSpans(traces: NonNullable<Mesh['traces']>, row: Row | undefined, failures: string[]): Promise<void> {
+  const { posts, bytes } = traces.sink.received();
+  const spans = traces.sink.spans();
+  let dropped = 0;
+  for (const admin of traces.admins) {
+    const text = (await httpGet(admin, '/metrics')).body;
+    for (const m of text.matchAll(/^tandem_spans_dropped_total\{[^}]*\} (\S+)$/gm)) dropped += Number(m[1]);
+  }
+  const measured = row ? row.ok + row.non2xx : 0;
+  console.log(
+    `\ntrace sink (OTLP/HTTP protobuf, ${traces.sink.endpoint}/v1/traces): ${spans.length.toLocaleString('en-US')} spans decoded from ${posts} exports (${(bytes / 1024).toFixed(0)} KiB); ` +
+      `${SPANS_TARGET}: ${measured.toLocaleString('en-US')} measured requests (+ warm-up), 2 spans each expected (CLIENT + SERVER); dropped in the sidecars: ${dropped}`,
+  );
+  if (spans.length === 0) failures.push('trace sink: no spans arrived: the spans row measured no export');
+  else if (spans.length < measured * 2 - dropped) failures.push(`trace sink: ${spans.length} spans for ${measured} measured requests (2 each expected, ${dropped} dropped)`);
+  const example = spans.filter((s) => s.traceId === traces.exampleTraceId);
+  if (example.length < 2) {
+    failures.push(`trace sink: the example request's trace ${traces.exampleTraceId} has ${example.length} span(s), 2 expected`);
+    return;
+  }
+  const t = traceTable(example);
+  console.log(`one request through ${SPANS_TARGET}'s two sidecars (trace ${traces.exampleTraceId}, the caller's traceparent sampled):`);
+  printText(t.header, t.cells);
+  for (const l of t.lines) console.log(`  ${l}`);
+  console.log('');
+  printMarkdown(t.header, t.cells);
 }
 
 main().then(

@@ -3,13 +3,16 @@
 // bootstrap token minted with the mesh root key; and, before anything is measured, the
 // wire check through a byte-recording relay between the sidecars (a TLS ClientHello for
 // backend, the h2c preface for backend-plain, and the XFCC the backend sees).
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT_CERT, ROOT_KEY } from '../certs/ca';
 import { spiffeUri } from '../certs/spiffe';
 import { mintToken } from '../certs/token';
+import { OBS } from './config';
 import { classify, startRelay, type Relay } from './relay';
 import { backendStats, type Target } from './target';
+import { startTraceSink, type TraceSink } from './trace-sink';
 import { freePort, httpGet, startProc, waitFor, type Proc } from './util';
 
 const TANDEM = path.resolve(__dirname, '..', 'cli', 'tandem.js');
@@ -22,9 +25,11 @@ export interface Mesh {
   controlPlane: Proc;
   /** host:port of its ADS/CA listener */
   cpTarget: string;
+  /** BENCH_OBS: where the spans row's sidecars export, and the trace of one known request */
+  traces?: { sink: TraceSink; exampleTraceId: string; admins: number[] };
 }
 
-const MESH_SERVICES = { mtls: 'backend', plain: 'backend-plain', logged: 'backend-logged' } as const;
+const MESH_SERVICES = { mtls: 'backend', plain: 'backend-plain', logged: 'backend-logged', bare: 'backend-bare', traced: 'backend-traced' } as const;
 
 /** The mesh config: both services routed to themselves; backend-plain plaintext both ways. */
 function meshConfig(): string {
@@ -48,6 +53,10 @@ function meshConfig(): string {
     ...vs(MESH_SERVICES.plain),
     '---',
     ...vs(MESH_SERVICES.logged),
+    '---',
+    ...vs(MESH_SERVICES.bare),
+    '---',
+    ...vs(MESH_SERVICES.traced),
     '---',
     // backend-plain: its server sidecar also takes plaintext, and clients send plaintext to it
     'apiVersion: security.istio.io/v1',
@@ -78,6 +87,10 @@ function meshConfig(): string {
 
 /** the mTLS hop again, with the sidecars' default access log on both sides */
 export const ACCESS_LOG_TARGET = 'tandem mTLS + access log';
+/** the mTLS hop with nothing recorded: --access-log off --metrics off, no OTLP (the baseline of the observability rows) */
+export const BARE_TARGET = 'tandem mTLS, obs off';
+/** the defaults plus spans exported over OTLP/HTTP protobuf to the bench's sink */
+export const SPANS_TARGET = 'tandem mTLS + access log + spans';
 
 interface Sidecar {
   proc: Proc;
@@ -116,7 +129,13 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
     return f;
   };
 
-  const sidecar = async (service: string, appPort: number, advertise?: (inbound: number) => Promise<number>, accessLog = 'off'): Promise<Sidecar> => {
+  const sidecar = async (
+    service: string,
+    appPort: number,
+    advertise?: (inbound: number) => Promise<number>,
+    accessLog = 'off',
+    more: { metrics?: 'on' | 'off'; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<Sidecar> => {
     const [inbound, outbound, sAdmin] = [await freePort(), await freePort(), await freePort()];
     const advertised = advertise ? await advertise(inbound) : inbound;
     const proc = startProc(`sidecar ${service}`, process.execPath, [
@@ -132,7 +151,8 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
       '--root-cert', path.join(caDir, ROOT_CERT),
       '--token', tokenFile(service),
       '--access-log', accessLog,
-    ]);
+      '--metrics', more.metrics ?? 'on',
+    ], more.env);
     await waitFor(`sidecar ${service} /ready`, async () => (await httpGet(sAdmin, '/ready')).status === 200).catch((err: Error) => {
       throw new Error(`${err.message}\n${proc.output().slice(-2000)}`);
     });
@@ -192,6 +212,19 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   const [server, serverPlain] = await Promise.all([sidecar(MESH_SERVICES.mtls, backendPort), sidecar(MESH_SERVICES.plain, backendPort)]);
   // the default access log (stdout, read by this process as a container runtime would) on both sides
   const [clientLogged, serverLogged] = await Promise.all([sidecar('client-logged', await freePort(), undefined, 'stdout'), sidecar(MESH_SERVICES.logged, backendPort, undefined, 'stdout')]);
+  // BENCH_OBS: the same hop with nothing recorded, and with the defaults plus spans over OTLP
+  let obs: { bare: [Sidecar, Sidecar]; traced: [Sidecar, Sidecar]; sink: TraceSink } | undefined;
+  if (OBS) {
+    const sink = await startTraceSink();
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' };
+    const [cb, sb, ct, st] = await Promise.all([
+      sidecar('client-bare', await freePort(), undefined, 'off', { metrics: 'off' }),
+      sidecar(MESH_SERVICES.bare, backendPort, undefined, 'off', { metrics: 'off' }),
+      sidecar('client-traced', await freePort(), undefined, 'stdout', { env }),
+      sidecar(MESH_SERVICES.traced, backendPort, undefined, 'stdout', { env }),
+    ]);
+    obs = { bare: [cb, sb], traced: [ct, st], sink };
+  }
   await Promise.all([probeMtls.proc.stop(), probePlain.proc.stop()]);
   await Promise.all(relays.map((r) => r.close()));
   const relayAddrs = new Set([probeMtls.address, probePlain.address]);
@@ -204,12 +237,24 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   }).catch((err: Error) => {
     throw new Error(`${err.message} (endpoints: ${seen})`);
   });
+
   await through(client, MESH_SERVICES.mtls, `client sidecar -> ${MESH_SERVICES.mtls} sidecar -> backend`);
   await through(client, MESH_SERVICES.plain, `client sidecar -> ${MESH_SERVICES.plain} sidecar -> backend`);
   await through(clientLogged, MESH_SERVICES.logged, `client-logged sidecar -> ${MESH_SERVICES.logged} sidecar -> backend`);
   const logged = (s: Sidecar) => s.proc.output().includes('"response_code":200');
   // written in batches, a moment after the response
   await waitFor('an access log line from both access-log sidecars', async () => logged(clientLogged) && logged(serverLogged), 5000);
+  let traces: Mesh['traces'];
+  if (obs) {
+    await through(obs.bare[0], MESH_SERVICES.bare, `client-bare sidecar -> ${MESH_SERVICES.bare} sidecar -> backend`);
+    await through(obs.traced[0], MESH_SERVICES.traced, `client-traced sidecar -> ${MESH_SERVICES.traced} sidecar -> backend`);
+    // one request with a known trace, as an application that starts one sends it: its spans
+    // are read back from the sink after the measured runs (exported by then)
+    const exampleTraceId = randomBytes(16).toString('hex');
+    const r = await httpGet(obs.traced[0].outbound, '/', MESH_SERVICES.traced, 2000, { traceparent: `00-${exampleTraceId}-${randomBytes(8).toString('hex')}-01` });
+    if (r.status !== 200) throw new Error(`the example trace's request: ${r.status} ${r.body.slice(0, 200)}`);
+    traces = { sink: obs.sink, exampleTraceId, admins: obs.traced.map((t) => t.admin) };
+  }
 
   const target = (name: string, host: string, s: Sidecar, xfcc: 'all' | 'none', from = client): Target => ({
     name,
@@ -227,7 +272,11 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
       target('tandem plaintext', MESH_SERVICES.plain, serverPlain, 'none'),
       target('tandem mTLS', MESH_SERVICES.mtls, server, 'all'),
       target(ACCESS_LOG_TARGET, MESH_SERVICES.logged, serverLogged, 'all', clientLogged),
+      ...(obs
+        ? [target(BARE_TARGET, MESH_SERVICES.bare, obs.bare[1], 'all', obs.bare[0]), target(SPANS_TARGET, MESH_SERVICES.traced, obs.traced[1], 'all', obs.traced[0])]
+        : []),
     ],
+    traces,
     verified,
     caDir,
     controlPlane: cp,

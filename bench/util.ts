@@ -14,9 +14,9 @@ import { waitFor as poll } from '../common/wait';
 export const waitFor = (what: string, fn: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<boolean> => poll(what, fn, timeoutMs, everyMs);
 
 /** One GET on a fresh connection; resolves with the status code and body. */
-export function httpGet(port: number, p = '/', host?: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+export function httpGet(port: number, p = '/', host?: string, timeoutMs = 2000, more: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...more };
     if (host) headers.host = host;
     const req = http.request({ host: '127.0.0.1', port, path: p, method: 'GET', headers, agent: false }, (res) => {
       let body = '';
@@ -71,9 +71,9 @@ function track(name: string, child: ChildProcess): Proc {
   return p;
 }
 
-/** Spawn an executable with piped output, tracked for cleanup. */
-export function startProc(name: string, cmd: string, args: string[]): Proc {
-  return track(name, spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+/** Spawn an executable with piped output (and more environment), tracked for cleanup. */
+export function startProc(name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Proc {
+  return track(name, spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env && { ...process.env, ...env } }));
 }
 
 /** Fork a Node module with an IPC channel, tracked for cleanup. */

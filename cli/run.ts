@@ -68,10 +68,12 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     'trust-domain': {},
     concurrency: { default: '1' },
     'access-log': { default: 'stdout' },
+    metrics: { default: 'on' },
     'app-protocol': { default: 'auto' },
   }, 'sidecar');
   const appProtocol = f['app-protocol'];
   if (appProtocol !== 'auto' && appProtocol !== 'http1' && appProtocol !== 'http2') throw new UsageError('--app-protocol: auto, http1 or http2');
+  if (f.metrics !== 'on' && f.metrics !== 'off') throw new UsageError('--metrics: on or off');
   if (!f.token) throw new UsageError('--token (or $TANDEM_TOKEN) is required: the bootstrap token file from `tandem token --namespace NS --service-account SA`');
   const concurrency = Number(f.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError('--concurrency: a whole number of worker processes, 1..64');
@@ -93,6 +95,7 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     token: f.token ?? '',
     trustDomain: f['trust-domain'],
     accessLog: f['access-log']!,
+    metrics: f.metrics === 'on',
     appProtocol,
   });
   onSignals(() => sc.stop(5000));

@@ -146,6 +146,22 @@ describe('metrics e2e: Istio standard metrics at both sidecars', () => {
     expect(h.metricValue(client, 'tandem_certificate_expiry_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000);
   });
 
+  it('--metrics off: no request or TCP metrics after traffic, the tandem_ internals still there', async () => {
+    const ratingsApp = await h.startApp('ratings');
+    const ratings = await h.startSidecar(cp, 'ratings', ratingsApp.port, { version: 'v1' }, { args: ['--metrics', 'off'] });
+    await h.waitFor('ratings reaches reviews', async () => ((await h.request(ratings.outbound, { host: 'reviews', path: '/warm' })).status === 200 ? true : undefined), 10_000);
+    const answers = await h.pool(10, 5, () => h.request(ratings.outbound, { host: 'reviews', path: '/m' }));
+    expect(answers.map((a) => a.status)).toEqual(new Array(10).fill(200));
+    // what the reviews sidecar (metrics on) counts from ratings shows the requests were over
+    const fromRatings = { reporter: 'destination', source_workload: 'ratings-v1', response_code: '200' };
+    await reached(reviews, (t) => (h.metricValue(t, 'istio_requests_total', fromRatings) ?? 0) >= 10);
+    const text = await scrape(ratings);
+    expect(text).not.toMatch(/^istio_requests_total\{/m);
+    expect(text).not.toMatch(/^istio_request_duration_milliseconds_count\{/m);
+    expect(text).not.toMatch(/^istio_tcp_connections_opened_total\{/m);
+    expect(h.metricValue(text, 'tandem_xds_connected')).toBe(1);
+  }, 60_000);
+
   it('--concurrency 2: one scrape is the sum over both workers', async () => {
     const detailsApp = await h.startApp('details');
     const details = await h.startSidecar(cp, 'details', detailsApp.port, { version: 'v1' }, { args: ['--concurrency', '2'] });

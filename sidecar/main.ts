@@ -55,6 +55,8 @@ export interface SidecarOptions {
   /** default: the root certificate's O= (what `tandem certs init` writes) */
   trustDomain?: string;
   accessLog: string;
+  /** Istio's request and TCP metrics (default on); off leaves /metrics with the tandem_ internals only */
+  metrics?: boolean;
   /** what the application speaks: auto (the caller's protocol), http1 or http2 */
   appProtocol?: AppProtocol;
 }
@@ -103,7 +105,9 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
 
   const own = ownWorkload(o.service, o.namespace, o.labels);
   const self: Self = { ...own, service: o.service, principal: () => identity.current?.info.spiffeId };
-  const observeMetrics = metricsObserver(metrics, self);
+  const recording = o.metrics ?? true;
+  // off: the observer is not installed at all, so the request path pays nothing for it
+  const observeMetrics = recording ? metricsObserver(metrics, self) : undefined;
   metrics.clusterTallies(() => clusterStats.values());
   // Istio's TCP metrics, per downstream connection of each listener
   const countConnection = (direction: 'inbound' | 'outbound') => (socket: Socket, info: ConnectionInfo) => {
@@ -133,12 +137,13 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   const trace = { ids: traceIds(randomBytes), sample: sampling.sampler };
   const spans = await startSpans(o, trace.ids, self, metrics, log);
   const observeSpans = spans && spansObserver(spans);
-  const observe: Observer = observeSpans
-    ? (ob) => {
-        observeMetrics(ob);
-        observeSpans(ob);
-      }
-    : observeMetrics;
+  const observe: Observer | undefined =
+    observeSpans && observeMetrics
+      ? (ob) => {
+          observeMetrics(ob);
+          observeSpans(ob);
+        }
+      : (observeMetrics ?? observeSpans);
   const mesh = new H2Dispatcher();
   const externalH1 = new H1Dispatcher();
   const externalH2 = new H2Dispatcher();
@@ -162,7 +167,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       trace,
       spans,
     }),
-    { onConnection: countConnection('outbound') },
+    { onConnection: recording ? countConnection('outbound') : undefined },
   );
   const inbound = dualProtocolServer(
     inboundHandler({
@@ -182,7 +187,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
         plaintextAllowed: () => runtime?.inbound?.plaintextAllowed ?? false,
         onRefused: (reason) => metrics.inboundRefused.inc({ reason }),
       },
-      onConnection: countConnection('inbound'),
+      onConnection: recording ? countConnection('inbound') : undefined,
       maxHeadersCount: MAX_HEADERS_COUNT + MESH_ADDED_HEADERS,
       maxConcurrentStreams: MAX_CONCURRENT_STREAMS_INBOUND,
     },
