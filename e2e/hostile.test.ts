@@ -47,6 +47,8 @@ describe('hostile requests', () => {
   let app: h.App;
   /** requests the application holds open at /hang, and the most it held at once */
   const hanging = { now: 0, max: 0, release: [] as (() => void)[] };
+  /** bodies the application read to their end, by path */
+  const completed = new Map<string, string>();
 
   beforeAll(async () => {
     dir = h.tmpDir('tandem-hostile-e2e-');
@@ -54,6 +56,17 @@ describe('hostile requests', () => {
     fs.writeFileSync(configPath, MESH);
     const cp = await h.startControlPlane(dir, configPath);
     app = await h.startApp('echo', (req, res) => {
+      if (req.url?.startsWith('/upload')) {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (c: string) => (body += c));
+        req.on('end', () => {
+          completed.set(req.url!, body);
+          res.end('stored');
+        });
+        req.on('error', () => undefined);
+        return;
+      }
       req.resume();
       if (req.url !== '/hang') return void res.end('ok');
       hanging.now++;
@@ -193,6 +206,51 @@ describe('hostile requests', () => {
         await hangAll(20);
         for (const r of streams) r.close(http2.constants.NGHTTP2_CANCEL);
         await allGone();
+      } finally {
+        session.close();
+      }
+    });
+  });
+
+  describe('a request body that does not complete never reaches the application as complete', () => {
+    /** a chunked POST that sends "hello" and then `then` */
+    const truncated = (p: string, then: (s: net.Socket) => void) =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(echo.outbound, '127.0.0.1', () => {
+          s.write(`POST ${p} HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+          setTimeout(() => then(s), 200);
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+        s.setTimeout(5000, () => s.destroy());
+      });
+
+    it('HTTP/1.1 chunked: garbage, a FIN, or a reset after "hello"', async () => {
+      const before = app.hits;
+      await truncated('/upload/garbage', (s) => s.write('zz\r\nnot a chunk\r\n'));
+      await truncated('/upload/fin', (s) => s.end());
+      await truncated('/upload/reset', (s) => s.resetAndDestroy());
+      // a complete one goes through, so the path works
+      const ok = await h.request(echo.outbound, { host: 'echo', path: '/upload/complete', method: 'POST', body: 'hello' });
+      expect(ok.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(completed.get('/upload/complete')).toBe('hello');
+      expect([...completed.keys()].filter((k) => k !== '/upload/complete')).toEqual([]);
+      expect(app.hits).toBeGreaterThan(before);
+    });
+
+    it('HTTP/2: a stream reset mid-body', async () => {
+      const session = http2.connect(`http://127.0.0.1:${echo.outbound}`);
+      try {
+        const req = session.request({ ':path': '/upload/h2-cancel', ':authority': 'echo', ':method': 'POST' });
+        req.on('error', () => undefined);
+        req.write('hello');
+        await new Promise((r) => setTimeout(r, 300));
+        // destroy, not close(): Node's close() sends END_STREAM before its RST_STREAM, which
+        // would make "hello" a complete body; a reset alone is a body cut short
+        req.destroy(new Error('the caller gave up'));
+        await new Promise((r) => setTimeout(r, 500));
+        expect(completed.has('/upload/h2-cancel')).toBe(false);
       } finally {
         session.close();
       }

@@ -92,6 +92,17 @@ interface H2Session {
   idle?: NodeJS.Timeout;
 }
 
+/**
+ * Cancels a stream without ever finishing its request: Http2Stream.close() ends the writable
+ * side first (an END_STREAM) and only then resets, so a peer would take a cut-short body as
+ * complete. Before the body is over, the stream is destroyed instead (RST_STREAM alone).
+ */
+function cancel(s: http2.ClientHttp2Stream, why: Error): void {
+  if (s.destroyed) return;
+  if (s.writableEnded) s.close(http2.constants.NGHTTP2_CANCEL);
+  else s.destroy(why);
+}
+
 export class H2Dispatcher implements Dispatcher {
   /** per peer (and connection settings): one session, or several when maxConcurrentStreams caps them */
   private readonly sessions = new Map<string, H2Session[]>();
@@ -200,7 +211,7 @@ export class H2Dispatcher implements Dispatcher {
       s.once('close', release);
       if (req.body) {
         // a body that fails (client reset, bad chunk) cancels the stream: never a clean END_STREAM
-        req.body.once('error', () => s.close(http2.constants.NGHTTP2_CANCEL));
+        req.body.once('error', (err) => cancel(s, err));
         req.body.pipe(s);
       }
       const trailers = new Promise<http.IncomingHttpHeaders | undefined>((resolve) => {
@@ -224,7 +235,7 @@ export class H2Dispatcher implements Dispatcher {
       response,
       abort(reason) {
         aborted = reason ?? new Error('aborted');
-        stream?.close(http2.constants.NGHTTP2_CANCEL);
+        if (stream) cancel(stream, aborted);
       },
     };
   }
