@@ -65,6 +65,7 @@ const SUCCESS_RATE_BY_VERSION =
   ' / sum(rate(istio_requests_total{reporter="destination"}[1m])) by (destination_version)';
 const P99 = 'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination"}[1m])) by (le))';
 const CLIENT_RPS_BY_CODE = 'sum(rate(istio_requests_total{reporter="source",source_workload="productpage-v1"}[1m])) by (response_code)';
+const CLIENT_TOTAL_BY_CODE = 'sum(istio_requests_total{reporter="source",source_workload="productpage-v1"}) by (response_code)';
 const TOTAL_BY_VERSION = 'sum(istio_requests_total{reporter="destination"}) by (destination_version)';
 
 interface Sample {
@@ -243,10 +244,21 @@ describe.skipIf(!PROMETHEUS)('prometheus e2e: a real Prometheus scrapes the side
 
     // the client side, as the mesh dashboard's "requests by response code" — once Prometheus has
     // scraped productpage's sidecar after the traffic too (its scrapes are not in step with the others')
-    const codes = await h.waitFor('prometheus scraped the client side after the traffic', async () => {
-      const c = byLabel(await query(p, CLIENT_RPS_BY_CODE), 'response_code');
-      return c['200'] > 0 && c['500'] > 0 ? c : undefined;
+    const clientOwn = async () => {
+      const text = (await h.request(product.admin, { path: '/metrics' })).body;
+      const out: Record<string, number> = {};
+      for (const line of text.split('\n')) {
+        if (!line.startsWith('istio_requests_total{') || !line.includes('reporter="source"') || !line.includes('source_workload="productpage-v1"')) continue;
+        const code = /response_code="(\d+)"/.exec(line)?.[1] ?? '';
+        out[code] = (out[code] ?? 0) + Number(line.split(' ').pop());
+      }
+      return out;
+    };
+    await h.waitFor('prometheus has the client side as its sidecar counts it now', async () => {
+      const [own, scraped] = await Promise.all([clientOwn(), query(p, CLIENT_TOTAL_BY_CODE).then((r) => byLabel(r, 'response_code'))]);
+      return own['200'] > 0 && own['200'] === scraped['200'] && own['500'] === scraped['500'] ? true : undefined;
     }, 20_000, 200);
+    const codes = byLabel(await query(p, CLIENT_RPS_BY_CODE), 'response_code');
     expect(codes['200']).toBeGreaterThan(0);
     const failed = codes['500'] / (codes['200'] + codes['500']);
     expect(failed).toBeGreaterThan(0.1);
