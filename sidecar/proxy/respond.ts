@@ -6,7 +6,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { DownstreamResponse } from './downstream';
 import type { UpstreamResponse } from './dispatch';
 import type { Exchange } from './exchange';
-import { applyOps, endToEnd, endWithHeaders, first } from './headers';
+import { applyOps, endToEnd, endWithHeaders, first, isGrpcContentType } from './headers';
 import { ProxyError, UpstreamResetError } from './errors';
 
 export interface Responded {
@@ -60,7 +60,8 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
     // A body of a declared length is over at its last byte: end the response then, not when the
     // upstream's end arrives (on the h2 hop, a frame later), by which time a client that has its
     // whole answer may have closed, and the exchange would be logged as cut short (DC).
-    const length = Number(headers['content-length'] ?? NaN);
+    // (not gRPC: its status comes in trailers after the last byte)
+    const length = isGrpcContentType(first(headers['content-type'] as string | string[] | undefined)) ? NaN : Number(headers['content-length'] ?? NaN);
     up.body.on('data', (c: Buffer) => {
       if (done) return;
       bytes += c.length;
