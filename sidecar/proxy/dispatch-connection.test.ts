@@ -5,7 +5,9 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H1Dispatcher, H2Dispatcher, type ConnectionOptions, type Dispatcher, type Target } from './dispatch';
+import type { ConnectionOptions, Dispatcher, Target } from './dispatch';
+import { H1Dispatcher } from './dispatch-h1';
+import { H2Dispatcher } from './dispatch-h2';
 
 async function waitFor(what: string, ok: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
