@@ -10,20 +10,7 @@ import { adsService, type AdsClientStream, type DiscoveryResponse } from '../pro
 import { TypeUrl } from '../proto/type-urls';
 import * as h from './harness';
 
-const mesh = (v1: number, v2: number) => `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: reviews
-spec:
-  host: reviews
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
----
+const mesh = (v1: number, v2: number) => `${h.REVIEWS_SUBSETS}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:

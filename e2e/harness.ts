@@ -316,3 +316,19 @@ export async function pool<T>(n: number, concurrency: number, fn: (i: number) =>
   );
   return out;
 }
+
+/** A DestinationRule defining reviews' subsets v1 and v2 by their version label, for suites that route between them. */
+export const REVIEWS_SUBSETS = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+`;

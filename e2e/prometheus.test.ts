@@ -23,20 +23,7 @@ const PROMETHEUS = (process.env.PATH ?? '')
   });
 if (!PROMETHEUS) console.warn('e2e/prometheus.test.ts skipped: no `prometheus` binary on PATH (Debian: apt-get install prometheus)');
 
-const MESH = `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: reviews
-spec:
-  host: reviews
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
----
+const MESH = `${h.REVIEWS_SUBSETS}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:

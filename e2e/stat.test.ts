@@ -9,20 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as h from './harness';
 
-const MESH = `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: reviews
-spec:
-  host: reviews
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
----
+const MESH = `${h.REVIEWS_SUBSETS}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
