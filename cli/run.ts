@@ -6,6 +6,7 @@ import { runControlPlane } from '../control-plane/main';
 import { runSidecar } from '../sidecar/main';
 import { serveClusterMetrics } from '../sidecar/cluster-metrics';
 import { parseFlags, parseLabels, UsageError } from './flags';
+import { LIMIT_FLAGS, parseLimits } from './limit-flags';
 
 function onSignals(stop: () => Promise<void>): void {
   let stopping = false;
@@ -70,11 +71,13 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     'access-log': { default: 'stdout' },
     metrics: { default: 'on' },
     'app-protocol': { default: 'auto' },
+    ...LIMIT_FLAGS,
   }, 'sidecar');
   const appProtocol = f['app-protocol'];
   if (appProtocol !== 'auto' && appProtocol !== 'http1' && appProtocol !== 'http2') throw new UsageError('--app-protocol: auto, http1 or http2');
   if (f.metrics !== 'on' && f.metrics !== 'off') throw new UsageError('--metrics: on or off');
   if (!f.token) throw new UsageError('--token (or $TANDEM_TOKEN) is required: the bootstrap token file from `tandem token --namespace NS --service-account SA`');
+  const limits = parseLimits(f);
   const concurrency = Number(f.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError('--concurrency: a whole number of worker processes, 1..64');
   if (concurrency > 1 && cluster.isPrimary) return runWorkers(concurrency);
@@ -97,6 +100,7 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     accessLog: f['access-log']!,
     metrics: f.metrics === 'on',
     appProtocol,
+    limits,
   });
   onSignals(() => sc.stop(5000));
 }

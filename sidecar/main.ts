@@ -15,7 +15,8 @@ import { logger } from '../common/log';
 import { XdsClient } from './xds/client';
 import { RuntimeConfig, EndpointStats, ClusterStats } from './runtime/config';
 import { DnsCache, dnsNames } from './runtime/dns';
-import { dualProtocolServer, type DualServer, MAX_HEADERS_COUNT, MESH_ADDED_HEADERS, MAX_CONCURRENT_STREAMS_INBOUND } from './proxy/downstream';
+import { dualProtocolServer, type DualServer, type DownstreamEvents } from './proxy/downstream';
+import { defaultLimits, inboundLimits, type ListenerLimits } from './proxy/limits';
 import { H1Dispatcher } from './proxy/dispatch-h1';
 import { H2Dispatcher } from './proxy/dispatch-h2';
 import { outboundHandler } from './proxy/outbound';
@@ -60,6 +61,8 @@ export interface SidecarOptions {
   metrics?: boolean;
   /** what the application speaks: auto (the caller's protocol), http1 or http2 */
   appProtocol?: AppProtocol;
+  /** the outbound listener's limits (defaultLimits() for what is not given); the inbound one's follow from them (inboundLimits) */
+  limits?: Partial<ListenerLimits>;
 }
 
 export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: number): Promise<void> }> {
@@ -155,6 +158,11 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   let runtime: RuntimeConfig | undefined;
   const emptyRuntime = new RuntimeConfig(0, { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }, statsFor, random);
   const current = () => runtime ?? emptyRuntime;
+  const outboundLimits: ListenerLimits = { ...defaultLimits(), ...o.limits };
+  const limited = (listener: string): DownstreamEvents => ({
+    onRefused: (reason) => metrics.downstreamLimited.inc({ listener, reason }),
+    onRapidReset: () => metrics.downstreamLimited.inc({ listener, reason: 'rapid_reset' }),
+  });
   const outbound = dualProtocolServer(
     outboundHandler({
       runtime: current,
@@ -167,8 +175,9 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       observe,
       trace,
       spans,
+      limits: outboundLimits,
     }),
-    { onConnection: recording ? countConnection('outbound') : undefined },
+    { onConnection: recording ? countConnection('outbound') : undefined, limits: outboundLimits, events: limited('outbound') },
   );
   const inbound = dualProtocolServer(
     inboundHandler({
@@ -181,6 +190,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       trace,
       ownIdentity: () => identity.current?.info.spiffeId,
       observe,
+      limits: inboundLimits(outboundLimits),
     }),
     {
       tls: {
@@ -189,8 +199,8 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
         onRefused: (reason) => metrics.inboundRefused.inc({ reason }),
       },
       onConnection: recording ? countConnection('inbound') : undefined,
-      maxHeadersCount: MAX_HEADERS_COUNT + MESH_ADDED_HEADERS,
-      maxConcurrentStreams: MAX_CONCURRENT_STREAMS_INBOUND,
+      limits: inboundLimits(outboundLimits),
+      events: limited('inbound'),
     },
   );
   const inboundPort = await listen(inbound, o.inbound);

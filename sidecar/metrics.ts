@@ -87,6 +87,12 @@ export class SidecarMetrics {
     labelNames: ['reason'],
     registers: this.r,
   });
+  readonly downstreamLimited = new client.Counter({
+    name: 'tandem_downstream_connections_limited_total',
+    help: 'downstream connections a listener refused or closed for a limit: over its connection cap (limit), silent past the headers timeout (silent), resetting streams as they open (rapid_reset)',
+    labelNames: ['listener', 'reason'],
+    registers: this.r,
+  });
   readonly retries = new client.Counter({
     name: 'tandem_upstream_retries_total',
     help: 'attempts beyond the first, per upstream cluster',

@@ -31,6 +31,11 @@ class Reader extends Readable {
   }
 }
 
+export interface BodyProgress {
+  touch(): void;
+  requestDone(): void;
+}
+
 export class RequestBody {
   private chunks: Buffer[] = [];
   /** chunks dropped from the front once they were past the replay limit and consumed */
@@ -41,10 +46,16 @@ export class RequestBody {
   private primary?: Reader;
   private readonly taps = new Map<Readable, number>();
 
-  constructor(private readonly src: Readable, private readonly replayLimit = REPLAY_LIMIT) {
+  constructor(
+    private readonly src: Readable,
+    private readonly replayLimit = REPLAY_LIMIT,
+    /** told of every chunk and of the end (the stream timeouts) */
+    private readonly progress?: BodyProgress,
+  ) {
     src.on('data', (c: Buffer) => this.onData(c));
     src.once('end', () => {
       this.ended = true;
+      progress?.requestDone();
       this.flush();
     });
     // an incomplete body is an error for every reader, never an early end
@@ -112,6 +123,7 @@ export class RequestBody {
   }
 
   private onData(c: Buffer): void {
+    this.progress?.touch();
     this.chunks.push(c);
     this.bytes += c.length;
     for (const [t, limit] of this.taps) {

@@ -6,29 +6,23 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { uriSanOf } from '../../certs/svid';
+import { defaultLimits, type ListenerLimits } from './limits';
+
+export { MAX_HEADER_BYTES, MAX_HEADERS_COUNT, MESH_ADDED_HEADERS } from './limits';
 
 export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type DownstreamResponse = http.ServerResponse | http2.Http2ServerResponse;
 export type RequestHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-export const MAX_HEADER_BYTES = 60 * 1024;
-/** request headers a listener takes (Envoy's max_headers_count default); more get 431 */
-export const MAX_HEADERS_COUNT = 100;
-/**
- * The inbound listener takes the headers the caller's sidecar adds on the way (forwarded-*,
- * request id, trace context, attempt count, peer metadata): a request the outbound side
- * accepted is never refused by the peer for what the mesh itself added.
- */
-export const MESH_ADDED_HEADERS = 20;
-/**
- * HTTP/2 streams one downstream connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS):
- * Envoy's edge recommendation for an application's connection. A peer sidecar multiplexes all
- * of its application's requests to this workload on one connection: the inbound side takes more.
- */
-export const MAX_CONCURRENT_STREAMS = 100;
-export const MAX_CONCURRENT_STREAMS_INBOUND = 1000;
-export const HEADERS_TIMEOUT_MS = 10_000;
+const ENHANCE_YOUR_CALM = http2.constants.NGHTTP2_ENHANCE_YOUR_CALM;
+/** a stream reset by its client sooner than this after it opened counts against the rapid-reset budget (Envoy's premature_reset_min_stream_lifetime) */
+const PREMATURE_RESET_MS = 1000;
+/** what a connection over the cap is told, where it may be plaintext HTTP/1.1 */
+const OVER_CAPACITY = (n: number) => {
+  const body = `connection limit reached: this listener takes ${n} connections\n`;
+  return `HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-tandem-response-flags: UO\r\n\r\n${body}`;
+};
 
 /** What the connection a request came on proves about its peer. */
 export interface ConnectionInfo {
@@ -69,20 +63,27 @@ export interface DualServer {
   active(): number;
 }
 
+export interface DownstreamEvents {
+  /** a connection refused: over the listener's cap, or silent past the headers timeout before its first byte */
+  onRefused?(reason: 'limit' | 'silent'): void;
+  /** a connection closed for resetting its streams as they open (rapid reset) */
+  onRapidReset?(): void;
+}
+
 export function dualProtocolServer(
   handler: RequestHandler,
   opts: {
-    headersTimeoutMs?: number;
-    /** request headers taken (the 431 itself is answered in request-info.ts); MAX_HEADERS_COUNT unless told */
-    maxHeadersCount?: number;
-    /** HTTP/2 streams per connection; MAX_CONCURRENT_STREAMS unless told */
-    maxConcurrentStreams?: number;
+    /** defaultLimits() for what is not given */
+    limits?: Partial<ListenerLimits>;
     tls?: TlsAcceptor;
     /** a connection accepted for HTTP (after the mTLS handshake, if any): the socket requests are read from */
     onConnection?: (socket: net.Socket, info: ConnectionInfo) => void;
+    events?: DownstreamEvents;
   } = {},
 ): DualServer {
-  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const limits: ListenerLimits = { ...defaultLimits(), ...opts.limits };
+  const events = opts.events ?? {};
+  const headersTimeout = limits.headersTimeoutMs;
   let active = 0;
   let draining = false;
   const track: RequestHandler = (req, res) => {
@@ -92,13 +93,14 @@ export function dualProtocolServer(
     if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     handler(req, res);
   };
+  // the whole-request and stream-idle timeouts are the request path's (stream-watch.ts), for both protocols alike
   const h1 = http.createServer(
-    { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout, requestTimeout: 0, keepAliveTimeout: 60_000, connectionsCheckingInterval: Math.min(1000, headersTimeout / 2) },
+    { maxHeaderSize: limits.maxHeaderBytes, headersTimeout, requestTimeout: 0, keepAliveTimeout: limits.idleTimeoutMs, connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeout / 2)) },
     track,
   );
   // one more than the limit is kept, so that going over it is seen (request-info.ts answers 431)
   // instead of Node silently dropping what follows
-  const maxHeaders = opts.maxHeadersCount ?? MAX_HEADERS_COUNT;
+  const maxHeaders = limits.maxHeadersCount;
   h1.maxHeadersCount = maxHeaders + 1;
   // h1 never listens itself (the sniffer hands it sockets), but its header-timeout
   // tracking starts on 'listening': without this, slow headers would never get a 408.
@@ -109,7 +111,7 @@ export function dualProtocolServer(
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   // room past the limit (and the pseudo-headers) so that a request over it gets its 431, not a reset
-  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: MAX_HEADER_BYTES, maxConcurrentStreams: opts.maxConcurrentStreams ?? MAX_CONCURRENT_STREAMS } }, track);
+  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams } }, track);
   const sockets = new Set<net.Socket>();
   const acceptor = opts.tls;
   let h2Pending: ConnectionInfo | undefined;
@@ -120,6 +122,7 @@ export function dualProtocolServer(
     // sent its GOAWAY when new connections stop being taken
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
+    watchSession(session, limits, events);
   });
   if (acceptor) {
     acceptor.server.on('secureConnection', (s: tls.TLSSocket) => {
@@ -141,17 +144,36 @@ export function dualProtocolServer(
     });
   }
   // no Nagle: a response's last small write must not wait for the client's delayed ACK (Envoy sets TCP_NODELAY too)
+  let open = 0;
   const server = net.createServer({ noDelay: true }, (socket) => {
+    // over the cap: refused at once and said so (where the client may read plaintext HTTP),
+    // so that descriptors stay for the connections taken, the admin port's included
+    if (open >= limits.maxConnections) {
+      events.onRefused?.('limit');
+      socket.on('error', () => undefined);
+      if (acceptor) return void socket.destroy();
+      return void socket.end(OVER_CAPACITY(limits.maxConnections));
+    }
+    open++;
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      open--;
+      sockets.delete(socket);
+    });
+    // silent before its first byte: the headers timeout runs from the connection's start
+    socket.setTimeout(headersTimeout, () => {
+      events.onRefused?.('silent');
+      socket.destroy();
+    });
     socket.once('readable', () => {
+      socket.setTimeout(0);
       const head: Buffer | null = socket.read();
       if (!head) {
         socket.once('end', () => socket.destroy());
         return;
       }
       socket.unshift(head);
-      // a TLS handshake record
+      // a TLS handshake record (whose own timeout is the TLS server's handshakeTimeout)
       if (acceptor && head[0] === 0x16) return void acceptor.server.emit('connection', socket);
       if (acceptor && !acceptor.plaintextAllowed()) {
         acceptor.onRefused?.('plaintext', 'plaintext connection to a port that requires mTLS');
@@ -196,4 +218,48 @@ export function dualProtocolServer(
       });
     },
   };
+}
+
+/**
+ * An HTTP/2 connection's own limits: closed (GOAWAY) once it has had no stream for the idle
+ * timeout, and cut (GOAWAY ENHANCE_YOUR_CALM) when its client resets streams as fast as it
+ * opens them: the budget is Envoy's, half the streams once there were `prematureResetLimit`, or
+ * half that many resets sooner (when no later good streams could make up for them).
+ */
+function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits, events: DownstreamEvents): void {
+  let open = 0;
+  let closed = 0;
+  let premature = 0;
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    idle = setTimeout(() => {
+      session.close();
+      // a peer that never answers the GOAWAY does not hold the socket either
+      setTimeout(() => session.destroy(), 1000).unref();
+    }, limits.idleTimeoutMs);
+    idle.unref();
+  };
+  armIdle();
+  session.once('close', () => clearTimeout(idle));
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(idle);
+    const opened = Date.now();
+    let reset = false;
+    stream.once('aborted', () => (reset = Date.now() - opened < PREMATURE_RESET_MS));
+    stream.once('close', () => {
+      open--;
+      closed++;
+      if (reset) premature++;
+      const limit = limits.prematureResetLimit;
+      if (premature * 2 >= limit || (closed >= limit && premature * 2 >= closed)) {
+        if (!session.destroyed) {
+          events.onRapidReset?.();
+          session.destroy(new Error(`${premature} of ${closed} streams reset by the client as they opened`), ENHANCE_YOUR_CALM);
+        }
+        return;
+      }
+      if (open === 0 && !session.destroyed && !session.closed) armIdle();
+    });
+  });
 }

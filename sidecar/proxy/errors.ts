@@ -93,6 +93,18 @@ export class TransportRefusedError extends ProxyError {
   readonly flag = 'UPE';
   readonly status = 503;
 }
+/** Envoy's stream_idle_timeout: no byte moved on the request either way (a reset once the response started). */
+export class StreamIdleTimeoutError extends ProxyError {
+  readonly code = 'STREAM_IDLE_TIMEOUT';
+  readonly flag = 'SI';
+  readonly status = 408;
+}
+/** Envoy's request_timeout: the whole request (its body) did not arrive in time. */
+export class RequestTimeoutError extends ProxyError {
+  readonly code = 'REQUEST_TIMEOUT';
+  readonly flag = 'DT';
+  readonly status = 408;
+}
 /** Envoy's RBAC filter answers 403 "RBAC: access denied". */
 export class AccessDeniedError extends ProxyError {
   readonly code = 'RBAC_DENIED';

@@ -55,6 +55,8 @@ export interface Exchange {
   readonly facts: ExchangeFacts;
   /** run once the exchange is over, whatever its outcome */
   readonly cleanup: (() => void)[];
+  /** a byte of the response moved (the stream-idle timeout's clock); the body's own bytes tell it themselves */
+  readonly touch?: () => void;
 }
 
 export type Handler = (x: Exchange) => Promise<UpstreamResponse>;

@@ -8,7 +8,7 @@ import { serve } from './serve';
 import type { TraceDeps } from './layers/trace';
 import type { AppProtocol } from './layers/protocol';
 import type { Observer } from './observe-metrics';
-import { MAX_HEADERS_COUNT, MESH_ADDED_HEADERS } from './downstream';
+import type { ListenerLimits } from './limits';
 
 export interface InboundDeps {
   app: Target;
@@ -21,9 +21,11 @@ export interface InboundDeps {
   ownIdentity: () => string | undefined;
   observe?: Observer;
   trace: TraceDeps;
+  /** the inbound listener's (inboundLimits) */
+  limits?: ListenerLimits;
 }
 
 export function inboundHandler(d: InboundDeps) {
   const chain = inboundChain({ app: d.app, appH1: d.appH1, appH2: d.appH2, appProtocol: d.appProtocol, ownIdentity: d.ownIdentity, trace: d.trace });
-  return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' }, observe: d.observe, maxHeaders: MAX_HEADERS_COUNT + MESH_ADDED_HEADERS });
+  return serve({ direction: 'inbound', chain, runtime: d.runtime, log: d.log, defaults: { host: `${d.app.host}:${d.app.port}`, cluster: 'inbound|app' }, observe: d.observe, limits: d.limits });
 }

@@ -51,7 +51,8 @@ export function sendLocalReply(res: DownstreamResponse, e: ProxyError, requestId
   const body = `${e.message}\n`;
   const headers: Record<string, string | number> = { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-tandem-response-flags': e.flag };
   if (requestId) headers['x-request-id'] = requestId;
-  if (status === 400 && 'shouldKeepAlive' in res) headers.connection = 'close';
+  // what is left of the request on the connection can no longer be read as a request
+  if ((status === 400 || status === 408) && 'shouldKeepAlive' in res) headers.connection = 'close';
   (res as { writeHead(s: number, h: object): void }).writeHead(status, headers);
   res.end(body);
   return status;

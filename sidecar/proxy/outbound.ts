@@ -11,6 +11,7 @@ import type { Observer } from './observe-metrics';
 import type { WorkloadMeta } from './peer-metadata';
 import type { TraceDeps } from './layers/trace';
 import type { Spans } from './spans';
+import type { ListenerLimits } from './limits';
 
 export interface OutboundDeps {
   runtime: () => RuntimeConfig;
@@ -27,6 +28,7 @@ export interface OutboundDeps {
   observe?: Observer;
   trace: TraceDeps;
   spans?: Spans;
+  limits?: ListenerLimits;
 }
 
 export function outboundHandler(d: OutboundDeps) {
@@ -37,5 +39,5 @@ export function outboundHandler(d: OutboundDeps) {
     },
   };
   const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace, spans: d.spans });
-  return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log, observe: d.observe });
+  return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log, observe: d.observe, limits: d.limits });
 }

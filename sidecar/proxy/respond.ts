@@ -65,6 +65,7 @@ export function respond(res: DownstreamResponse, up: UpstreamResponse, x: Exchan
     up.body.on('data', (c: Buffer) => {
       if (done) return;
       bytes += c.length;
+      x.touch?.();
       if (!(out as NodeJS.WritableStream).write(c)) {
         up.body.pause();
         out.once('drain', () => up.body.resume());

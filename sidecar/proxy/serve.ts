@@ -14,6 +14,8 @@ import { respond } from './respond';
 import { Cancel } from './cancel';
 import type { Exchange, ExchangeFacts, Handler } from './exchange';
 import type { Observer } from './observe-metrics';
+import { defaultLimits, type ListenerLimits } from './limits';
+import { StreamWatch } from './stream-watch';
 
 export interface ServeOptions {
   direction: 'inbound' | 'outbound';
@@ -24,11 +26,13 @@ export interface ServeOptions {
   defaults?: { host: string; cluster: string };
   /** told of every request once it is over (metrics) */
   observe?: Observer;
-  /** the listener's header-count limit (MAX_HEADERS_COUNT unless told) */
-  maxHeaders?: number;
+  /** the listener's limits (defaultLimits() unless told): header count, stream timeouts */
+  limits?: ListenerLimits;
 }
 
 export function serve(o: ServeOptions) {
+  const limits = o.limits ?? defaultLimits();
+  const watch = new StreamWatch(limits);
   return (req: DownstreamRequest, res: DownstreamResponse): void => {
     const started = Date.now();
     let info: RequestInfo | undefined;
@@ -68,21 +72,24 @@ export function serve(o: ServeOptions) {
       log(sent, e.flag, 0, null, e);
     };
     try {
-      info = requestInfo(req, o.maxHeaders);
+      info = requestInfo(req, limits.maxHeadersCount);
       const ctl = new Cancel();
+      const watched = watch.add((e) => ctl.abort(e), !info.hasBody);
+      cleanup.push(watched.done);
       x = {
         info,
         conn,
         started,
         rt: o.runtime(),
         request: { method: info.method, path: info.path, authority: info.authority, headers: endToEnd(req.headers) },
-        body: info.hasBody ? new RequestBody(req) : null,
+        body: info.hasBody ? new RequestBody(req, undefined, watched) : null,
         signal: ctl,
         abort: (reason) => ctl.abort(reason),
         attempt: 1,
         responseOps: [],
         facts,
         cleanup,
+        touch: watched.touch,
       };
       // closed before we ended it: the client went away (an HTTP/2 reset reports writableFinished, not writableEnded)
       res.once('close', () => {
