@@ -93,6 +93,14 @@ export function dualProtocolServer(
     if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     handler(req, res);
   };
+  // An HTTP/2 stream starts once what arrived with it has been read: one its client resets in
+  // the same breath (rapid reset, CVE-2023-44487) costs no route, no upstream request.
+  const trackH2: RequestHandler = (req, res) => {
+    setImmediate(() => {
+      const stream = (req as http2.Http2ServerRequest).stream;
+      if (!stream.destroyed && !stream.closed) track(req, res);
+    });
+  };
   // the whole-request and stream-idle timeouts are the request path's (stream-watch.ts), for both protocols alike
   const h1 = http.createServer(
     { maxHeaderSize: limits.maxHeaderBytes, headersTimeout, requestTimeout: 0, keepAliveTimeout: limits.idleTimeoutMs, connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeout / 2)) },
@@ -111,7 +119,7 @@ export function dualProtocolServer(
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   // room past the limit (and the pseudo-headers) so that a request over it gets its 431, not a reset
-  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams } }, track);
+  const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams } }, trackH2);
   const sockets = new Set<net.Socket>();
   const acceptor = opts.tls;
   let h2Pending: ConnectionInfo | undefined;
@@ -230,6 +238,7 @@ function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits,
   let open = 0;
   let closed = 0;
   let premature = 0;
+  let cut = false;
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {
     idle = setTimeout(() => {
@@ -253,9 +262,12 @@ function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits,
       if (reset) premature++;
       const limit = limits.prematureResetLimit;
       if (premature * 2 >= limit || (closed >= limit && premature * 2 >= closed)) {
-        if (!session.destroyed) {
+        if (!cut) {
+          cut = true;
           events.onRapidReset?.();
-          session.destroy(new Error(`${premature} of ${closed} streams reset by the client as they opened`), ENHANCE_YOUR_CALM);
+          // not from inside nghttp2's callback (this 'close' is one): a session destroyed there
+          // trips Node's nghttp2 memory accounting (an assertion that aborts the process)
+          setImmediate(() => session.destroy(new Error(`${premature} of ${closed} streams reset by the client as they opened`), ENHANCE_YOUR_CALM));
         }
         return;
       }
