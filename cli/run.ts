@@ -1,6 +1,6 @@
 // `tandem control-plane` and `tandem sidecar`: flags in, a running server out, SIGTERM drains.
 import cluster from 'node:cluster';
-import { parseHostPort } from '../common/addr';
+import { endpointProblem, isDialableHost, parseHostPort, type HostPort } from '../common/addr';
 import { parseDuration } from '../common/duration';
 import { runControlPlane } from '../control-plane/main';
 import { runSidecar } from '../sidecar/main';
@@ -20,6 +20,22 @@ function onSignals(stop: () => Promise<void>): void {
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+}
+
+// The inbound address is announced to every peer (by --advertise, or as the listener's own):
+// one they could not dial is refused here, at startup, not at registration.
+function inboundFlag(v: string): HostPort {
+  const a = parseHostPort(v, '--inbound');
+  if (!isDialableHost(a.host)) throw new UsageError(`--inbound: ${JSON.stringify(a.host)} is not an IP address or a DNS name`);
+  return a;
+}
+
+/** --advertise HOST or HOST:PORT, as peers will dial it. */
+function advertiseFlag(v: string | undefined): string | undefined {
+  if (v === undefined || isDialableHost(v)) return v;
+  const problem = /:\d+$/.test(v) ? endpointProblem(v) : `${JSON.stringify(v)} is not an IP address or a DNS name`;
+  if (problem) throw new UsageError(`--advertise: ${problem} (expected HOST or HOST:PORT that peers can dial)`);
+  return v;
 }
 
 function duration(flag: string, v: string): number {
@@ -73,6 +89,8 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     'app-protocol': { default: 'auto' },
     ...LIMIT_FLAGS,
   }, 'sidecar');
+  const inbound = inboundFlag(f.inbound!);
+  const advertise = advertiseFlag(f.advertise);
   const appProtocol = f['app-protocol'];
   if (appProtocol !== 'auto' && appProtocol !== 'http1' && appProtocol !== 'http2') throw new UsageError('--app-protocol: auto, http1 or http2');
   if (f.metrics !== 'on' && f.metrics !== 'off') throw new UsageError('--metrics: on or off');
@@ -89,8 +107,8 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     serviceAccount: f['service-account'] ?? f.service!,
     labels: parseLabels(f.labels),
     app: parseHostPort(f.app!, '--app'),
-    inbound: parseHostPort(f.inbound!, '--inbound'),
-    advertise: f.advertise,
+    inbound,
+    advertise,
     outbound: parseHostPort(f.outbound!, '--outbound'),
     admin: parseHostPort(f.admin!, '--admin'),
     controlPlane: parseHostPort(f['control-plane']!, '--control-plane'),

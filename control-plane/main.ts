@@ -12,6 +12,7 @@ import { adminServer } from '../common/admin-http';
 import { ConfigWatcher, type ConfigError } from './config';
 import type { MeshConfig } from './model/types';
 import { SnapshotCache } from './xds/cache';
+import { OversizedConfigError } from './xds/message-size';
 import { AdsServer, adsHandlers, type StreamPolicy } from './xds/server';
 import { caHandlers } from './identity/ca-service';
 import { CallRefused, peerIdentity } from './identity/peer';
@@ -85,7 +86,8 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
       try {
         cache.setConfig(r.config, r.changedAt);
       } catch (err) {
-        reject({ message: `${o.config}: cannot translate config: ${(err as Error).message}` } as ConfigError);
+        const why = err instanceof OversizedConfigError ? 'too large for the sidecars' : 'cannot translate config';
+        reject({ message: `${o.config}: ${why}: ${(err as Error).message}` } as ConfigError);
         return;
       }
       Object.assign(status, { config: r.config, files: r.files, hash: r.hash, loadedAt: new Date().toISOString() });

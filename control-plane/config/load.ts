@@ -1,11 +1,9 @@
-// Reading configuration from disk: one YAML file, or every *.yaml/*.yml in a directory.
+// Parsing configuration read from disk (files.ts): YAML documents, validated as one config.
 
-import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { emptyMeshConfig, type MeshConfig } from '../model/types';
 import { ConfigError } from './errors';
+import { checkDocumentCount, readSnapshot, type Snapshot, type SourceFile } from './files';
 import type { SkippedDocument } from './kubernetes';
 import { validateDocuments, type RawDocument, type ValidateOptions } from './validate';
 
@@ -21,54 +19,10 @@ export interface LoadResult {
   changedAt?: number;
 }
 
-export interface SourceFile {
-  file: string;
-  text: string;
-}
-
-export interface Snapshot {
-  files: SourceFile[];
-  hash: string;
-}
-
-const YAML_FILE = /\.ya?ml$/i;
-
-const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
-
-const unreadable = (file: string, e: unknown): ConfigError =>
-  new ConfigError({ file, detail: `cannot read: ${(e as Error).message}` });
-
-/** The files that make up the config at `p`, read once. A missing path is an empty config. */
-export function readSnapshot(p: string): Snapshot {
-  let names: string[];
-  try {
-    const st = fs.statSync(p);
-    // Hidden files are skipped: editors' temporaries, and Kubernetes ConfigMap internals.
-    names = st.isDirectory()
-      ? fs.readdirSync(p).filter((n) => YAML_FILE.test(n) && !n.startsWith('.')).sort().map((n) => path.join(p, n))
-      : [p];
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') names = [];
-    else throw unreadable(p, e);
-  }
-  const hash = createHash('sha256');
-  const files: SourceFile[] = [];
-  for (const file of names) {
-    let data: Buffer;
-    try {
-      data = fs.readFileSync(file);
-    } catch (e) {
-      // Gone between listing and reading, or a directory named *.yaml: not part of the config.
-      if (errno(e) === 'ENOENT' || errno(e) === 'EISDIR') continue;
-      throw unreadable(file, e);
-    }
-    hash.update(`${file}\0${data.length}\0`).update(data);
-    files.push({ file, text: data.toString('utf8') });
-  }
-  return { files, hash: hash.digest('hex') };
-}
+export { readSnapshot, type Snapshot, type SourceFile };
 
 function documents(text: string, file: string): RawDocument[] {
+  checkDocumentCount(text, file);
   const docs = parseAllDocuments(text);
   const out: RawDocument[] = [];
   for (const [i, doc] of docs.entries()) {

@@ -317,6 +317,11 @@ describe('rejected configs name file, document and field', () => {
     ['ServiceEntry resolution', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], resolution: DYNAMIC_DNS}\n`, 0, 'spec.resolution', /not supported by Tandem/],
     ['ServiceEntry endpoint port name', `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example.com], ports: [{number: 80, name: http}], endpoints: [{address: 10.0.0.1, ports: {https: 443}}]}\n`, 0, 'spec.endpoints[0].ports.https', /no port named "https"/],
     ['document not a mapping', `- a\n- b\n`, 0, undefined, /must be a mapping/],
+    // Kubernetes' limits: a name is a DNS-1123 subdomain of at most 253 characters, a namespace a label of at most 63
+    ['name too long', `${VS_HEAD.replace('name: reviews', `name: ${'a'.repeat(250)}.bcd`)}spec: {hosts: [r]}\n`, 0, 'metadata.name', /must be a DNS name of at most 253 characters, got 254/],
+    ['name not a DNS name', `${VS_HEAD.replace('name: reviews', 'name: Reviews_1')}spec: {hosts: [r]}\n`, 0, 'metadata.name', /must be a DNS name \(lower-case/],
+    ['namespace too long', `${VS_HEAD.replace('name: reviews', `name: reviews, namespace: ${'n'.repeat(64)}`)}spec: {hosts: [r]}\n`, 0, 'metadata.namespace', /must be a DNS label of at most 63 characters, got 64/],
+    ['namespace with a dot', `${VS_HEAD.replace('name: reviews', 'name: reviews, namespace: a.b')}spec: {hosts: [r]}\n`, 0, 'metadata.namespace', /must be a DNS label/],
   ])('%s', (_name, text, doc, field, detail) => {
     const e = rejects(text);
     expect(e.file).toBe('mesh.yaml');

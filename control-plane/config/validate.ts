@@ -52,11 +52,14 @@ const KUBERNETES_METADATA = [
 // Istio's switch for an AuthorizationPolicy that only logs what it would decide.
 const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
+// Kubernetes' own limits: a name is a DNS-1123 subdomain of at most 253 characters, a
+// namespace a DNS-1123 label of at most 63.
 const dnsName =
-  (re: RegExp, what: string): Read<string> =>
+  (re: RegExp, what: string, max: number): Read<string> =>
   (n) => {
     const s = nonEmpty(n);
-    return re.test(s) && s.length <= 253 ? s : n.fail(`must be a ${what} (lower-case letters, digits, "-"), got ${JSON.stringify(s)}`);
+    if (!re.test(s)) n.fail(`must be a ${what} (lower-case letters, digits, "-"), got ${JSON.stringify(s)}`);
+    return s.length <= max ? s : n.fail(`must be a ${what} of at most ${max} characters, got ${s.length}`);
   };
 
 /** "VirtualService default/reviews", as far as the raw document tells. */
@@ -148,8 +151,8 @@ function addResource(
   });
   const meta = top.req('metadata', (n) => fields(n, ['name', 'namespace', 'annotations', 'labels', ...KUBERNETES_METADATA]));
   if (!meta) return;
-  const name = meta.req('name', dnsName(DNS_SUBDOMAIN, 'DNS name'));
-  const namespace = meta.opt('namespace', dnsName(DNS_LABEL, 'DNS label')) ?? 'default';
+  const name = meta.req('name', dnsName(DNS_SUBDOMAIN, 'DNS name', 253));
+  const namespace = meta.opt('namespace', dnsName(DNS_LABEL, 'DNS label', 63)) ?? 'default';
   const annotations = meta.opt('annotations', strMap) ?? {};
   meta.opt('labels', strMap);
   if (kind === 'AuthorizationPolicy' && annotations[DRY_RUN_ANNOTATION] === 'true') {

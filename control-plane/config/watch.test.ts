@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConfigError } from './errors';
 import type { LoadResult } from './load';
-import { ConfigWatcher, changeTime } from './watch';
+import { ConfigWatcher, changeTime, type WatchOptions } from './watch';
 
 const vs = (name: string): string => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -26,8 +26,8 @@ let configs: LoadResult[];
 let errors: ConfigError[];
 const names = (): string[] => configs[configs.length - 1].config.virtualServices.map((v) => v.name);
 
-function watch(p: string): ConfigWatcher {
-  watcher = new ConfigWatcher(p, { onConfig: (r) => configs.push(r), onError: (e) => errors.push(e) });
+function watch(p: string, opts: WatchOptions = {}): ConfigWatcher {
+  watcher = new ConfigWatcher(p, { onConfig: (r) => configs.push(r), onError: (e) => errors.push(e) }, opts);
   watcher.start();
   return watcher;
 }
@@ -126,6 +126,70 @@ describe('ConfigWatcher', () => {
     const later = Date.now() + 400;
     await until(() => Date.now() > later, 'a poll interval');
     expect(configs).toHaveLength(1);
+  });
+});
+
+describe('ConfigWatcher reads a file only when its stamp (inode, size, times) says it changed', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let reads: string[];
+  const readFile = (f: string): Buffer => {
+    reads.push(path.basename(f));
+    return fs.readFileSync(f);
+  };
+  beforeEach(() => {
+    reads = [];
+  });
+  // the watcher's clock a minute ahead: files written now are long settled by it
+  const later = () => Date.now() + 60_000;
+
+  it('does not re-read an unchanged file at each poll, and reads it again once touched', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file, { pollMs: 10, readFile, now: later });
+    expect(reads).toEqual(['mesh.yaml']);
+    await sleep(150);
+    expect(reads).toEqual(['mesh.yaml']);
+    // touched, the same content: read once to find so, and no reload
+    fs.utimesSync(file, new Date(Date.now() - 30_000), new Date(Date.now() - 30_000));
+    await until(() => reads.length === 2, 'the read after the touch');
+    await sleep(150);
+    expect(reads).toHaveLength(2);
+    expect(configs).toHaveLength(1);
+    // and an edit is still seen
+    fs.writeFileSync(file, vs('b'));
+    await until(() => configs.length === 2, 'the edit');
+    expect(names()).toEqual(['b']);
+  });
+
+  it('keeps reading a file whose times are too recent to tell a second same-size write apart, until they are not', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    let clock = Date.now();
+    watch(file, { pollMs: 10, readFile, now: () => clock });
+    await until(() => reads.length >= 3, 'reads while the file is fresh');
+    // later, by the watcher's clock: one more read stamps it old enough, then none
+    clock += 60_000;
+    await sleep(50);
+    const settled = reads.length;
+    await sleep(150);
+    expect(reads.length).toBe(settled);
+    expect(configs).toHaveLength(1);
+  });
+
+  it('refuses a file over the size limit naming it, without reading it', async () => {
+    const file = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(file, vs('a'));
+    watch(file, { pollMs: 10, readFile, now: later, limits: { fileBytes: 1000, totalBytes: 4000, documentsPerFile: 10 } });
+    expect(configs).toHaveLength(1);
+    reads = [];
+    fs.writeFileSync(file, `${vs('b')}# ${'x'.repeat(2000)}\n`);
+    await until(() => errors.length === 1, 'the refusal');
+    expect(errors[0].file).toBe(file);
+    expect(errors[0].message).toMatch(/mesh\.yaml: is 2,\d{3} bytes, over the limit of .* for one config file/);
+    await sleep(100);
+    expect(reads).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(names()).toEqual(['a']);
   });
 });
 

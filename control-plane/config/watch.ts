@@ -3,7 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
-import { parseSnapshot, readSnapshot, type LoadResult, type Snapshot } from './load';
+import { listConfig, readListing, type Listing, type ReadFile, type Snapshot } from './files';
+import { CONFIG_LIMITS, type ConfigLimits } from './limits';
+import { parseSnapshot, type LoadResult } from './load';
 
 export interface ConfigHandlers {
   onConfig(result: LoadResult): void;
@@ -13,6 +15,11 @@ export interface ConfigHandlers {
 export interface WatchOptions {
   /** fallback poll interval; default 250 */
   pollMs?: number;
+  /** the clock file times are compared with; default Date.now */
+  now?: () => number;
+  /** how config files are read; default fs.readFileSync */
+  readFile?: ReadFile;
+  limits?: ConfigLimits;
 }
 
 // fs.watch fires several events per save; read once things are quiet.
@@ -22,15 +29,27 @@ const DEBOUNCE_MS = 30;
 // smaller set of files, or an emptied one, is only believed once it has stayed so this long.
 const SETTLE_MS = 100;
 
+// A file's times have a granularity (a clock tick here, seconds on some file systems): one
+// written twice within it, to the same size, keeps its stamp. So, as git does with its
+// index, a stamp only means "unchanged" when its newest time was this much older than the
+// stat that took it; until then the files are read on every check.
+const RACY_MS = 2000;
+
 const blank = (text: string): boolean => text.trim() === '';
 
 /**
  * fs.watch on the containing directory gives fast notice (edits, rename-replace,
  * files appearing); a poll covers what it misses (no directory yet, network
- * filesystems). Either way a reload happens only when the content hash changed.
+ * filesystems). Either way the files are stat'ed first and read only when their stamps
+ * changed, and a reload happens only when the content hash changed.
  */
 export class ConfigWatcher {
   private readonly pollMs: number;
+  private readonly now: () => number;
+  private readonly readFile: ReadFile | undefined;
+  private readonly limits: ConfigLimits;
+  /** the stamp of the files whose content was last acted on (or found unchanged), and when it was taken */
+  private lastStamp: { stamp: string; at: number } | undefined;
   private running = false;
   private fsWatcher: fs.FSWatcher | undefined;
   private watched: { dir: string; ino: number } | undefined;
@@ -52,6 +71,9 @@ export class ConfigWatcher {
     opts: WatchOptions = {},
   ) {
     this.pollMs = opts.pollMs ?? 250;
+    this.now = opts.now ?? Date.now;
+    this.readFile = opts.readFile;
+    this.limits = opts.limits ?? CONFIG_LIMITS;
   }
 
   /** Loads synchronously (calling one handler), then watches. */
@@ -85,12 +107,21 @@ export class ConfigWatcher {
   }
 
   private reload(initial: boolean): void {
+    const now = this.now();
+    let listing: Listing;
     let snap: Snapshot;
     try {
-      snap = readSnapshot(this.path);
+      listing = listConfig(this.path, this.limits);
+      if (listing.stamp === this.lastStamp?.stamp && listing.newestMs < this.lastStamp.at - RACY_MS) {
+        this.shrink = undefined;
+        this.unchangedAt = now;
+        return;
+      }
+      snap = readListing(listing, this.limits, this.readFile);
     } catch (e) {
       const err = e instanceof ConfigError ? e : new ConfigError({ file: this.path, detail: String(e) });
       const key = `error:${err.message}`;
+      this.lastStamp = undefined;
       if (key !== this.lastKey) {
         this.lastKey = key;
         this.deliver(() => this.handlers.onError(err));
@@ -98,8 +129,9 @@ export class ConfigWatcher {
       return;
     }
     if (snap.hash === this.lastKey) {
+      this.lastStamp = { stamp: listing.stamp, at: now };
       this.shrink = undefined;
-      this.unchangedAt = Date.now();
+      this.unchangedAt = now;
       return;
     }
     const files = snap.files.map((f) => f.file);
@@ -120,6 +152,7 @@ export class ConfigWatcher {
     }
     this.shrink = undefined;
     this.lastKey = snap.hash;
+    this.lastStamp = { stamp: listing.stamp, at: now };
     this.lastFiles = files;
     this.lastBlank = new Set(snap.files.filter((f) => blank(f.text)).map((f) => f.file));
     let result: LoadResult;

@@ -6,6 +6,7 @@ import { emptyMeshConfig } from '../model/types';
 import type { Workload } from '../model/workload';
 import { Snapshot, type SnapshotOptions } from './snapshot';
 import { checkServable } from './sidecar-check';
+import { checkMessageSizes } from './message-size';
 
 export class SnapshotCache extends EventEmitter {
   private config: MeshConfig = emptyMeshConfig();
@@ -29,12 +30,15 @@ export class SnapshotCache extends EventEmitter {
 
   /**
    * Throws, leaving the config in force, when the new config cannot be translated or
-   * translates to something a sidecar would refuse (UnservableConfigError).
+   * translates to something a sidecar would refuse (UnservableConfigError) or could not
+   * receive in one message (OversizedConfigError).
    * @param changedAt when the config changed (its file was written), for push convergence
    */
   setConfig(config: MeshConfig, changedAt = Date.now()): void {
     // built and checked here, so such a config is refused at load, not later by a NACK
     const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts);
+    // sizes first: a config too large to send is refused without decoding all of it
+    checkMessageSizes(next);
     checkServable(next);
     this.generation++;
     this.config = config;

@@ -673,10 +673,11 @@ describe('AdsServer: who may register', () => {
 
   it('refuses, with INVALID_ARGUMENT, an inbound address peers could not use', async () => {
     const { connect } = await setup();
-    for (const addr of ['bad host!:15006', '127.0.0.1:99999999', '127.0.0.1', ':80']) {
+    for (const addr of ['bad host!:15006', '127.0.0.1:99999999', '127.0.0.1:0', '127.0.0.1', ':80', '[10.0.0.1]:80', `${'a'.repeat(64)}.example:80`]) {
       const s = connect();
       s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload({ ...workload('r', 'v1', 1), inboundAddress: addr }) });
       expect(s.status?.code, addr).toBe(3);
+      expect(s.status?.details, addr).toContain(`metadata.INBOUND_ADDRESS ${JSON.stringify(addr)}`);
     }
     expect(await endpointsSeen(connect)).toEqual([]);
   });

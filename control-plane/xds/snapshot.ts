@@ -223,6 +223,24 @@ export class Snapshot {
     }
   }
 
+  /**
+   * The resources one State-of-the-World response carries to a sidecar, for each kind of
+   * caller translated so far and each type: a sidecar subscribes to all of its clusters,
+   * their endpoint sets and its routes, and gets the outbound listener with its own inbound one.
+   */
+  *responses(): Generator<{ type: XdsTypeUrl; resources: Resource[] }> {
+    const shared = [...this.listeners.values()];
+    const inbound = new Set(this.workloads.map((w) => this.inbound(w)));
+    if (!inbound.size) yield { type: TypeUrl.Listener, resources: shared };
+    for (const r of inbound) yield { type: TypeUrl.Listener, resources: [...shared, r] };
+    for (const v of this.views.values()) {
+      yield { type: TypeUrl.Cluster, resources: [...v.clusters.values()] };
+      yield { type: TypeUrl.RouteConfiguration, resources: [...v.routes.values()] };
+      const endpoints = [...v.specs.keys()].map((n) => this.assignment(v, n)).filter((r): r is Resource => !!r);
+      yield { type: TypeUrl.ClusterLoadAssignment, resources: endpoints };
+    }
+  }
+
   private readonly assignments = new Map<string, Resource>();
 
   private assignment(v: View, name: string): Resource | undefined {

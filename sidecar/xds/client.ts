@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { adsService, type AdsClientStream, type DiscoveryResponse, type XdsNode } from '../../proto/ads';
 import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
 import type { Logger } from '../../common/log';
+import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { decoders, nameOf, DecodeError } from '../../proto/decode/decode';
 import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from '../../proto/decode/model';
 import { Warming } from './warming';
@@ -84,6 +85,8 @@ export class XdsClient extends EventEmitter {
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
       // the channel's own subchannel, so that a new channel really starts afresh (scheduleReconnect)
       'grpc.use_local_subchannel_pool': 1,
+      // the figure the control plane measures every response against before it accepts a config
+      'grpc.max_receive_message_length': MAX_XDS_MESSAGE_BYTES,
       ...this.channelOptions,
     });
   }

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { adsService } from '../../proto/ads';
+import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
+import { TypeUrl } from '../../proto/type-urls';
+import { parseConfigText } from '../config/load';
+import type { MeshConfig } from '../model/types';
+import { SnapshotCache } from './cache';
+import { checkMessageSizes, ENVELOPE_BYTES, OversizedConfigError, resourceBytes } from './message-size';
+import { Snapshot } from './snapshot';
+
+const OPTS = { domain: 'cluster.local', trustDomain: 'cluster.local' };
+
+const YAML = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /api}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - route: [{destination: {host: ratings}}]
+`;
+
+const workload = { id: 'r1', service: 'reviews', namespace: 'default', serviceAccount: 'reviews', labels: { version: 'v1' }, inboundAddress: '127.0.0.1:15006', identity: 'spiffe://cluster.local/ns/default/sa/reviews' };
+
+/** The config with `n` more prefix routes in front of reviews' catch-all. */
+function withRoutes(base: MeshConfig, n: number): MeshConfig {
+  const c = structuredClone(base);
+  const vs = c.virtualServices.find((v) => v.name === 'reviews')!;
+  const [first, ...rest] = vs.http;
+  const many = Array.from({ length: n }, (_, i) => ({ ...structuredClone(first), match: [{ ...first.match[0], uri: { prefix: `/route-${i}` } }] }));
+  vs.http = [...many, ...rest];
+  return c;
+}
+
+const caught = (f: () => void): unknown => {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+};
+
+describe('every xDS response a config makes is measured against the sidecars’ message limit', () => {
+  it('measures no less than gRPC will count: the whole encoded DiscoveryResponse, envelope included', () => {
+    const snap = new Snapshot(1, parseConfigText(YAML, 'mesh.yaml'), [workload], OPTS);
+    const seen = new Set<string>();
+    for (const { type, resources } of snap.responses()) {
+      seen.add(type);
+      const bytes = resources.reduce((sum, r) => sum + resourceBytes(r.any), 0);
+      const message = adsService.StreamAggregatedResources.responseSerialize({
+        version_info: 'abcdef012345',
+        type_url: type,
+        nonce: String(Number.MAX_SAFE_INTEGER),
+        resources: resources.map((r) => r.any),
+      });
+      expect(message.length).toBeGreaterThan(bytes);
+      expect(message.length).toBeLessThanOrEqual(bytes + ENVELOPE_BYTES);
+    }
+    // what a sidecar subscribes to: every type
+    expect(seen.size).toBe(4);
+  });
+
+  it('names the type, the resource and what fills it when one response is over the limit', () => {
+    const snap = new Snapshot(1, withRoutes(parseConfigText(YAML, 'mesh.yaml'), 200), [workload], OPTS);
+    const err = caught(() => checkMessageSizes(snap, 20_000));
+    expect(err).toBeInstanceOf(OversizedConfigError);
+    const over = (err as OversizedConfigError).responses;
+    expect(over.map((o) => o.type)).toEqual([TypeUrl.RouteConfiguration]);
+    expect(over[0].bytes).toBeGreaterThan(20_000 - ENVELOPE_BYTES);
+    expect((err as Error).message).toMatch(/RouteConfiguration response .* over the 20,000-byte limit/);
+    expect((err as Error).message).toMatch(/"outbound" [\d,]+ bytes \(2 virtual hosts, the most routes in reviews\.default\.svc\.cluster\.local \(201\), ratings/);
+    // and under a limit it fits, nothing is said
+    expect(() => checkMessageSizes(snap, 1_000_000)).not.toThrow();
+  });
+
+  it('names the largest of many resources in a list response', () => {
+    const snap = new Snapshot(1, parseConfigText(YAML, 'mesh.yaml'), [workload], OPTS);
+    const err = caught(() => checkMessageSizes(snap, ENVELOPE_BYTES + 100)) as OversizedConfigError;
+    const clusters = err.responses.find((o) => o.type === TypeUrl.Cluster)!;
+    expect(clusters.count).toBeGreaterThan(1);
+    expect(clusters.largest[0].bytes).toBeGreaterThanOrEqual(clusters.largest[1].bytes);
+    expect(err.message).toMatch(/Cluster response .*the largest of its \d+ resources: "outbound\|/);
+  });
+
+  it('refuses at load, keeping the config in force, a route table over 4 MiB (40,000 routes)', () => {
+    const cache = new SnapshotCache(OPTS);
+    const good = parseConfigText(YAML, 'mesh.yaml');
+    cache.setConfig(good);
+    const err = caught(() => cache.setConfig(withRoutes(good, 40_000)));
+    expect(err).toBeInstanceOf(OversizedConfigError);
+    expect((err as OversizedConfigError).responses[0].bytes).toBeGreaterThan(MAX_XDS_MESSAGE_BYTES);
+    expect((err as Error).message).toMatch(/RouteConfiguration "outbound"/);
+    expect(cache.snapshot.config).toBe(good);
+    expect(cache.snapshot.generation).toBe(1);
+  }, 30_000);
+});
