@@ -68,6 +68,14 @@ describe('hostile requests', () => {
         return;
       }
       req.resume();
+      // a response cut short: its headers promise more than ever comes
+      if (req.url === '/cut-length' || req.url === '/cut-chunked') {
+        if (req.url === '/cut-length') res.setHeader('content-length', 100);
+        res.writeHead(200);
+        res.write('hello');
+        setTimeout(() => res.socket?.destroy(), 100);
+        return;
+      }
       if (req.url !== '/hang') return void res.end('ok');
       hanging.now++;
       hanging.max = Math.max(hanging.max, hanging.now);
@@ -181,29 +189,29 @@ describe('hostile requests', () => {
         throw new Error(`${e.message}: ${hanging.now} still held`);
       });
 
-    it('HTTP/1.1 callers that close their connections (the h2 hop between sidecars carries the cancel)', async () => {
+    it('100 HTTP/1.1 callers that close their connections (the h2 hop between sidecars carries the cancel)', async () => {
       expect(hanging.now).toBe(0);
-      const sockets = Array.from({ length: 20 }, () => {
+      const sockets = Array.from({ length: 100 }, () => {
         const s = net.connect(echo.outbound, '127.0.0.1', () => s.write('GET /hang HTTP/1.1\r\nHost: echo\r\n\r\n'));
         s.on('error', () => undefined);
         return s;
       });
-      await hangAll(20);
+      await hangAll(100);
       for (const s of sockets) s.destroy();
       await allGone();
     });
 
-    it('HTTP/2 callers that reset their streams (CANCEL)', async () => {
+    it('100 HTTP/2 callers that reset their streams (CANCEL)', async () => {
       expect(hanging.now).toBe(0);
       const session = http2.connect(`http://127.0.0.1:${echo.outbound}`);
       try {
-        const streams = Array.from({ length: 20 }, () => {
+        const streams = Array.from({ length: 100 }, () => {
           const req = session.request({ ':path': '/hang', ':authority': 'echo' });
           req.on('error', () => undefined);
           req.end();
           return req;
         });
-        await hangAll(20);
+        await hangAll(100);
         for (const r of streams) r.close(http2.constants.NGHTTP2_CANCEL);
         await allGone();
       } finally {
@@ -251,6 +259,50 @@ describe('hostile requests', () => {
         req.destroy(new Error('the caller gave up'));
         await new Promise((r) => setTimeout(r, 500));
         expect(completed.has('/upload/h2-cancel')).toBe(false);
+      } finally {
+        session.close();
+      }
+    });
+  });
+  describe('a response that does not complete never reaches the client as complete', () => {
+    /** everything the client got on a connection of its own, until the sidecar closed it */
+    const rawResponse = (p: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(echo.outbound, '127.0.0.1', () => s.write(`GET ${p} HTTP/1.1\r\nHost: echo\r\n\r\n`));
+        let got = '';
+        s.setEncoding('latin1');
+        s.on('data', (c: string) => (got += c));
+        s.on('error', () => undefined);
+        s.on('close', () => resolve(got));
+        s.setTimeout(5000, () => s.destroy());
+      });
+
+    it('HTTP/1.1: a declared length is never made up for, a chunked body never gets its last chunk', async () => {
+      const length = await rawResponse('/cut-length');
+      expect(length).toMatch(/^HTTP\/1\.1 200 /);
+      expect(length.toLowerCase()).toContain('content-length: 100');
+      expect(length.split('\r\n\r\n')[1]).toBe('hello');
+      const chunked = await rawResponse('/cut-chunked');
+      expect(chunked).toMatch(/^HTTP\/1\.1 200 /);
+      expect(chunked).toContain('hello');
+      expect(chunked.endsWith('0\r\n\r\n')).toBe(false);
+    });
+
+    it('HTTP/2: the stream is reset, never ended', async () => {
+      const session = http2.connect(`http://127.0.0.1:${echo.outbound}`);
+      try {
+        const outcome = await new Promise<string>((resolve) => {
+          const req = session.request({ ':path': '/cut-chunked', ':authority': 'echo' });
+          let body = '';
+          req.setEncoding('utf8');
+          req.on('data', (c: string) => (body += c));
+          req.on('end', () => resolve(`ended cleanly with ${JSON.stringify(body)}`));
+          req.on('error', () => resolve(`reset after ${JSON.stringify(body)}`));
+          req.on('close', () => resolve(`closed with code ${req.rstCode} after ${JSON.stringify(body)}`));
+          req.end();
+        });
+        expect(outcome).not.toMatch(/^ended cleanly/);
+        expect(outcome).toContain('hello');
       } finally {
         session.close();
       }
