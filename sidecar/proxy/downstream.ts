@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { uriSanOf } from '../../certs/svid';
 import { defaultLimits, type ListenerLimits } from './limits';
+import { H2Guard, PREMATURE_RESET_MS, ResetBudget } from './h2-guard';
 
 export { MAX_HEADER_BYTES, MAX_HEADERS_COUNT, MESH_ADDED_HEADERS } from './limits';
 
@@ -16,8 +17,6 @@ export type RequestHandler = (req: DownstreamRequest, res: DownstreamResponse) =
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const ENHANCE_YOUR_CALM = http2.constants.NGHTTP2_ENHANCE_YOUR_CALM;
-/** a stream reset by its client sooner than this after it opened counts against the rapid-reset budget (Envoy's premature_reset_min_stream_lifetime) */
-const PREMATURE_RESET_MS = 1000;
 /** what a connection over the cap is told, where it may be plaintext HTTP/1.1 */
 const OVER_CAPACITY = (n: number) => {
   const body = `connection limit reached: this listener takes ${n} connections\n`;
@@ -31,6 +30,8 @@ export interface ConnectionInfo {
   /** the peer's SPIFFE ID, from that certificate */
   peerPrincipal?: string;
   sni?: string;
+  /** the client's and our address, where the request's socket cannot tell them (a guarded HTTP/2 connection) */
+  addresses?: { remote: string; local: string };
 }
 
 const PLAINTEXT: ConnectionInfo = { mtls: false };
@@ -189,7 +190,10 @@ export function dualProtocolServer(
       }
       opts.onConnection?.(socket, PLAINTEXT);
       const isH2 = head.length >= 3 && head.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
-      (isH2 ? h2 : h1).emit('connection', socket);
+      if (!isH2) return void h1.emit('connection', socket);
+      h2Pending = { mtls: false, addresses: { remote: socket.remoteAddress ?? '', local: socket.localAddress ?? '' } };
+      h2.emit('connection', new H2Guard(socket, limits.prematureResetLimit, () => events.onRapidReset?.()));
+      h2Pending = undefined;
     });
   });
   return {
@@ -231,13 +235,12 @@ export function dualProtocolServer(
 /**
  * An HTTP/2 connection's own limits: closed (GOAWAY) once it has had no stream for the idle
  * timeout, and cut (GOAWAY ENHANCE_YOUR_CALM) when its client resets streams as fast as it
- * opens them: the budget is Envoy's, half the streams once there were `prematureResetLimit`, or
- * half that many resets sooner (when no later good streams could make up for them).
+ * opens them (rapid reset). Plaintext connections are cut sooner, by their H2Guard, before
+ * Node parses the flood; this count is what covers mTLS connections.
  */
 function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits, events: DownstreamEvents): void {
   let open = 0;
-  let closed = 0;
-  let premature = 0;
+  const budget = new ResetBudget(limits.prematureResetLimit);
   let cut = false;
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {
@@ -258,17 +261,12 @@ function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits,
     stream.once('aborted', () => (reset = Date.now() - opened < PREMATURE_RESET_MS));
     stream.once('close', () => {
       open--;
-      closed++;
-      if (reset) premature++;
-      const limit = limits.prematureResetLimit;
-      if (premature * 2 >= limit || (closed >= limit && premature * 2 >= closed)) {
-        if (!cut) {
-          cut = true;
-          events.onRapidReset?.();
-          // not from inside nghttp2's callback (this 'close' is one): a session destroyed there
-          // trips Node's nghttp2 memory accounting (an assertion that aborts the process)
-          setImmediate(() => session.destroy(new Error(`${premature} of ${closed} streams reset by the client as they opened`), ENHANCE_YOUR_CALM));
-        }
+      if (reset && !cut && !budget.spend(Date.now())) {
+        cut = true;
+        events.onRapidReset?.();
+        // not from inside nghttp2's callback (this 'close' is one): a session destroyed there
+        // trips Node's nghttp2 memory accounting (an assertion that aborts the process)
+        setImmediate(() => session.destroy(new Error('streams reset by the client as they opened (rapid reset)'), ENHANCE_YOUR_CALM));
         return;
       }
       if (open === 0 && !session.destroyed && !session.closed) armIdle();

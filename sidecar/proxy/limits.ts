@@ -22,9 +22,9 @@ export interface ListenerLimits {
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
   maxConcurrentStreams: number;
   /**
-   * Rapid reset (CVE-2023-44487): a connection on which this many streams were reset by the
-   * client before their response, or half its streams once it had this many, is closed (Envoy's
-   * overload.premature_reset_total_stream_count rule).
+   * Rapid reset (CVE-2023-44487): streams a client may reset within a second of opening them,
+   * in a burst, refilled at a tenth of it per second (h2-guard.ts ResetBudget); one more and the
+   * connection is cut.
    */
   prematureResetLimit: number;
 }
@@ -59,7 +59,7 @@ export function defaultLimits(maxConnections = defaultMaxConnections()): Listene
     maxHeadersCount: MAX_HEADERS_COUNT,
     maxHeaderBytes: MAX_HEADER_BYTES,
     maxConcurrentStreams: 100,
-    prematureResetLimit: 500,
+    prematureResetLimit: 100,
   };
 }
 

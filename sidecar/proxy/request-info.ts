@@ -1,6 +1,6 @@
 // What the proxy needs to know about a downstream request, whichever protocol it came in.
 import { randomUUID } from 'node:crypto';
-import { MAX_HEADERS_COUNT, type DownstreamRequest } from './downstream';
+import { MAX_HEADERS_COUNT, connectionOf, type DownstreamRequest } from './downstream';
 import { first } from './headers';
 import { BadRequestError, TooManyHeadersError } from './errors';
 
@@ -64,8 +64,8 @@ export function requestInfo(req: DownstreamRequest, maxHeaders = MAX_HEADERS_COU
     protocol: h2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
     header: (name) => (name.startsWith(':') ? pseudo[name] : first(h[name])),
     requestId: first(h['x-request-id']) || randomUUID(),
-    clientIp: (req.socket?.remoteAddress ?? '').replace(/^::ffff:/, ''),
-    localIp: (req.socket?.localAddress ?? '').replace(/^::ffff:/, ''),
+    clientIp: ((h2 && connectionOf(req).addresses?.remote) || (req.socket?.remoteAddress ?? '')).replace(/^::ffff:/, ''),
+    localIp: ((h2 && connectionOf(req).addresses?.local) || (req.socket?.localAddress ?? '')).replace(/^::ffff:/, ''),
     // HTTP/2 requests may stream a body with no length; HTTP/1.1 says so in its headers
     hasBody: h2 ? !(req as { stream?: { readableEnded?: boolean; endAfterHeaders?: boolean } }).stream?.endAfterHeaders : (cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined,
   };

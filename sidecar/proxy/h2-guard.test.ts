@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import * as net from 'node:net';
+import { H2Guard, ResetBudget } from './h2-guard';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+function frame(type: number, flags: number, stream: number, payload = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+const headers = (id: number) => frame(1, 0x5, id, Buffer.from([0x82, 0x86, 0x84]));
+const rst = (id: number) => frame(3, 0, id, Buffer.from([0, 0, 0, 8]));
+const data = (id: number, n: number) => frame(0, 0, id, Buffer.alloc(n, 0x61));
+
+/** A guard over one end of a real socket pair; what it lets through, and whether it cut. */
+async function guarded(burst: number, clock: () => number) {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => undefined);
+  const raw = await accepted;
+  let cuts = 0;
+  const guard = new H2Guard(raw, burst, () => cuts++, clock);
+  const through: Buffer[] = [];
+  guard.on('data', (c: Buffer) => through.push(c));
+  guard.on('error', () => undefined);
+  const closed = new Promise<void>((r) => guard.once('close', () => r()));
+  return {
+    send: (b: Buffer) => new Promise<void>((r) => client.write(b, () => setTimeout(r, 50))),
+    through: () => Buffer.concat(through),
+    cuts: () => cuts,
+    closed,
+    close: () => {
+      client.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('ResetBudget', () => {
+  it('takes a burst, then refills at a tenth of it per second', () => {
+    const b = new ResetBudget(10);
+    for (let i = 0; i < 10; i++) expect(b.spend(0)).toBe(true);
+    expect(b.spend(0)).toBe(false);
+    // a second later: one more token (10 / 10 per second), having been overspent by one
+    expect(b.spend(2000)).toBe(true);
+    expect(b.spend(2000)).toBe(false);
+  });
+});
+
+describe('H2Guard', () => {
+  it('passes a normal connection through untouched, frames split anywhere across reads', async () => {
+    const g = await guarded(5, () => 0);
+    const bytes = Buffer.concat([PREFACE, frame(4, 0, 0), headers(1), data(1, 300), headers(3), rst(3), headers(5)]);
+    // byte by byte at first (a frame header split across reads), then the rest
+    for (let i = 0; i < 40; i++) await g.send(bytes.subarray(i, i + 1));
+    await g.send(bytes.subarray(40));
+    expect(g.through().equals(bytes)).toBe(true);
+    expect(g.cuts()).toBe(0);
+    g.close();
+  });
+
+  it('cuts the connection at the reset that overspends the budget, and lets none of that read through', async () => {
+    const g = await guarded(5, () => 0);
+    const before = Buffer.concat([PREFACE, frame(4, 0, 0)]);
+    await g.send(before);
+    const flood: Buffer[] = [];
+    for (let id = 1; id < 40; id += 2) flood.push(headers(id), rst(id));
+    await g.send(Buffer.concat(flood));
+    await g.closed;
+    expect(g.cuts()).toBe(1);
+    expect(g.through().equals(before)).toBe(true);
+    g.close();
+  });
+
+  it('a reset long after its stream opened is not premature', async () => {
+    let now = 0;
+    const g = await guarded(2, () => now);
+    await g.send(Buffer.concat([PREFACE, headers(1), headers(3), headers(5), headers(7)]));
+    now = 5000;
+    await g.send(Buffer.concat([rst(1), rst(3), rst(5), rst(7)]));
+    expect(g.cuts()).toBe(0);
+    g.close();
+  });
+});
