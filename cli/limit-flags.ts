@@ -16,6 +16,7 @@ export const LIMIT_FLAGS: FlagSpec = {
   'max-request-headers-kb': { default: String(d.maxHeaderBytes / 1024) },
   'max-concurrent-streams': { default: String(d.maxConcurrentStreams) },
   'max-premature-resets': { default: String(d.prematureResetLimit) },
+  'max-upstream-requests': { default: String(d.maxUpstreamRequests) },
 };
 
 function duration(name: string, v: string | undefined, min: number): number {
@@ -50,6 +51,7 @@ export function parseLimits(f: Record<string, string | undefined>): Partial<List
     maxHeaderBytes: count('max-request-headers-kb', f['max-request-headers-kb'], 1, 8192) * 1024,
     maxConcurrentStreams: count('max-concurrent-streams', f['max-concurrent-streams'], 1, 100_000),
     prematureResetLimit: count('max-premature-resets', f['max-premature-resets'], 2, 1_000_000),
+    maxUpstreamRequests: count('max-upstream-requests', f['max-upstream-requests'], 1, 1_000_000),
   };
   if (f['max-connections'] !== undefined) out.maxConnections = count('max-connections', f['max-connections'], 1, 1_000_000);
   return out;

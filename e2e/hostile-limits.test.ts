@@ -52,7 +52,7 @@ describe('listener limits', () => {
   let dir: string;
   /** short timeouts: 1 s for headers, idle and stream idle, 3 s for a whole request */
   let quick: h.Sidecar;
-  /** at most 30 connections per listener */
+  /** at most 30 connections per listener, 5 requests in flight (and 5 waiting) to an upstream cluster */
   let capped: h.Sidecar;
   let app: h.App;
   /** bodies the application read to their end, by path */
@@ -78,7 +78,7 @@ describe('listener limits', () => {
     const short = ['--request-headers-timeout', '1s', '--idle-timeout', '1s', '--stream-idle-timeout', '1s', '--request-timeout', '3s'];
     [quick, capped] = await Promise.all([
       h.startSidecar(cp, 'quick', app.port, {}, { args: [...short, '--app-protocol', 'http1'] }),
-      h.startSidecar(cp, 'capped', app.port, {}, { args: ['--max-connections', '30', '--app-protocol', 'http1'] }),
+      h.startSidecar(cp, 'capped', app.port, {}, { args: ['--max-connections', '30', '--max-upstream-requests', '5', '--app-protocol', 'http1'] }),
     ]);
     await h.waitFor('quick routes to capped', async () => (await h.request(quick.outbound, { host: 'capped', path: '/' })).status === 200 || undefined, 15_000);
     await h.waitFor('capped routes to quick', async () => (await h.request(capped.outbound, { host: 'quick', path: '/' })).status === 200 || undefined, 15_000);
@@ -207,6 +207,22 @@ describe('listener limits', () => {
     }
     // once the flood is gone, new connections are taken again
     await h.waitFor('a new connection to be taken', async () => (await h.request(capped.outbound, { host: 'quick', path: '/' }).catch(() => ({ status: 0 }))).status === 200 || undefined, 5000);
+  });
+
+  it('an upstream cluster with no circuit breakers of its own takes the default cap of requests in flight, as many waiting, and answers the rest 503 UO', async () => {
+    const before = held.length;
+    const answers = Array.from({ length: 12 }, () => h.request(capped.outbound, { host: 'quick', path: '/hang' }).then((r) => `${r.status} ${String(r.headers['x-tandem-response-flags'] ?? '-')}`));
+    await h.waitFor('5 requests held at the app', () => held.length - before >= 5 || undefined, 10_000);
+    // a moment for any request past the cap to (wrongly) reach the app
+    await new Promise((r) => setTimeout(r, 300));
+    expect(held.length - before).toBe(5);
+    while (held.length > before) {
+      for (const r of held.splice(before)) r();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const got = (await Promise.all(answers)).sort();
+    expect(got.filter((a) => a.startsWith('200')).length).toBe(10);
+    expect(got.filter((a) => a === '503 UO').length).toBe(2);
   });
 
   it('a rapid-reset flood over 30 connections: the flooding connections are cut, no reset stream reaches the application, normal requests keep a p99 under 100 ms, the sidecar stays under 200 MB', async () => {

@@ -451,10 +451,12 @@ describe('resilience e2e: retries, budgets, timeouts, faults and mirrors through
         expect(e.duration_ms).toBeGreaterThanOrEqual(45);
         expect(e.response_code).toBe(200);
       }
-      // and only those: the sidecar spent 45 ms or more on hardly any other request
-      // (the caller's own clock is no use here while kept-alive connections stall ~40 ms)
+      // and only those: the sidecar spent 45 ms or more on hardly any other request (the
+      // caller's own clock is no use here while kept-alive connections stall ~40 ms; 5%, not
+      // less, for a machine whose cores other suites load meanwhile: a delay on every
+      // request, the bug this guards against, is 80% of them)
       const slowUndelayed = entries.filter((e) => !e.response_flags.split(',').includes('DI') && e.duration_ms >= 45).length;
-      expect(slowUndelayed).toBeLessThanOrEqual((N - delayed.length) * 0.01);
+      expect(slowUndelayed).toBeLessThanOrEqual((N - delayed.length) * 0.05);
       expect(slowOnes).toBeGreaterThanOrEqual(delayed.length);
     });
 

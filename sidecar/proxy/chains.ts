@@ -41,6 +41,8 @@ export interface OutboundChainDeps {
   trace: TraceDeps;
   /** OpenTelemetry spans, when they are exported (else the layer is not in the chain at all) */
   spans?: Spans;
+  /** requests in flight to a cluster that sets no circuit breakers (and as many waiting); Envoy's 1,024 unless told */
+  maxUpstreamRequests?: number;
 }
 
 export function outboundChain(d: OutboundChainDeps): Handler {
@@ -64,7 +66,7 @@ export function outboundChain(d: OutboundChainDeps): Handler {
       // per attempt, once its endpoint is known; an overflow below is that attempt's outcome
       ...(d.spans ? [attemptSpanLayer(d.spans)] : []),
       // the circuit breakers before outlier detection: an overflow is this proxy's answer, not the endpoint's
-      poolLayer,
+      poolLayer(d.maxUpstreamRequests),
       outlierLayer(d.now ?? Date.now),
     ],
     dispatchTerminal(d.dispatchers),

@@ -181,18 +181,27 @@ export function dualProtocolServer(
         socket.once('end', () => socket.destroy());
         return;
       }
-      socket.unshift(head);
       // a TLS handshake record (whose own timeout is the TLS server's handshakeTimeout)
-      if (acceptor && head[0] === 0x16) return void acceptor.server.emit('connection', socket);
+      if (acceptor && head[0] === 0x16) {
+        socket.unshift(head);
+        return void acceptor.server.emit('connection', socket);
+      }
       if (acceptor && !acceptor.plaintextAllowed()) {
         acceptor.onRefused?.('plaintext', 'plaintext connection to a port that requires mTLS');
         return void socket.destroy();
       }
       opts.onConnection?.(socket, PLAINTEXT);
       const isH2 = head.length >= 3 && head.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
-      if (!isH2) return void h1.emit('connection', socket);
+      if (!isH2) {
+        socket.unshift(head);
+        return void h1.emit('connection', socket);
+      }
+      // the first read is judged before an HTTP/2 session is made for it: a flood that opens
+      // with its resets costs no session at all
+      const guard = new H2Guard(socket, limits.prematureResetLimit, () => events.onRapidReset?.(), Date.now, head);
+      if (guard.destroyed) return;
       h2Pending = { mtls: false, addresses: { remote: socket.remoteAddress ?? '', local: socket.localAddress ?? '' } };
-      h2.emit('connection', new H2Guard(socket, limits.prematureResetLimit, () => events.onRapidReset?.()));
+      h2.emit('connection', guard);
       h2Pending = undefined;
     });
   });
@@ -259,9 +268,10 @@ function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits,
     const opened = Date.now();
     let reset = false;
     stream.once('aborted', () => (reset = Date.now() - opened < PREMATURE_RESET_MS));
+    budget.opened();
     stream.once('close', () => {
       open--;
-      if (reset && !cut && !budget.spend(Date.now())) {
+      if (reset && !cut && !budget.premature()) {
         cut = true;
         events.onRapidReset?.();
         // not from inside nghttp2's callback (this 'close' is one): a session destroyed there

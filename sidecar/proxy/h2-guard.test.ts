@@ -42,13 +42,24 @@ async function guarded(burst: number, clock: () => number) {
 }
 
 describe('ResetBudget', () => {
-  it('takes a burst, then refills at a tenth of it per second', () => {
+  it('a flood (every stream reset early) spends it within twice the burst', () => {
     const b = new ResetBudget(10);
-    for (let i = 0; i < 10; i++) expect(b.spend(0)).toBe(true);
-    expect(b.spend(0)).toBe(false);
-    // a second later: one more token (10 / 10 per second), having been overspent by one
-    expect(b.spend(2000)).toBe(true);
-    expect(b.spend(2000)).toBe(false);
+    let streams = 0;
+    for (;;) {
+      b.opened();
+      streams++;
+      if (!b.premature()) break;
+    }
+    expect(streams).toBeGreaterThan(10);
+    expect(streams).toBeLessThanOrEqual(22);
+  });
+
+  it('a client that resets fewer than half its streams early never spends it, however long it lives', () => {
+    const b = new ResetBudget(10);
+    for (let i = 0; i < 100_000; i++) {
+      b.opened();
+      if (i % 3 === 0) expect(b.premature()).toBe(true);
+    }
   });
 });
 

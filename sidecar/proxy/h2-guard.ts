@@ -17,23 +17,24 @@ const RST_STREAM = 0x3;
 export const PREMATURE_RESET_MS = 1000;
 
 /**
- * A connection's allowance of premature resets: a burst of `burst`, refilled at a tenth of it
- * per second. An attacker spends it in one read; a client that cancels now and then, over
- * hours on one connection (a gRPC channel), never does, where a lifetime count would cut it
- * in the end.
+ * A connection's allowance of premature resets, Envoy's rule as a running balance: it starts
+ * at `burst`, each new stream adds half a reset back (up to `burst`), each premature reset
+ * takes one. A client whose streams are less than half reset early never spends it, however
+ * long its connection lives (a gRPC channel that cancels now and then); a flood, all resets,
+ * spends it within twice `burst` streams.
  */
 export class ResetBudget {
-  private tokens: number;
-  private at = -1;
+  private balance: number;
   constructor(private readonly burst: number) {
-    this.tokens = burst;
+    this.balance = burst;
   }
-  /** One more premature reset at `now`: false once the allowance is spent. */
-  spend(now: number): boolean {
-    if (this.at >= 0) this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) * this.burst) / 10_000);
-    this.at = now;
-    this.tokens -= 1;
-    return this.tokens >= 0;
+  opened(): void {
+    this.balance = Math.min(this.burst, this.balance + 0.5);
+  }
+  /** One more premature reset: false once the allowance is overspent. */
+  premature(): boolean {
+    this.balance -= 1;
+    return this.balance >= 0;
   }
 }
 
@@ -54,10 +55,12 @@ export class H2Guard extends Duplex {
     burst: number,
     private readonly onCut: () => void,
     private readonly clock: () => number = Date.now,
+    /** what was read from `raw` already (the listener's protocol sniffing) */
+    head?: Buffer,
   ) {
     super({ allowHalfOpen: false });
     this.budget = new ResetBudget(burst);
-    raw.on('data', (chunk: Buffer) => {
+    const take = (chunk: Buffer) => {
       if (this.cut) return;
       const ok = this.inspect(chunk);
       if (ok === chunk.length) {
@@ -68,8 +71,11 @@ export class H2Guard extends Duplex {
       // otherwise arrive without the reset that follows it, as a complete request)
       this.cut = true;
       this.onCut();
-      raw.destroy();
-    });
+      this.destroy();
+    };
+    if (head) take(head);
+    if (this.cut) return;
+    raw.on('data', take);
     raw.once('end', () => this.push(null));
     raw.once('close', () => this.destroy());
     raw.on('error', (err) => this.destroy(err));
@@ -135,12 +141,13 @@ export class H2Guard extends Duplex {
         this.opened.set(stream, now);
         // only recent streams can be reset prematurely: the rest need not be remembered
         if (this.opened.size > 1000) this.opened.delete(this.opened.keys().next().value!);
+        this.budget.opened();
       } else if (type === RST_STREAM) {
         const at = this.opened.get(stream);
         if (at !== undefined) {
           this.opened.delete(stream);
           if (now < 0) now = this.clock();
-          if (now - at < PREMATURE_RESET_MS && !this.budget.spend(now)) return start;
+          if (now - at < PREMATURE_RESET_MS && !this.budget.premature()) return start;
         }
       }
     }

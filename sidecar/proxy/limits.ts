@@ -3,6 +3,7 @@
 // would only let a silent or stalled peer hold what others need (the README's Limits
 // table gives each, with its flag). Set once at start; the request path only reads them.
 import * as fs from 'node:fs';
+import { DEFAULT_UPSTREAM_REQUESTS } from './layers/pool';
 
 export interface ListenerLimits {
   /** from the connection's first moment (or the previous response) to the end of the request headers: 408 */
@@ -27,6 +28,8 @@ export interface ListenerLimits {
    * connection is cut.
    */
   prematureResetLimit: number;
+  /** requests in flight to one upstream cluster whose DestinationRule sets no connection pool, and as many more waiting (Envoy's circuit-breaker defaults); past them, 503 UO */
+  maxUpstreamRequests: number;
 }
 
 /** Envoy's max_headers_count */
@@ -41,7 +44,8 @@ export const MAX_HEADER_BYTES = 60 * 1024;
 export const MESH_ADDED_HEADERS = 20;
 /**
  * A peer sidecar multiplexes all of its application's requests to this workload on one
- * HTTP/2 connection: the inbound listener takes this many times the streams an application may open.
+ * HTTP/2 connection: the inbound listener takes this many times the streams (and early
+ * resets) an application's connection may have.
  */
 export const INBOUND_STREAMS_FACTOR = 10;
 /** Envoy's overload manager's global_downstream_max_connections in its edge example */
@@ -59,13 +63,16 @@ export function defaultLimits(maxConnections = defaultMaxConnections()): Listene
     maxHeadersCount: MAX_HEADERS_COUNT,
     maxHeaderBytes: MAX_HEADER_BYTES,
     maxConcurrentStreams: 100,
-    prematureResetLimit: 100,
+    prematureResetLimit: 20,
+    maxUpstreamRequests: DEFAULT_UPSTREAM_REQUESTS,
   };
 }
 
 /** The inbound listener's limits, from those an application's connections get. */
 export function inboundLimits(l: ListenerLimits): ListenerLimits {
-  return { ...l, maxHeadersCount: l.maxHeadersCount + MESH_ADDED_HEADERS, maxConcurrentStreams: l.maxConcurrentStreams * INBOUND_STREAMS_FACTOR };
+  // a peer's connection carries all of its application's requests, cancellations included:
+  // it gets the room that many connections would
+  return { ...l, maxHeadersCount: l.maxHeadersCount + MESH_ADDED_HEADERS, maxConcurrentStreams: l.maxConcurrentStreams * INBOUND_STREAMS_FACTOR, prematureResetLimit: l.prematureResetLimit * INBOUND_STREAMS_FACTOR };
 }
 
 /**

@@ -38,6 +38,6 @@ export function outboundHandler(d: OutboundDeps) {
       return upstreamHttpVersion(c, callerProtocol) === '2' ? d.externalH2 : d.externalH1;
     },
   };
-  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace, spans: d.spans });
+  const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace, spans: d.spans, maxUpstreamRequests: d.limits?.maxUpstreamRequests });
   return serve({ direction: 'outbound', chain, runtime: d.runtime, log: d.log, observe: d.observe, limits: d.limits });
 }

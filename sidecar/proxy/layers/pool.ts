@@ -1,8 +1,11 @@
 // Pool: the cluster's circuit breakers. max_requests is a hard cap on requests in flight;
 // max_connections caps them the way a pool of one-request connections would, with up to
 // max_pending_requests waiting for a slot; anything beyond is refused at once with 503 UO.
-// A request holds its slot until its response is over, not just until its headers.
+// A request holds its slot until its response is over, not just until its headers. A cluster
+// whose DestinationRule sets no connection pool gets Envoy's default circuit breakers (1,024
+// requests in flight, 1,024 more waiting), so that no upstream takes unbounded work.
 import { OverflowError } from '../errors';
+import type { PoolLimits } from '../../../proto/decode/model';
 import type { Exchange, Handler, Layer } from '../exchange';
 import type { UpstreamResponse } from '../dispatch';
 import type { ClusterStats } from '../../runtime/config';
@@ -22,16 +25,24 @@ function waitForSlot(st: ClusterStats, x: Exchange): Promise<void> {
   });
 }
 
-export const poolLayer: Layer = (next) => (x) => {
-  const l = x.cluster!.model.limits;
-  // no circuit breakers on this cluster: nothing to count (the usual case, kept cheap)
-  if (l.maxRequests === undefined && l.maxConnections === undefined) return next(x);
-  return limited(x, next);
-};
+/** Envoy's cluster circuit-breaker defaults (max_connections, max_pending_requests) */
+export const DEFAULT_UPSTREAM_REQUESTS = 1024;
 
-async function limited(x: Exchange, next: Handler): Promise<UpstreamResponse> {
+/** The pool layer, with `defaults` requests in flight (and as many waiting) where a cluster sets no limit of its own. */
+export function poolLayer(defaults = DEFAULT_UPSTREAM_REQUESTS): Layer {
+  // per cluster model, so that a request allocates nothing to learn its limits
+  const effective = new WeakMap<PoolLimits, PoolLimits>();
+  const limitsOf = (m: PoolLimits): PoolLimits => {
+    if (m.maxRequests !== undefined || m.maxConnections !== undefined) return m;
+    let l = effective.get(m);
+    if (!l) effective.set(m, (l = { maxConnections: defaults, maxPendingRequests: m.maxPendingRequests ?? defaults }));
+    return l;
+  };
+  return (next) => (x) => limited(x, next, limitsOf(x.cluster!.model.limits));
+}
+
+async function limited(x: Exchange, next: Handler, l: PoolLimits): Promise<UpstreamResponse> {
   const c = x.cluster!;
-  const l = c.model.limits;
   const st = c.stats;
   const overflow = (why: string) => {
     st.overflows++;
