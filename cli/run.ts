@@ -7,6 +7,7 @@ import { runSidecar } from '../sidecar/main';
 import { serveClusterMetrics } from '../sidecar/cluster-metrics';
 import { parseFlags, parseLabels, UsageError } from './flags';
 import { LIMIT_FLAGS, parseLimits } from './limit-flags';
+import { CONFIG_LIMITS } from '../control-plane/config/limits';
 
 function onSignals(stop: () => Promise<void>): void {
   let stopping = false;
@@ -46,6 +47,14 @@ function duration(flag: string, v: string): number {
   }
 }
 
+const MIB = 1024 * 1024;
+
+function mebibytes(flag: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v ?? '') || n <= 0 || n > 1024) throw new UsageError(`--${flag}: a size in MiB, more than 0 and at most 1024`);
+  return Math.floor(n * MIB);
+}
+
 export async function controlPlaneCommand(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
     config: { default: 'mesh.yaml' },
@@ -55,6 +64,8 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     'ca-dir': { default: 'certs' },
     'trust-domain': { default: 'cluster.local' },
     'cert-ttl': { default: '1h' },
+    'max-config-file-mb': { default: String(CONFIG_LIMITS.fileBytes / MIB) },
+    'max-config-mb': { default: String(CONFIG_LIMITS.totalBytes / MIB) },
   }, 'control-plane');
   const cp = await runControlPlane({
     config: f.config!,
@@ -64,6 +75,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     caDir: f['ca-dir']!,
     trustDomain: f['trust-domain']!,
     certTtlMs: duration('cert-ttl', f['cert-ttl']!),
+    configLimits: { fileBytes: mebibytes('max-config-file-mb', f['max-config-file-mb']), totalBytes: mebibytes('max-config-mb', f['max-config-mb']) },
   });
   onSignals(() => cp.stop());
 }

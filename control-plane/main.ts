@@ -10,6 +10,7 @@ import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
 import { adminServer } from '../common/admin-http';
 import { ConfigWatcher, type ConfigError } from './config';
+import { CONFIG_LIMITS, type ConfigLimits } from './config/limits';
 import type { MeshConfig } from './model/types';
 import { SnapshotCache } from './xds/cache';
 import { OversizedConfigError } from './xds/message-size';
@@ -41,6 +42,8 @@ export interface ControlPlaneOptions {
   certTtlMs: number;
   /** how long reconnecting clients wait after a restart; see AdsServer */
   warmupMs?: number;
+  /** how much config is read at all (CONFIG_LIMITS unless told) */
+  configLimits?: Partial<ConfigLimits>;
 }
 
 export interface ConfigStatus {
@@ -102,7 +105,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
       else log.warn(`no config at ${o.config}: serving an empty config until it appears`);
     },
     onError: (e) => reject(e),
-  });
+  }, { limits: { ...CONFIG_LIMITS, ...o.configLimits } });
   function reject(e: ConfigError): void {
     status.lastError = { message: e.message, file: e.file, document: e.doc, field: e.field, at: new Date().toISOString() };
     metrics.configReloads.inc({ result: 'error' });
