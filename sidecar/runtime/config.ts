@@ -133,10 +133,14 @@ export class RouteTable {
     if (!vh) return undefined;
     const q = path.indexOf('?');
     const pathOnly = q < 0 ? path : path.slice(0, q);
-    const query = q < 0 ? undefined : new URLSearchParams(path.slice(q + 1));
+    // parsed only if a route looks at the query, once
+    let parsed: URLSearchParams | undefined;
+    const query = q < 0 ? NO_QUERY : (name: string) => (parsed ??= new URLSearchParams(path.slice(q + 1))).get(name) ?? undefined;
     return vh.routes.find((r) => routeMatches(r.model, port, pathOnly, query, headers));
   }
 }
+
+const NO_QUERY = (): undefined => undefined;
 
 /** The port the application addressed: its authority's, else HTTP's 80 (outbound is plaintext). */
 function portOf(authority: string): number {
@@ -170,7 +174,7 @@ function matchPath(r: RouteModel, path: string): boolean {
   return r.path.kind === 'exact' ? p === want : p.startsWith(want);
 }
 
-function routeMatches(r: RouteModel, port: number, path: string, query: URLSearchParams | undefined, headers: (n: string) => string | undefined): boolean {
+function routeMatches(r: RouteModel, port: number, path: string, query: (name: string) => string | undefined, headers: (n: string) => string | undefined): boolean {
   if (r.port !== undefined && r.port !== port) return false;
   if (!matchPath(r, path)) return false;
   for (const h of r.headers) {
@@ -180,7 +184,7 @@ function routeMatches(r: RouteModel, port: number, path: string, query: URLSearc
     if (v === undefined && h.match.kind !== 'present') return false;
     if (matchString(h.match, v) === h.invert) return false;
   }
-  for (const q of r.query) if (!matchString(q.match, query?.get(q.name) ?? undefined)) return false;
+  for (const q of r.query) if (!matchString(q.match, query(q.name))) return false;
   return true;
 }
 
