@@ -43,6 +43,7 @@ interface Conn {
   /** when the request in flight counts from (ns), or undefined when idle */
   since?: bigint;
   ready: boolean;
+  dead?: boolean;
 }
 
 const now = () => process.hrtime.bigint();
@@ -62,12 +63,20 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
   const conns: Conn[] = [];
 
   const fail = (c: Conn, why: string) => {
+    if (c.dead) return;
+    c.dead = true;
     if (c.since !== undefined) errors++;
     firstError ??= why;
     c.since = undefined;
     c.sock.destroy();
     const i = conns.indexOf(c);
-    if (i >= 0 && !ending) conns[i] = open();
+    if (i < 0 || ending) return;
+    // a connection that never connected is retried after a pause, not in a tight loop
+    const reopen = () => {
+      if (!ending) conns[i] = open();
+    };
+    if (c.ready) reopen();
+    else setTimeout(reopen, 100);
   };
 
   const send = (c: Conn, since: bigint) => {
@@ -113,7 +122,7 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
     c.sock.on('data', (b: Buffer) => onData(c, b));
     c.sock.on('error', (err) => fail(c, err.message));
     c.sock.on('close', () => {
-      if (!ending && conns.includes(c)) fail(c, 'connection closed by the server');
+      if (!ending) fail(c, 'connection closed by the server');
     });
     return c;
   };
@@ -123,7 +132,7 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
     // connections first (a connect is not part of any request's latency)
     const start = async () => {
       const deadline = Date.now() + 5000;
-      while (conns.some((c) => !c.ready) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (conns.some((c) => !c.ready && !c.dead) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       const t0 = now();
       const tick = () => {
         const t = now();
@@ -131,7 +140,7 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
         while (sent < total && t0 + BigInt(sent) * intervalNs <= t) {
           const due = t0 + BigInt(sent) * intervalNs;
           sent++;
-          const idle = conns.find((c) => c.ready && c.since === undefined);
+          const idle = conns.find((c) => c.ready && !c.dead && c.since === undefined);
           if (idle) send(idle, t);
           else {
             queued++;
