@@ -21,8 +21,13 @@ const xfccByHost: Record<string, number> = {};
 /** requests that came through the nginx pair's TLS with a verified client certificate, by Host */
 const tlsByHost: Record<string, number> = {};
 
+/** every request by Host (the port dropped): a straggler of one target's run lands while the next runs */
+const servedByHost: Record<string, number> = {};
+
 const server = http.createServer((req, res) => {
   served++;
+  const hostName = (req.headers.host ?? '').replace(/:\d+$/, '');
+  servedByHost[hostName] = (servedByHost[hostName] ?? 0) + 1;
   const cert = req.headers['x-forwarded-client-cert'];
   if (typeof cert === 'string' && cert.includes('URI=spiffe://')) {
     xfcc++;
@@ -57,5 +62,5 @@ process.on('SIGTERM', () => {
 });
 // The parent asks how many requests were served (to cross-check the load generator) and
 // how many of them came with a SPIFFE XFCC.
-process.on('message', (m: { id: number }) => process.send!({ id: m.id, served, xfcc, lastXfcc, xfccByHost, tlsByHost }));
+process.on('message', (m: { id: number }) => process.send!({ id: m.id, served, xfcc, lastXfcc, xfccByHost, tlsByHost, servedByHost }));
 process.on('disconnect', () => process.exit(0));

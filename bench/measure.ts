@@ -98,7 +98,8 @@ async function slice(t: Target, backend: Proc, sec: number, acc: Acc, raw: boole
   after.proxies.forEach((v, i) => (acc.proxyCpu[i] += v - before.proxies[i]));
   acc.backendCpu += after.backend - before.backend;
   acc.loadCpu += after.load - before.load;
-  acc.served += statsAfter.served - statsBefore.served;
+  // by Host where the target has its own: a straggler of the previous target's run may land now
+  acc.served += t.host ? (statsAfter.servedByHost[t.host] ?? 0) - (statsBefore.servedByHost[t.host] ?? 0) : statsAfter.served - statsBefore.served;
   // counted by Host: another target of a group may still have requests landing
   acc.xfcc += t.host ? (statsAfter.xfccByHost[t.host] ?? 0) - (statsBefore.xfccByHost[t.host] ?? 0) : statsAfter.xfcc - statsBefore.xfcc;
   if (t.host) acc.nginxTls += (statsAfter.tlsByHost[t.host] ?? 0) - (statsBefore.tlsByHost[t.host] ?? 0);
@@ -179,19 +180,23 @@ export async function measureGroup(ts: Target[], backend: Proc): Promise<Row[]> 
 
 /**
  * Latency at a fixed open-loop rate (RATE requests/s over RATE_CONNECTIONS keep-alive
- * connections, open-loop.ts), for each target in alternating halves as measureGroup does;
+ * connections, open-loop.ts), for each target in alternating slices;
  * a short warm-up at the same rate first. Proxy CPU is counted too, per request sent.
  */
 export async function measureRateGroup(ts: Target[]): Promise<RateRow[]> {
   const warm = Math.min(WARMUP, 2);
   if (warm > 0) for (const t of ts) await load(t.url, t.host, warm, false, RATE);
   const accs = ts.map(() => ({ replies: [] as RateReply[], cpu: 0 }));
-  const order = [...ts.keys(), ...[...ts.keys()].reverse()];
+  // Slices of about 2 s, in rounds that alternate direction (A B C C B A A B C …): a stall of
+  // the shared machine lands in one slice of one target, not in half of its samples.
+  const rounds = Math.max(2, Math.round(RATE_DURATION / 2));
+  const order: number[] = [];
+  for (let k = 0; k < rounds; k++) order.push(...(k % 2 ? [...ts.keys()].reverse() : [...ts.keys()]));
   for (const i of order) {
     if (interrupted) throw new Error('interrupted');
     const trees = ts[i].proxies.map((p) => processTree(p.pid));
     const before = cpuSeconds(trees.flat());
-    accs[i].replies.push(await load(ts[i].url, ts[i].host, RATE_DURATION / 2, false, RATE));
+    accs[i].replies.push(await load(ts[i].url, ts[i].host, RATE_DURATION / rounds, false, RATE));
     accs[i].cpu += cpuSeconds(ts[i].proxies.flatMap((p) => processTree(p.pid))) - before;
   }
   return ts.map((t, i) => {
@@ -210,6 +215,8 @@ export async function measureRateGroup(ts: Target[]): Promise<RateRow[]> {
       errors: sum((r) => r.errors),
       queued: sum((r) => r.queued),
       unanswered: sum((r) => r.unanswered),
+      lateSends: sum((r) => r.lateSends),
+      maxLateMs: Math.max(...rs.map((r) => r.maxLateMs)),
       p50: percentile(all, 0.5),
       p99: percentile(all, 0.99),
       p999: percentile(all, 0.999),

@@ -31,6 +31,10 @@ export interface RateResult {
   queued: number;
   /** requests still unanswered when the run ended (counted as neither ok nor error) */
   unanswered: number;
+  /** requests this process sent more than 5 ms after they were due: it was stalled (its pacing timer is late by up to ~1 ms anyway) */
+  lateSends: number;
+  /** the latest a request went out after it was due, ms */
+  maxLateMs: number;
   elapsedSec: number;
   /** every ok latency, ms, sorted */
   latencies: number[];
@@ -58,6 +62,8 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
   let ok = 0;
   let errors = 0;
   let queued = 0;
+  let lateSends = 0;
+  let maxLate = 0n;
   let firstError: string | undefined;
   let ending = false;
   const conns: Conn[] = [];
@@ -140,6 +146,9 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
         while (sent < total && t0 + BigInt(sent) * intervalNs <= t) {
           const due = t0 + BigInt(sent) * intervalNs;
           sent++;
+          // a machine that stalls this process shows here: the proxy is not to blame for it
+          if (t - due > 5_000_000n) lateSends++;
+          if (t - due > maxLate) maxLate = t - due;
           const idle = conns.find((c) => c.ready && !c.dead && c.since === undefined);
           if (idle) send(idle, t);
           else {
@@ -162,7 +171,7 @@ export function runAtRate(req: RateRequest): Promise<RateResult> {
           const unanswered = conns.filter((c) => c.since !== undefined).length + waiting.length;
           for (const c of conns) c.sock.destroy();
           latencies.sort((a, b) => a - b);
-          resolve({ sent, ok, errors, queued, unanswered, elapsedSec: Number(now() - t0) / 1e9, latencies, firstError });
+          resolve({ sent, ok, errors, queued, unanswered, lateSends, maxLateMs: Number(maxLate) / 1e6, elapsedSec: Number(now() - t0) / 1e9, latencies, firstError });
         };
         drain();
       };

@@ -54,14 +54,17 @@ export function workersTable(rows: Row[]): { header: string[]; cells: string[][]
   const one = rows.find((r) => r.target === NAMES.sidecar);
   const many = rows.find((r) => r.target === NAMES.sidecarC2);
   if (!one || !many) return undefined;
-  const header = ['one sidecar, defaults', 'req/s', 'p99 ms', 'CPU µs/req', 'RSS idle MB', 'RSS load MB', 'processes'];
-  const row = (r: Row, label: string) => [label, fmt.rps(r.rps), fmt.ms(r.p99), fmt.us(r.proxyUsPerReq), mb(r.rssIdleMb), mb(r.rssLoadMb), String(r.rss[0]?.processes ?? '—')];
+  // cores busy = CPU per request x requests/s: with the load generator and the backend on the
+  // same cores, this says how much of the machine the workers could have had
+  const cores = (r: Row, usPerReq: number | undefined) => (usPerReq !== undefined && Number.isFinite(usPerReq) ? ((usPerReq * r.rps) / 1e6).toFixed(2) : '—');
+  const header = ['one sidecar, defaults', 'req/s', 'p99 ms', 'CPU µs/req', 'sidecar cores busy', 'load gen + backend cores', 'RSS idle MB', 'RSS load MB', 'processes'];
+  const row = (r: Row, label: string) => [label, fmt.rps(r.rps), fmt.ms(r.p99), fmt.us(r.proxyUsPerReq), cores(r, r.proxyUsPerReq), cores(r, r.loadgenUsPerReq + r.backendUsPerReq), mb(r.rssIdleMb), mb(r.rssLoadMb), String(r.rss[0]?.processes ?? '—')];
   return {
     header,
     cells: [
       row(one, '--concurrency 1'),
       row(many, `--concurrency ${WORKERS}`),
-      [`${WORKERS} workers vs 1`, fmt.ratio(many.rps, one.rps), fmt.ratio(many.p99, one.p99), fmt.ratio(many.proxyUsPerReq, one.proxyUsPerReq), fmt.ratio(many.rssIdleMb, one.rssIdleMb), fmt.ratio(many.rssLoadMb, one.rssLoadMb), ''],
+      [`${WORKERS} workers vs 1`, fmt.ratio(many.rps, one.rps), fmt.ratio(many.p99, one.p99), fmt.ratio(many.proxyUsPerReq, one.proxyUsPerReq), '', '', fmt.ratio(many.rssIdleMb, one.rssIdleMb), fmt.ratio(many.rssLoadMb, one.rssLoadMb), ''],
     ],
   };
 }
@@ -71,7 +74,7 @@ export function rateTable(rows: RateRow[]): { header: string[]; cells: string[][
   const direct = rows.find((r) => r.target === NAMES.direct);
   if (!rows.length) return undefined;
   const added = (a: number, b: number | undefined) => (b !== undefined && Number.isFinite(a - b) ? `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(2)}` : '—');
-  const header = ['at ' + fmt.rps(RATE) + ' req/s (open loop)', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'added p50', 'added p99', 'added p99.9', 'proxy CPU µs/req', 'ok/sent', 'waited for a connection'];
+  const header = ['at ' + fmt.rps(RATE) + ' req/s (open loop)', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'added p50', 'added p99', 'added p99.9', 'proxy CPU µs/req', 'ok/sent', 'waited for a connection', 'sent > 5 ms late (max ms)'];
   const cells = rows.map((r) => [
     r.target,
     fmt.ms(r.p50),
@@ -84,6 +87,7 @@ export function rateTable(rows: RateRow[]): { header: string[]; cells: string[][
     fmt.us(r.proxyUsPerReq),
     `${r.ok.toLocaleString('en-US')}/${r.sent.toLocaleString('en-US')}`,
     String(r.queued),
+    `${r.lateSends} (${fmt.ms(r.maxLateMs)})`,
   ]);
   return { header, cells };
 }
@@ -273,7 +277,7 @@ export function printReport(rows: Row[], rate: RateRow[], verified: string[] | u
   console.log(
     `_${os.cpus().length} x ${cpuModel}, Node ${process.version}, autocannon and the open-loop generator in their own process. ` +
       `Closed loop: ${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up, all targets in alternating halves (A B … B A); ` +
-      `open loop: ${fmt.rps(RATE)} req/s over ${RATE_CONNECTIONS} connections, ${RATE_DURATION}s per target, alternating halves, latency from the write (from when it was due, for a request that waited for a connection). ` +
+      `open loop: ${fmt.rps(RATE)} req/s over ${RATE_CONNECTIONS} connections, ${RATE_DURATION}s per target in alternating slices of ~2 s, latency from the write (from when it was due, for a request that waited for a connection); "sent > 5 ms late" counts the load generator's own stalls (a loaded machine), which are not in the latency. ` +
       "Sidecars run with their defaults (access log to stdout, metrics) unless the row says otherwise. " +
       `1 sidecar = client → sidecar outbound → HTTP/1.1 keep-alive → backend as a ServiceEntry (STATIC, plain HTTP); mesh hop = client → client sidecar → TLS 1.3 h2 with client certificates → server sidecar → backend; ` +
       'nginx = one HTTP/1.1 proxy (1 worker, upstream keep-alive); nginx pair = nginx → TLS 1.3 with client certificates, keep-alive → nginx → backend. ' +

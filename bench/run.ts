@@ -29,14 +29,14 @@
 // RSS (VmRSS, summed the same way) is read idle, once everything has started and before any
 // load, and sampled every 250 ms under load (the peak).
 // Open loop (open-loop.ts): direct, nginx, one sidecar, the nginx pair and the mesh hop at a
-// fixed BENCH_RATE requests/s (1,000) over BENCH_RATE_CONNECTIONS (10), also in alternating
-// halves: p50, p99 and p99.9, and each added over direct. autocannon's own rate limit sends
+// fixed BENCH_RATE requests/s (1,000) over BENCH_RATE_CONNECTIONS (10), in alternating slices
+// of about 2 s: p50, p99 and p99.9, and each added over direct. autocannon's own rate limit sends
 // bursts, so it is not used for this.
 // Then the CA (bench/ca.ts): certificates/s and latency of CSRs sent to the running control
 // plane over gRPC the way sidecars send them (bootstrap token, then renewal over the
 // certificate), and the raw signWorkload rate in process.
 // Env: BENCH_DURATION (s, default 8), BENCH_WARMUP (s, default 2), BENCH_CONNECTIONS
-// (default 32), BENCH_RATE (1000), BENCH_RATE_CONNECTIONS (10), BENCH_RATE_DURATION (s, 10;
+// (default 32), BENCH_RATE (1000), BENCH_RATE_CONNECTIONS (10), BENCH_RATE_DURATION (s, 20;
 // 0 skips the open loop), BENCH_WORKERS (2), BENCH_NGINX (`off`, or the nginx binary to use),
 // BENCH_CA (`off`), BENCH_OBS (`off`), BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY
 // (16), BENCH_CA_WORKLOADS (64), BENCH_CA_SIGN_SECONDS (2).
@@ -185,11 +185,11 @@ async function main(): Promise<number> {
   const rateNames: string[] = [NAMES.direct, NAMES.nginx, NAMES.sidecar, NAMES.nginxPair, NAMES.hop];
   const rateTargets = rateNames.map((n) => targets.find((t) => t.name === n)).filter((t): t is Target => t !== undefined);
   if (RATE_DURATION > 0 && !isInterrupted()) {
-    process.stdout.write(`\nmeasuring latency at ${RATE} req/s, open loop over ${RATE_CONNECTIONS} connections: ${rateTargets.map((t) => t.name).join(', ')}, alternating (${RATE_DURATION / 2}s each half) ...\n`);
+    process.stdout.write(`\nmeasuring latency at ${RATE} req/s, open loop over ${RATE_CONNECTIONS} connections: ${rateTargets.map((t) => t.name).join(', ')}, alternating slices of ~2 s, ${RATE_DURATION}s each ...\n`);
     try {
       rateRows = await measureRateGroup(rateTargets);
       for (const r of rateRows) {
-        console.log(`  ${r.target}: p50 ${fmt.ms(r.p50)} ms, p99 ${fmt.ms(r.p99)} ms, p99.9 ${fmt.ms(r.p999)} ms, ${r.ok}/${r.sent} ok, ${r.queued} waited for a connection`);
+        console.log(`  ${r.target}: p50 ${fmt.ms(r.p50)} ms, p99 ${fmt.ms(r.p99)} ms, p99.9 ${fmt.ms(r.p999)} ms, ${r.ok}/${r.sent} ok, ${r.queued} waited for a connection, ${r.lateSends} sent > 5 ms late`);
         if (r.ok === 0) failures.push(`${r.target} at ${RATE} req/s: no successful responses (${r.firstError ?? 'no error'})`);
         else if (r.errors || r.unanswered) failures.push(`${r.target} at ${RATE} req/s: ${r.errors} errors, ${r.unanswered} unanswered of ${r.sent} (first: ${r.firstError ?? '—'})`);
       }

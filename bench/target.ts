@@ -66,6 +66,9 @@ export interface RateRow {
   errors: number;
   queued: number;
   unanswered: number;
+  /** requests the load generator sent more than 5 ms late (it was stalled), and the latest, ms */
+  lateSends: number;
+  maxLateMs: number;
   p50: number;
   p99: number;
   p999: number;
@@ -81,6 +84,7 @@ export interface BackendStats {
   /** XFCC-carrying requests by the Host they came with */
   xfccByHost: Record<string, number>;
   tlsByHost: Record<string, number>;
+  servedByHost: Record<string, number>;
 }
 
 let backendQueries = 0;
@@ -90,7 +94,7 @@ export function backendStats(proc: Proc): Promise<BackendStats> {
     const onMsg = (m: { id?: number } & Partial<BackendStats>) => {
       if (m.id !== id) return;
       proc.child.off('message', onMsg);
-      resolve({ served: m.served ?? 0, xfcc: m.xfcc ?? 0, lastXfcc: m.lastXfcc ?? '', xfccByHost: m.xfccByHost ?? {}, tlsByHost: m.tlsByHost ?? {} });
+      resolve({ served: m.served ?? 0, xfcc: m.xfcc ?? 0, lastXfcc: m.lastXfcc ?? '', xfccByHost: m.xfccByHost ?? {}, tlsByHost: m.tlsByHost ?? {}, servedByHost: m.servedByHost ?? {} });
     };
     proc.child.on('message', onMsg);
     proc.child.send({ id }, (err) => {
