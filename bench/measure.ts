@@ -161,19 +161,26 @@ export async function measure(t: Target, backend: Proc): Promise<Row> {
   return row(t, acc);
 }
 
+/** Rounds of slices of about 2 s that alternate direction (A B C C B A A B C …), at least 2. */
+export function alternation(n: number, seconds: number): { order: number[]; sliceSec: number } {
+  const rounds = Math.max(2, Math.round(seconds / 2));
+  const order: number[] = [];
+  for (let k = 0; k < rounds; k++) for (let j = 0; j < n; j++) order.push(k % 2 ? n - 1 - j : j);
+  return { order, sliceSec: seconds / rounds };
+}
+
 /**
- * Targets compared with each other (the tandem hops): each warmed up, then measured in
- * alternating halves, A B C C B A, so that a neighbour's burst of CPU or a slow drift on a
+ * Targets compared with each other: each warmed up, then measured in alternating slices of
+ * about 2 s, A B C C B A A B C …, so that a neighbour's burst of CPU or a slow drift on a
  * shared machine falls on all alike. Each still gets DURATION seconds in all.
  */
 export async function measureGroup(ts: Target[], backend: Proc): Promise<Row[]> {
   if (WARMUP > 0) for (const t of ts) await load(t.url, t.host, WARMUP);
   const accs = ts.map(newAcc);
-  const half = DURATION / 2;
-  const order = [...ts.keys(), ...[...ts.keys()].reverse()];
+  const { order, sliceSec } = alternation(ts.length, DURATION);
   for (const i of order) {
     if (interrupted) throw new Error('interrupted');
-    await slice(ts[i], backend, half, accs[i], true);
+    await slice(ts[i], backend, sliceSec, accs[i], true);
   }
   return ts.map((t, i) => row(t, accs[i]));
 }
@@ -187,16 +194,13 @@ export async function measureRateGroup(ts: Target[]): Promise<RateRow[]> {
   const warm = Math.min(WARMUP, 2);
   if (warm > 0) for (const t of ts) await load(t.url, t.host, warm, false, RATE);
   const accs = ts.map(() => ({ replies: [] as RateReply[], cpu: 0 }));
-  // Slices of about 2 s, in rounds that alternate direction (A B C C B A A B C …): a stall of
-  // the shared machine lands in one slice of one target, not in half of its samples.
-  const rounds = Math.max(2, Math.round(RATE_DURATION / 2));
-  const order: number[] = [];
-  for (let k = 0; k < rounds; k++) order.push(...(k % 2 ? [...ts.keys()].reverse() : [...ts.keys()]));
+  // a stall of the shared machine lands in one short slice of one target, not in half of its samples
+  const { order, sliceSec } = alternation(ts.length, RATE_DURATION);
   for (const i of order) {
     if (interrupted) throw new Error('interrupted');
     const trees = ts[i].proxies.map((p) => processTree(p.pid));
     const before = cpuSeconds(trees.flat());
-    accs[i].replies.push(await load(ts[i].url, ts[i].host, RATE_DURATION / rounds, false, RATE));
+    accs[i].replies.push(await load(ts[i].url, ts[i].host, sliceSec, false, RATE));
     accs[i].cpu += cpuSeconds(ts[i].proxies.flatMap((p) => processTree(p.pid))) - before;
   }
   return ts.map((t, i) => {

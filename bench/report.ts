@@ -276,7 +276,7 @@ export function printReport(rows: Row[], rate: RateRow[], verified: string[] | u
   console.log('');
   console.log(
     `_${os.cpus().length} x ${cpuModel}, Node ${process.version}, autocannon and the open-loop generator in their own process. ` +
-      `Closed loop: ${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up, all targets in alternating halves (A B … B A); ` +
+      `Closed loop: ${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up, all targets in alternating slices of ~2 s (A B … B A A B …); ` +
       `open loop: ${fmt.rps(RATE)} req/s over ${RATE_CONNECTIONS} connections, ${RATE_DURATION}s per target in alternating slices of ~2 s, latency from the write (from when it was due, for a request that waited for a connection); "sent > 5 ms late" counts the load generator's own stalls (a loaded machine), which are not in the latency. ` +
       "Sidecars run with their defaults (access log to stdout, metrics) unless the row says otherwise. " +
       `1 sidecar = client → sidecar outbound → HTTP/1.1 keep-alive → backend as a ServiceEntry (STATIC, plain HTTP); mesh hop = client → client sidecar → TLS 1.3 h2 with client certificates → server sidecar → backend; ` +

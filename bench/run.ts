@@ -22,7 +22,7 @@
 // x-forwarded-client-cert on all mTLS hop requests, on none of the others; nginx B's mark
 // "TLSv1.3 SUCCESS" (a verified client certificate) on all of the nginx pair's.
 // Closed loop (autocannon, BENCH_CONNECTIONS): every target is measured in alternating
-// halves (A B C … C B A) after all have warmed up, so that the noise of a shared machine
+// slices of about 2 s (A B C … C B A A B C …) after all have warmed up, so that the noise of a shared machine
 // falls on all alike and the ratios of one run are fair; the proxies' CPU is utime+stime
 // from /proc/<pid>/stat of the proxy and its descendants (a --concurrency primary and its
 // workers, nginx master and worker), before/after each slice, per request completed; their
@@ -48,7 +48,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { caInProcess, caOverGrpc } from './ca';
 import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, RATE, RATE_CONNECTIONS, RATE_DURATION, WARMUP } from './config';
-import { isInterrupted, measure, measureGroup, measureRateGroup, setInterrupted, startLoadGenerator } from './measure';
+import { alternation, isInterrupted, measure, measureGroup, measureRateGroup, setInterrupted, startLoadGenerator } from './measure';
 import { nginxVersion, startNginx, startNginxPair } from './nginx';
 import { treeRss, type Rss } from './rss';
 import { fmt, printMarkdown, printReport, printText, traceTable, type CaResults } from './report';
@@ -127,7 +127,7 @@ async function main(): Promise<number> {
       failures.push(`nginx pair: could not start: ${(err as Error).message}`);
     }
   }
-  // the order of the alternating halves: the baselines next to what is compared with them
+  // the order of the alternating slices: the baselines next to what is compared with them
   const sequence: string[] = [NAMES.direct, NAMES.nginx, NAMES.sidecar, NAMES.sidecarNoLog, NAMES.sidecarC2, NAMES.nginxPair, NAMES.hop, NAMES.hopNoLog];
   const rank = (t: Target) => (sequence.includes(t.name) ? sequence.indexOf(t.name) : sequence.length);
   targets.sort((a, b) => rank(a) - rank(b));
@@ -162,8 +162,9 @@ async function main(): Promise<number> {
     const t = targets[i];
     const group = t.group ? targets.filter((x) => x.group === t.group) : [];
     if (group.some((g) => rows.some((r) => r.target === g.name))) continue;
-    const order = group.map((_, k) => String.fromCharCode(65 + k));
-    process.stdout.write(`measuring ${group.length ? `${group.map((g) => g.name).join(', ')}, alternating (${[...order, ...[...order].reverse()].join(' ')}, ${DURATION / 2}s each)` : t.name} ... ${group.length ? '\n  ' : ''}`);
+    const { order, sliceSec } = alternation(group.length, DURATION);
+    const letters = order.map((k) => String.fromCharCode(65 + k)).join(' ');
+    process.stdout.write(`measuring ${group.length ? `${group.map((g) => g.name).join(', ')}, alternating (${letters}, ${sliceSec}s each)` : t.name} ... ${group.length ? '\n  ' : ''}`);
     try {
       if (group.length) {
         const measured = await measureGroup(group, backend.proc);
