@@ -131,6 +131,7 @@ async function main(): Promise<number> {
   const sequence: string[] = [NAMES.direct, NAMES.nginx, NAMES.sidecar, NAMES.sidecarNoLog, NAMES.sidecarC2, NAMES.nginxPair, NAMES.hop, NAMES.hopNoLog];
   const rank = (t: Target) => (sequence.includes(t.name) ? sequence.indexOf(t.name) : sequence.length);
   targets.sort((a, b) => rank(a) - rank(b));
+  // one group: every target in the same alternating sequence, so every ratio is from the same minutes
   for (const t of targets) t.group = 'all';
   if (verified.length) {
     console.log('wire check (5 requests each through a byte-recording relay, before measuring):');

@@ -292,7 +292,6 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   // one sidecar: its outbound port to the ServiceEntry; every request must arrive without XFCC
   const single = (name: string, s: Sidecar, label: string): Target => ({
     name,
-    group: 'tandem',
     url: `http://127.0.0.1:${s.outbound}/`,
     host: EXTERNAL_HOST,
     xfcc: 'none',
@@ -300,7 +299,6 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   });
   const target = (name: string, host: string, s: Sidecar, xfcc: 'all' | 'none', from = client): Target => ({
     name,
-    group: 'tandem',
     url: `http://127.0.0.1:${from.outbound}/`,
     host,
     xfcc,
