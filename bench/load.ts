@@ -4,6 +4,9 @@
 // every latency, so the parent can merge several runs of one target). Latencies are
 // collected from every 2xx response with sub-millisecond precision (autocannon's own
 // histogram is in whole milliseconds, too coarse on loopback).
+// A request with `rate` set is an open-loop run at that fixed rate instead (open-loop.ts),
+// answered with every latency.
+import { runAtRate, type RateResult } from './open-loop';
 
 // autocannon ships no types; the slice of its API used here.
 interface Tracker {
@@ -27,7 +30,11 @@ export interface LoadRequest {
   durationSec: number;
   /** also send back every 2xx latency (ms) */
   raw?: boolean;
+  /** an open-loop run at this many requests/s (open-loop.ts) instead of autocannon's closed loop */
+  rate?: number;
 }
+
+export type RateReply = { id: number; error?: string } & RateResult;
 
 export interface LoadResult {
   id: number;
@@ -91,6 +98,14 @@ function run(req: LoadRequest): Promise<LoadResult> {
 }
 
 process.on('message', (msg: LoadRequest) => {
+  if (msg.rate) {
+    const u = new URL(msg.url);
+    runAtRate({ port: Number(u.port), host: u.hostname, hostHeader: msg.host, rate: msg.rate, connections: msg.connections, durationSec: msg.durationSec }).then(
+      (r) => process.send!({ id: msg.id, ...r }),
+      (err: Error) => process.send!({ id: msg.id, error: err.message }),
+    );
+    return;
+  }
   run(msg).then(
     (r) => process.send!(r),
     (err: Error) => process.send!({ id: msg.id, error: err.message }),

@@ -1,47 +1,59 @@
-// `make bench`: requests/s, latency and proxy CPU per request, in one run, for
+// `make bench`: requests/s, latency, proxy CPU per request and proxy memory, in one run, for
 //   direct            - load straight to a tiny backend HTTP server;
-//   tandem plaintext  - client -> client sidecar outbound -> h2c -> server sidecar inbound -> backend
-//                       (service backend-plain: PeerAuthentication PERMISSIVE + DestinationRule tls DISABLE);
-//   tandem mTLS       - the same hop as the mesh does it by default: TLS 1.3 h2 with client
-//                       certificates (service backend: STRICT, ISTIO_MUTUAL);
-//   nginx             - a reverse proxy with upstream keepalive in front of the same backend (if installed).
-// One control plane, one client sidecar, a server sidecar per service, each with a bootstrap
-// token minted with the mesh root key. Before measuring, a byte-recording relay between the
-// sidecars checks the wire (a TLS ClientHello for backend, the h2c preface for backend-plain),
-// and every measured request is checked at the backend: a SPIFFE x-forwarded-client-cert on
-// all mTLS requests, on none of the plaintext ones.
-//   tandem mTLS + access log - the mTLS hop with the sidecars' default access log (stdout, one
-//                       JSON line per request on each side) through its own client and server
-//                       sidecars (service backend-logged); the others run with --access-log off,
-//                       so the difference is what the log costs. Metrics are recorded in all.
-//   tandem mTLS, obs off / + access log + spans (BENCH_OBS, on unless `off`) - the mTLS hop
-//                       through two more pairs: nothing recorded (--access-log off --metrics off,
-//                       no OTLP), and the defaults plus spans exported over OTLP/HTTP protobuf to
-//                       a sink in this process (trace-sink.ts), which must receive them all.
-// The tandem hops are measured in alternating halves (A B C C B A) after all have warmed
-// up, so that the noise of a shared machine falls on all alike.
-// The load generator (autocannon), the backend, and every proxy run in separate processes;
-// proxy CPU is utime+stime from /proc/<pid>/stat, before/after each measured run, divided by
-// the requests completed.
+//   nginx             - one reverse proxy with upstream keep-alive in front of it (if installed);
+//   1 sidecar         - one sidecar with its defaults (access log to stdout, metrics): client →
+//                       its outbound port → the backend as a service outside the mesh (a
+//                       ServiceEntry, STATIC, plain HTTP/1.1 keep-alive), the job one nginx does;
+//                       again with --access-log off, and again with --concurrency 2 (BENCH_WORKERS);
+//   nginx pair        - nginx → TLS 1.3 with client certificates, keep-alive → nginx → backend;
+//   mesh hop (mTLS)   - client → client sidecar outbound → TLS 1.3 h2 with client certificates →
+//                       server sidecar inbound → backend, both sidecars with their defaults
+//                       (service backend-logged); again with --access-log off (service backend),
+//                       and over h2c with the log off (backend-plain: PeerAuthentication
+//                       PERMISSIVE + DestinationRule tls DISABLE);
+//   mesh hop, obs off / + spans (BENCH_OBS, on unless `off`) - the mTLS hop through two more
+//                       pairs: nothing recorded (--access-log off --metrics off, no OTLP), and the
+//                       defaults plus spans exported over OTLP/HTTP protobuf to a sink in this
+//                       process (trace-sink.ts), which must receive them all.
+// One control plane, a sidecar per client and per service, each with a bootstrap token minted
+// with the mesh root key. Before measuring, a byte-recording relay checks the wire: between
+// the sidecars (a TLS ClientHello for backend, the h2c preface for backend-plain) and between
+// the two nginx (a ClientHello). Every measured request is checked at the backend: a SPIFFE
+// x-forwarded-client-cert on all mTLS hop requests, on none of the others; nginx B's mark
+// "TLSv1.3 SUCCESS" (a verified client certificate) on all of the nginx pair's.
+// Closed loop (autocannon, BENCH_CONNECTIONS): every target is measured in alternating
+// slices of about 2 s (A B C … C B A A B C …) after all have warmed up, so that the noise of a shared machine
+// falls on all alike and the ratios of one run are fair; the proxies' CPU is utime+stime
+// from /proc/<pid>/stat of the proxy and its descendants (a --concurrency primary and its
+// workers, nginx master and worker), before/after each slice, per request completed; their
+// RSS (VmRSS, summed the same way) is read idle, once everything has started and before any
+// load, and sampled every 250 ms under load (the peak).
+// Open loop (open-loop.ts): direct, nginx, one sidecar, the nginx pair and the mesh hop at a
+// fixed BENCH_RATE requests/s (1,000) over BENCH_RATE_CONNECTIONS (10), in alternating slices
+// of about 2 s: p50, p99 and p99.9, and each added over direct. autocannon's own rate limit sends
+// bursts, so it is not used for this.
 // Then the CA (bench/ca.ts): certificates/s and latency of CSRs sent to the running control
 // plane over gRPC the way sidecars send them (bootstrap token, then renewal over the
 // certificate), and the raw signWorkload rate in process.
 // Env: BENCH_DURATION (s, default 8), BENCH_WARMUP (s, default 2), BENCH_CONNECTIONS
-// (default 32), BENCH_NGINX (`off`, or the nginx binary to use), BENCH_CA (`off`),
-// BENCH_OBS (`off`), BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY (16), BENCH_CA_WORKLOADS (64),
-// BENCH_CA_SIGN_SECONDS (2).
+// (default 32), BENCH_RATE (1000), BENCH_RATE_CONNECTIONS (10), BENCH_RATE_DURATION (s, 20;
+// 0 skips the open loop), BENCH_WORKERS (2), BENCH_NGINX (`off`, or the nginx binary to use),
+// BENCH_CA (`off`), BENCH_OBS (`off`), BENCH_CA_REQUESTS (default 500), BENCH_CA_CONCURRENCY
+// (16), BENCH_CA_WORKLOADS (64), BENCH_CA_SIGN_SECONDS (2).
 // Files: config.ts (the env), target.ts (targets, rows, the backend process), tandem.ts
-// (the mesh and the wire check), nginx.ts, measure.ts (the load generator and the
-// measured runs), report.ts (tables and Markdown); this file runs them in order.
+// (the mesh and its wire check), nginx.ts (one nginx, the pair and its wire check),
+// measure.ts (the load generator and the measured runs), load.ts and open-loop.ts (the load
+// generator process), rss.ts, report.ts (tables and Markdown); this file runs them in order.
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { caInProcess, caOverGrpc } from './ca';
-import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, WARMUP } from './config';
-import { isInterrupted, measure, measureGroup, setInterrupted, startLoadGenerator } from './measure';
-import { nginxVersion, startNginx } from './nginx';
+import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, RATE, RATE_CONNECTIONS, RATE_DURATION, WARMUP } from './config';
+import { alternation, isInterrupted, measure, measureGroup, measureRateGroup, setInterrupted, startLoadGenerator } from './measure';
+import { nginxVersion, startNginx, startNginxPair } from './nginx';
+import { treeRss, type Rss } from './rss';
 import { fmt, printMarkdown, printReport, printText, traceTable, type CaResults } from './report';
 import { SPANS_TARGET, startTandem, type Mesh } from './tandem';
-import { startBackend, type Row, type Target } from './target';
+import { NAMES, startBackend, type RateRow, type Row, type Target } from './target';
 import { executable, httpGet, killAllSync, removeTmpDirs, stopAll, tmpDir, which } from './util';
 
 // ---------------------------------------------------------------------------------------------
@@ -70,22 +82,22 @@ async function main(): Promise<number> {
   const started = Date.now();
   const dir = tmpDir('tandem-bench-');
   const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`Tandem benchmark: ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s measured per target`);
+  console.log(`Tandem benchmark: ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s measured per target; then ${RATE} req/s open loop, ${RATE_DURATION}s per target`);
   console.log(`host: ${os.cpus().length} x ${cpuModel}, Node ${process.version}, ${os.type()} ${os.release()}`);
   console.log('load generator: autocannon (separate process); body: 32-byte JSON; all on 127.0.0.1\n');
 
   const backend = await startBackend();
   startLoadGenerator();
 
-  const targets: Target[] = [{ name: 'direct', url: `http://127.0.0.1:${backend.port}/`, proxies: [] }];
+  const targets: Target[] = [{ name: NAMES.direct, url: `http://127.0.0.1:${backend.port}/`, proxies: [] }];
+  const verified: string[] = [];
   const failures: string[] = [];
 
   let mesh: Mesh | undefined;
   try {
     mesh = await startTandem(dir, backend.proc, backend.port);
     targets.push(...mesh.targets);
-    console.log('wire check (5 requests each through a byte-recording relay between the sidecars, before measuring):');
-    for (const v of mesh.verified) console.log(`  ${v}`);
+    verified.push(...mesh.verified);
   } catch (err) {
     failures.push(`tandem: could not start: ${(err as Error).message}`);
   }
@@ -101,32 +113,59 @@ async function main(): Promise<number> {
     nginxNote = 'nginx not installed: skipping (apt-get install nginx to compare)';
     console.log(nginxNote);
   } else {
-    nginxNote = `nginx ${nginxVersion(nginxBin)} (${nginxBin}): worker_processes 1, upstream keepalive 64, access_log off`;
+    nginxNote = `nginx ${nginxVersion(nginxBin)} (${nginxBin}): worker_processes 1 each, upstream keepalive 64, access_log off; the pair: TLS 1.3, EC P-256 certificates, client certificate verified, sessions reused`;
     try {
       targets.push(await startNginx(nginxBin, dir, backend.port));
     } catch (err) {
       failures.push(`nginx: could not start: ${(err as Error).message}`);
     }
+    try {
+      const pair = await startNginxPair(nginxBin, dir, backend.proc, backend.port);
+      targets.push(pair.target);
+      verified.push(pair.verified);
+    } catch (err) {
+      failures.push(`nginx pair: could not start: ${(err as Error).message}`);
+    }
   }
+  // the order of the alternating slices: the baselines next to what is compared with them
+  const sequence: string[] = [NAMES.direct, NAMES.nginx, NAMES.sidecar, NAMES.sidecarNoLog, NAMES.sidecarC2, NAMES.nginxPair, NAMES.hop, NAMES.hopNoLog];
+  const rank = (t: Target) => (sequence.includes(t.name) ? sequence.indexOf(t.name) : sequence.length);
+  targets.sort((a, b) => rank(a) - rank(b));
+  // one group: every target in the same alternating sequence, so every ratio is from the same minutes
+  for (const t of targets) t.group = 'all';
+  if (verified.length) {
+    console.log('wire check (5 requests each through a byte-recording relay, before measuring):');
+    for (const v of verified) console.log(`  ${v}`);
+  }
+  // Idle memory: everything has started and served only the readiness and wire-check requests.
+  const idle = new Map<number, Rss>();
+  for (const t of targets) for (const p of t.proxies) if (!idle.has(p.pid)) idle.set(p.pid, treeRss(p.pid));
   console.log('');
 
   if (isInterrupted()) return 130;
   const rows: Row[] = [];
   const report = (t: Target, r: Row, named = false) => {
     rows.push(r);
-    const mtls = t.xfcc ? `, ${r.xfcc}/${r.served} with a SPIFFE XFCC (${t.xfcc === 'all' ? 'mTLS' : 'plaintext'})` : '';
+    r.rss.forEach((x, k) => {
+      x.idleMb = idle.get(t.proxies[k].pid)?.totalMb;
+      x.idleEachMb = idle.get(t.proxies[k].pid)?.eachMb;
+    });
+    r.rssIdleMb = t.proxies.length ? r.rss.reduce((a, x) => a + (x.idleMb ?? 0), 0) : undefined;
+    const mtls = t.xfcc ? `, ${r.xfcc}/${r.served} with a SPIFFE XFCC (${t.xfcc === 'all' ? 'mTLS' : 'plaintext'})` : t.nginxTls ? `, ${r.nginxTls}/${r.served} over nginx's verified TLS` : '';
     console.log(`${named ? `${t.name}: ` : ''}${fmt.rps(r.rps)} req/s, p99 ${fmt.ms(r.p99)} ms, ${r.ok} ok (backend served ${r.served}${mtls})${r.non2xx || r.errors || r.timeouts ? ` (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})` : ''}`);
     if (r.ok === 0) failures.push(`${t.name}: no successful responses`);
     if (t.xfcc === 'all' && r.xfcc !== r.served) failures.push(`${t.name}: only ${r.xfcc} of ${r.served} requests reached the backend over mTLS (with a SPIFFE XFCC)`);
     if (t.xfcc === 'none' && r.xfcc !== 0) failures.push(`${t.name}: ${r.xfcc} of ${r.served} requests reached the backend with a SPIFFE XFCC: not plaintext`);
+    if (t.nginxTls && r.nginxTls !== r.served) failures.push(`${t.name}: only ${r.nginxTls} of ${r.served} requests reached the backend over TLS 1.3 with a verified client certificate`);
   };
   for (let i = 0; i < targets.length; i++) {
     if (isInterrupted()) return 130;
     const t = targets[i];
     const group = t.group ? targets.filter((x) => x.group === t.group) : [];
     if (group.some((g) => rows.some((r) => r.target === g.name))) continue;
-    const order = group.map((_, k) => String.fromCharCode(65 + k));
-    process.stdout.write(`measuring ${group.length ? `${group.map((g) => g.name).join(', ')}, alternating (${[...order, ...[...order].reverse()].join(' ')}, ${DURATION / 2}s each)` : t.name} ... ${group.length ? '\n  ' : ''}`);
+    const { order, sliceSec } = alternation(group.length, DURATION);
+    const letters = order.map((k) => String.fromCharCode(65 + k)).join(' ');
+    process.stdout.write(`measuring ${group.length ? `${group.map((g) => g.name).join(', ')}, alternating (${letters}, ${sliceSec}s each)` : t.name} ... ${group.length ? '\n  ' : ''}`);
     try {
       if (group.length) {
         const measured = await measureGroup(group, backend.proc);
@@ -140,6 +179,25 @@ async function main(): Promise<number> {
     } catch (err) {
       console.log('failed');
       failures.push(`${group.length ? group.map((g) => g.name).join(' / ') : t.name}: ${(err as Error).message}`);
+    }
+  }
+
+  // Latency at a fixed rate, open loop: the baselines, one sidecar and the mesh hop.
+  let rateRows: RateRow[] = [];
+  const rateNames: string[] = [NAMES.direct, NAMES.nginx, NAMES.sidecar, NAMES.nginxPair, NAMES.hop];
+  const rateTargets = rateNames.map((n) => targets.find((t) => t.name === n)).filter((t): t is Target => t !== undefined);
+  if (RATE_DURATION > 0 && !isInterrupted()) {
+    process.stdout.write(`\nmeasuring latency at ${RATE} req/s, open loop over ${RATE_CONNECTIONS} connections: ${rateTargets.map((t) => t.name).join(', ')}, alternating slices of ~2 s, ${RATE_DURATION}s each ...\n`);
+    try {
+      rateRows = await measureRateGroup(rateTargets);
+      for (const r of rateRows) {
+        console.log(`  ${r.target}: p50 ${fmt.ms(r.p50)} ms, p99 ${fmt.ms(r.p99)} ms, p99.9 ${fmt.ms(r.p999)} ms, ${r.ok}/${r.sent} ok, ${r.queued} waited for a connection, ${r.lateSends} sent > 5 ms late`);
+        if (r.ok === 0) failures.push(`${r.target} at ${RATE} req/s: no successful responses (${r.firstError ?? 'no error'})`);
+        else if (r.errors || r.unanswered) failures.push(`${r.target} at ${RATE} req/s: ${r.errors} errors, ${r.unanswered} unanswered of ${r.sent} (first: ${r.firstError ?? '—'})`);
+      }
+    } catch (err) {
+      console.log('failed');
+      failures.push(`open loop at ${RATE} req/s: ${(err as Error).message}`);
     }
   }
 
@@ -192,7 +250,7 @@ async function main(): Promise<number> {
     console.log('\nCA: skipped (the mesh did not start)');
   }
 
-  printReport(rows, mesh ? mesh.verified : undefined, nginxNote, ca, cpuModel);
+  printReport(rows, rateRows, verified.length ? verified : undefined, nginxNote, ca, cpuModel);
 
   for (const f of failures) console.error(`bench: ${f}`);
   console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)}s (stopping processes...)`);

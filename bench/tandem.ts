@@ -3,17 +3,22 @@
 // bootstrap token minted with the mesh root key; and, before anything is measured, the
 // wire check through a byte-recording relay between the sidecars (a TLS ClientHello for
 // backend, the h2c preface for backend-plain, and the XFCC the backend sees).
+// One sidecar alone ("1 sidecar" rows): an application's outbound call to a service outside
+// the mesh, a ServiceEntry (STATIC, plain HTTP) whose endpoint is the backend: client →
+// client sidecar's outbound port (route, cluster, pool) → HTTP/1.1 keep-alive → backend, the
+// job one nginx does. It is the only path through exactly one sidecar that uses its whole
+// outbound request path; the backend checks that none of it arrives with an XFCC.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT_CERT, ROOT_KEY } from '../certs/ca';
 import { spiffeUri } from '../certs/spiffe';
 import { mintToken } from '../certs/token';
-import { OBS } from './config';
+import { OBS, WORKERS } from './config';
 import { classify, startRelay, type Relay } from './relay';
-import { backendStats, type Target } from './target';
+import { backendStats, NAMES, type Target } from './target';
 import { startTraceSink, type TraceSink } from './trace-sink';
-import { freePort, httpGet, startProc, waitFor, type Proc } from './util';
+import { freePort, httpGet, processTree, startProc, waitFor, type Proc } from './util';
 
 const TANDEM = path.resolve(__dirname, '..', 'cli', 'tandem.js');
 
@@ -30,9 +35,11 @@ export interface Mesh {
 }
 
 const MESH_SERVICES = { mtls: 'backend', plain: 'backend-plain', logged: 'backend-logged', bare: 'backend-bare', traced: 'backend-traced' } as const;
+/** the backend as a service outside the mesh (ServiceEntry), for the one-sidecar rows */
+const EXTERNAL_HOST = 'backend.external';
 
-/** The mesh config: both services routed to themselves; backend-plain plaintext both ways. */
-function meshConfig(): string {
+/** The mesh config: the services routed to themselves; backend-plain plaintext both ways; the backend as a ServiceEntry. */
+function meshConfig(backendPort: number): string {
   const vs = (host: string) => [
     'apiVersion: networking.istio.io/v1',
     'kind: VirtualService',
@@ -57,6 +64,20 @@ function meshConfig(): string {
     ...vs(MESH_SERVICES.bare),
     '---',
     ...vs(MESH_SERVICES.traced),
+    '---',
+    'apiVersion: networking.istio.io/v1',
+    'kind: ServiceEntry',
+    'metadata:',
+    '  name: backend-external',
+    '  namespace: default',
+    'spec:',
+    `  hosts: [${EXTERNAL_HOST}]`,
+    '  location: MESH_EXTERNAL',
+    '  ports:',
+    '  - {number: 80, name: http, protocol: HTTP}',
+    '  resolution: STATIC',
+    '  endpoints:',
+    `  - {address: 127.0.0.1, ports: {http: ${backendPort}}}`,
     '---',
     // backend-plain: its server sidecar also takes plaintext, and clients send plaintext to it
     'apiVersion: security.istio.io/v1',
@@ -85,12 +106,12 @@ function meshConfig(): string {
   ].join('\n');
 }
 
-/** the mTLS hop again, with the sidecars' default access log on both sides */
-export const ACCESS_LOG_TARGET = 'tandem mTLS + access log';
+/** the mTLS hop with the sidecars' defaults: access log (stdout) and metrics on both sides */
+export const ACCESS_LOG_TARGET = NAMES.hop;
 /** the mTLS hop with nothing recorded: --access-log off --metrics off, no OTLP (the baseline of the observability rows) */
-export const BARE_TARGET = 'tandem mTLS, obs off';
+export const BARE_TARGET = NAMES.hopBare;
 /** the defaults plus spans exported over OTLP/HTTP protobuf to the bench's sink */
-export const SPANS_TARGET = 'tandem mTLS + access log + spans';
+export const SPANS_TARGET = NAMES.hopSpans;
 
 interface Sidecar {
   proc: Proc;
@@ -113,7 +134,7 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   const meshDir = path.join(dir, 'tandem');
   fs.mkdirSync(meshDir);
   const config = path.join(meshDir, 'mesh.yaml');
-  fs.writeFileSync(config, meshConfig());
+  fs.writeFileSync(config, meshConfig(backendPort));
   const caDir = path.join(meshDir, 'certs');
   const [listen, admin] = [await freePort(), await freePort()];
   const cp = startProc('control-plane', process.execPath, [TANDEM, 'control-plane', '--config', config, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--ca-dir', caDir]);
@@ -134,7 +155,7 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
     appPort: number,
     advertise?: (inbound: number) => Promise<number>,
     accessLog = 'off',
-    more: { metrics?: 'on' | 'off'; env?: NodeJS.ProcessEnv } = {},
+    more: { metrics?: 'on' | 'off'; env?: NodeJS.ProcessEnv; concurrency?: number } = {},
   ): Promise<Sidecar> => {
     const [inbound, outbound, sAdmin] = [await freePort(), await freePort(), await freePort()];
     const advertised = advertise ? await advertise(inbound) : inbound;
@@ -152,9 +173,18 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
       '--token', tokenFile(service),
       '--access-log', accessLog,
       '--metrics', more.metrics ?? 'on',
+      ...(more.concurrency ? ['--concurrency', String(more.concurrency)] : []),
     ], more.env);
-    await waitFor(`sidecar ${service} /ready`, async () => (await httpGet(sAdmin, '/ready')).status === 200).catch((err: Error) => {
-      throw new Error(`${err.message}\n${proc.output().slice(-2000)}`);
+    // With --concurrency the workers share the admin port and each answers for itself: ready
+    // when all the workers are there and 4 readiness checks per worker in a row say so.
+    const workers = more.concurrency ?? 1;
+    let inARow = 0;
+    await waitFor(`sidecar ${service} /ready`, async () => {
+      if (workers > 1 && processTree(proc.pid).length - 1 < workers) return false;
+      inARow = (await httpGet(sAdmin, '/ready')).status === 200 ? inARow + 1 : 0;
+      return inARow >= 4 * workers;
+    }, 30_000, 20).catch((err: Error) => {
+      throw new Error(`${err.message}\n${proc.output().slice(-2000)}`, { cause: err });
     });
     return { proc, service, address: `127.0.0.1:${advertised}`, outbound, admin: sAdmin };
   };
@@ -212,6 +242,8 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   const [server, serverPlain] = await Promise.all([sidecar(MESH_SERVICES.mtls, backendPort), sidecar(MESH_SERVICES.plain, backendPort)]);
   // the default access log (stdout, read by this process as a container runtime would) on both sides
   const [clientLogged, serverLogged] = await Promise.all([sidecar('client-logged', await freePort(), undefined, 'stdout'), sidecar(MESH_SERVICES.logged, backendPort, undefined, 'stdout')]);
+  // one sidecar with --concurrency WORKERS and the defaults, for the one-sidecar rows
+  const clientWorkers = await sidecar('client-workers', await freePort(), undefined, 'stdout', { concurrency: WORKERS });
   // BENCH_OBS: the same hop with nothing recorded, and with the defaults plus spans over OTLP
   let obs: { bare: [Sidecar, Sidecar]; traced: [Sidecar, Sidecar]; sink: TraceSink } | undefined;
   if (OBS) {
@@ -241,6 +273,7 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   await through(client, MESH_SERVICES.mtls, `client sidecar -> ${MESH_SERVICES.mtls} sidecar -> backend`);
   await through(client, MESH_SERVICES.plain, `client sidecar -> ${MESH_SERVICES.plain} sidecar -> backend`);
   await through(clientLogged, MESH_SERVICES.logged, `client-logged sidecar -> ${MESH_SERVICES.logged} sidecar -> backend`);
+  for (const s of [client, clientLogged, clientWorkers]) await through(s, EXTERNAL_HOST, `${s.service} sidecar -> ${EXTERNAL_HOST} (ServiceEntry) -> backend`);
   const logged = (s: Sidecar) => s.proc.output().includes('"response_code":200');
   // written in batches, a moment after the response
   await waitFor('an access log line from both access-log sidecars', async () => logged(clientLogged) && logged(serverLogged), 5000);
@@ -256,9 +289,16 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
     traces = { sink: obs.sink, exampleTraceId, admins: obs.traced.map((t) => t.admin) };
   }
 
+  // one sidecar: its outbound port to the ServiceEntry; every request must arrive without XFCC
+  const single = (name: string, s: Sidecar, label: string): Target => ({
+    name,
+    url: `http://127.0.0.1:${s.outbound}/`,
+    host: EXTERNAL_HOST,
+    xfcc: 'none',
+    proxies: [{ label, pid: s.proc.pid }],
+  });
   const target = (name: string, host: string, s: Sidecar, xfcc: 'all' | 'none', from = client): Target => ({
     name,
-    group: 'tandem',
     url: `http://127.0.0.1:${from.outbound}/`,
     host,
     xfcc,
@@ -269,9 +309,12 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   });
   return {
     targets: [
-      target('tandem plaintext', MESH_SERVICES.plain, serverPlain, 'none'),
-      target('tandem mTLS', MESH_SERVICES.mtls, server, 'all'),
+      single(NAMES.sidecar, clientLogged, 'sidecar'),
+      single(NAMES.sidecarNoLog, client, 'sidecar'),
+      single(NAMES.sidecarC2, clientWorkers, `sidecar (primary + ${WORKERS} workers)`),
       target(ACCESS_LOG_TARGET, MESH_SERVICES.logged, serverLogged, 'all', clientLogged),
+      target(NAMES.hopNoLog, MESH_SERVICES.mtls, server, 'all'),
+      target(NAMES.hopPlain, MESH_SERVICES.plain, serverPlain, 'none'),
       ...(obs
         ? [target(BARE_TARGET, MESH_SERVICES.bare, obs.bare[1], 'all', obs.bare[0]), target(SPANS_TARGET, MESH_SERVICES.traced, obs.traced[1], 'all', obs.traced[0])]
         : []),

@@ -1,0 +1,51 @@
+// Resident memory of a proxy: VmRSS from /proc/<pid>/status, summed over the process and
+// its descendants (a --concurrency sidecar is a primary and its cluster workers; nginx a
+// master and its worker), and a sampler that keeps the peak while a run goes on.
+// Summing RSS counts pages shared between processes (code, the forked workers' copy-on-write
+// heap) once per process: the sum is what `ps` and most dashboards show, an upper bound.
+import * as fs from 'node:fs';
+import { processTree } from './util';
+
+export interface Rss {
+  /** the whole tree, MB */
+  totalMb: number;
+  /** each process of the tree, root first, MB */
+  eachMb: number[];
+}
+
+/** VmRSS of one process in MB, or undefined when it is gone. */
+export function vmRssMb(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function treeRss(root: number): Rss {
+  const eachMb = processTree(root).map((p) => vmRssMb(p) ?? 0);
+  return { totalMb: eachMb.reduce((a, b) => a + b, 0), eachMb };
+}
+
+/** Samples the trees every `everyMs` until stopped; stop() gives each tree's peak total. */
+export function sampleRss(roots: number[], everyMs = 250): { stop(): Rss[] } {
+  // the tree is found once (a /proc scan) and its members read each time
+  const trees = roots.map((r) => processTree(r));
+  const peak: Rss[] = roots.map(() => ({ totalMb: 0, eachMb: [] }));
+  const take = () =>
+    trees.forEach((pids, i) => {
+      const eachMb = pids.map((p) => vmRssMb(p) ?? 0);
+      const totalMb = eachMb.reduce((a, b) => a + b, 0);
+      if (totalMb > peak[i].totalMb) peak[i] = { totalMb, eachMb };
+    });
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return peak;
+    },
+  };
+}
