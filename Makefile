@@ -2,7 +2,7 @@
 NPM ?= npm
 STAMP := node_modules/.tandem-installed
 
-.PHONY: install build test demo bench clean tools
+.PHONY: install build test demo bench bench-xds clean tools
 
 $(STAMP): package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -33,6 +33,10 @@ demo: build
 
 bench: build
 	node dist/bench/run.js
+
+# The control plane at scale: N simulated sidecars (XDS_BENCH_N=100,500 for a quick run).
+bench-xds: build
+	node dist/bench/xds-run.js
 
 clean:
 	rm -rf dist node_modules

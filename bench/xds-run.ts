@@ -1,0 +1,229 @@
+// `make bench-xds`: how the control plane copes with many sidecars. For each N (default
+// 100, 500, 1000, 2000; XDS_BENCH_N=100,500 to pick), a real control plane is started on
+// a config of N/2 services (every tenth with a VirtualService), N simulated sidecars
+// (bench/xds-sim.ts) connect over real ADS streams with real workload certificates (two
+// replicas per service), and it prints: initial sync time, the control plane's RSS and
+// CPU, and for three events (a route edit, one endpoint joining, 10% of the sidecars
+// reconnecting) convergence from the file write or the event to each sidecar's last ACK
+// (p50/p99/max over the sidecars), the control plane's CPU and the bytes it wrote.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { newKey } from '../certs/keys';
+import { spiffeUri } from '../certs/spiffe';
+import { mintToken } from '../certs/token';
+import { ROOT_KEY } from '../certs/ca';
+import { nodeFromWorkload } from '../proto/node-meta';
+import { requestCertificate } from '../sidecar/identity/ca-client';
+import { SimSidecar, type Markers } from './xds-sim';
+import { cpuSeconds, freePort, httpGet, killAllSync, removeTmpDirs, startProc, stopAll, tmpDir, waitFor, type Proc } from './util';
+
+const TANDEM = path.join(__dirname, '..', 'cli', 'tandem.js');
+const SIZES = (process.env.XDS_BENCH_N ?? '100,500,1000,2000').split(',').map((s) => Number(s.trim())).filter((n) => n >= 2);
+const EVENT_TIMEOUT_MS = Number(process.env.XDS_BENCH_TIMEOUT_S ?? 300) * 1000;
+/** no response to any sidecar for this long, with every sidecar in the expected state: the event is over */
+const QUIET_MS = 1000;
+const CLUSTER = (svc: string) => `outbound|80||${svc}.default.svc.cluster.local`;
+
+interface EventResult {
+  p50: number;
+  p99: number;
+  max: number;
+  cpuSec: number;
+  mbWritten: number;
+  timedOut: boolean;
+}
+
+interface Row {
+  n: number;
+  services: number;
+  syncSec: number;
+  syncCpuSec: number;
+  rssMb: number;
+  peakMb: number;
+  events: Record<'route edit' | 'endpoint join' | '10% reconnect', EventResult>;
+}
+
+function meshYaml(services: number, edit?: string): string {
+  const docs: string[] = [];
+  for (let i = 0; i < services; i += 10) {
+    const headers = i === 0 && edit ? `\n    headers: {request: {set: {x-bench-edit: "${edit}"}}}` : '';
+    docs.push(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: svc-${i}, namespace: default}
+spec:
+  hosts: [svc-${i}]
+  http:
+  - timeout: 3s
+    retries: {attempts: 2, retryOn: 5xx}${headers}
+    route:
+    - destination: {host: svc-${i}}`);
+  }
+  return docs.join('\n---\n') + '\n';
+}
+
+const rssMb = (pid: number, field: 'VmRSS' | 'VmHWM'): number => {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+const written = (pid: number): number => Number(/^wchar: (\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+
+function pct(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] : NaN;
+}
+
+async function poolMap<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  }));
+  return out;
+}
+
+async function runOne(n: number): Promise<Row> {
+  const services = Math.max(1, Math.floor(n / 2));
+  const dir = tmpDir('tandem-xds-bench-');
+  const caDir = path.join(dir, 'certs');
+  const configPath = path.join(dir, 'mesh.yaml');
+  fs.writeFileSync(configPath, meshYaml(services));
+  const [listen, admin] = [await freePort(), await freePort()];
+  const cp: Proc = startProc('control-plane', process.execPath, [
+    TANDEM, 'control-plane', '--config', configPath, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--ca-dir', caDir,
+  ]);
+  await waitFor('control plane ready', async () => (await httpGet(admin, '/ready').catch(() => ({ status: 0 }))).status === 200, 30_000);
+  const target = `127.0.0.1:${listen}`;
+  const rootPem = fs.readFileSync(path.join(caDir, 'root-cert.pem'), 'utf8');
+  const rootKeyPem = fs.readFileSync(path.join(caDir, ROOT_KEY), 'utf8');
+
+  // one identity per service (its replicas share the service account), issued by the CA service
+  const names = Array.from({ length: services }, (_, i) => `svc-${i}`);
+  const creds = await poolMap(names, 16, async (svc) => {
+    const key = newKey();
+    const token = mintToken(rootKeyPem, { namespace: 'default', serviceAccount: svc, services: [svc], ttlMs: 3600e3 });
+    const chain = await requestCertificate({ target, rootPem, timeoutMs: 60_000 }, key, spiffeUri({ trustDomain: 'cluster.local', namespace: 'default', serviceAccount: svc }), { token });
+    return grpc.credentials.createSsl(Buffer.from(rootPem), Buffer.from(key.keyPem), Buffer.from(chain.join('')));
+  });
+
+  const replicas = new Map(names.map((s) => [CLUSTER(s), 0]));
+  const markers: Markers = {};
+  const expected = (cluster: string) => replicas.get(cluster) ?? 0;
+  const sim = (i: number, svc: number, address: string) => {
+    replicas.set(CLUSTER(names[svc]), (replicas.get(CLUSTER(names[svc])) ?? 0) + 1);
+    const node = nodeFromWorkload({ id: `sim-${i}`, service: names[svc], namespace: 'default', serviceAccount: names[svc], labels: { app: names[svc] }, inboundAddress: address, appPort: 8080 });
+    return new SimSidecar(target, creds[svc], node, markers, expected);
+  };
+  const sims = Array.from({ length: n }, (_, i) => sim(i, i % services, `127.${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}:15006`));
+  for (const s of sims) s.recount();
+
+  // ---- initial sync: everyone connects at once
+  const cpu0 = cpuSeconds([cp.pid]);
+  const t0 = Date.now();
+  for (const s of sims) s.connect();
+  await waitFor(`${n} sidecars synced`, async () => sims.every((s) => s.synced && s.short === 0), EVENT_TIMEOUT_MS, 100);
+  const syncSec = (Date.now() - t0) / 1000;
+  const syncCpuSec = cpuSeconds([cp.pid]) - cpu0;
+  await quiet(sims);
+  const rss = rssMb(cp.pid, 'VmRSS');
+
+  const event = async (name: string, trigger: () => void, done: (s: SimSidecar) => boolean, watched: SimSidecar[], reconnected = new Set<SimSidecar>()): Promise<EventResult> => {
+    const c0 = cpuSeconds([cp.pid]);
+    const w0 = written(cp.pid);
+    const start = Date.now();
+    trigger();
+    let timedOut = false;
+    await waitFor(name, async () => watched.every(done) && Date.now() - Math.max(...watched.map((s) => s.lastResponseAt)) >= QUIET_MS, EVENT_TIMEOUT_MS, 100).catch(() => (timedOut = true));
+    const times = watched
+      .map((s) => Math.max(s.lastAckAt, reconnected.has(s) ? s.upAt : 0) - start)
+      .map((ms) => Math.max(0, ms) / 1000)
+      .sort((a, b) => a - b);
+    const res = { p50: pct(times, 0.5), p99: pct(times, 0.99), max: times[times.length - 1], cpuSec: cpuSeconds([cp.pid]) - c0, mbWritten: (written(cp.pid) - w0) / 2 ** 20, timedOut };
+    process.stderr.write(`  N=${n} ${name}: p50 ${res.p50.toFixed(3)} s p99 ${res.p99.toFixed(3)} s max ${res.max.toFixed(3)} s, CPU ${res.cpuSec.toFixed(2)} s, ${res.mbWritten.toFixed(1)} MB${timedOut ? ' (TIMED OUT)' : ''}\n`);
+    return res;
+  };
+
+  // ---- a route edit: one VirtualService gets a header; every sidecar's routes carry it
+  markers.route = `edit-${Date.now()}`;
+  const routeEdit = await event('route edit', () => fs.writeFileSync(configPath, meshYaml(services, markers.route)), (s) => s.routeMarked, sims);
+
+  // ---- one endpoint joins svc-1: every sidecar's svc-1 endpoints include it
+  markers.endpoint = '127.250.250.250';
+  const joiner = sim(n, 1 % services, `${markers.endpoint}:15006`);
+  for (const s of sims) s.recount();
+  const join = await event('endpoint join', () => joiner.connect(), (s) => s.endpointMarked && s.short === 0, sims);
+  sims.push(joiner);
+
+  // ---- 10% reconnect: every tenth sidecar drops its stream and comes straight back
+  const again = new Set(sims.filter((_, i) => i % 10 === 0));
+  const reconnect = await event(
+    '10% reconnect',
+    () => {
+      for (const s of again) s.disconnect();
+      for (const s of again) s.connect();
+    },
+    (s) => s.short === 0 && (!again.has(s) || s.upAt > 0),
+    sims,
+    again,
+  );
+  const peak = rssMb(cp.pid, 'VmHWM');
+  for (const s of sims) s.disconnect();
+  await cp.stop();
+  return { n, services, syncSec, syncCpuSec, rssMb: rss, peakMb: peak, events: { 'route edit': routeEdit, 'endpoint join': join, '10% reconnect': reconnect } };
+}
+
+/** Waits until no sidecar has been sent anything for QUIET_MS. */
+async function quiet(sims: SimSidecar[]): Promise<void> {
+  await waitFor('quiet', async () => Date.now() - Math.max(...sims.map((s) => s.lastResponseAt)) >= QUIET_MS, EVENT_TIMEOUT_MS, 100);
+}
+
+function print(rows: Row[]): void {
+  const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const out: string[] = [];
+  out.push('', '## xDS at scale (control plane, N simulated sidecars on N/2 services)', '');
+  out.push('| N | services | initial sync s | sync CPU s | RSS after sync MB | peak RSS MB |');
+  out.push('|---|---|---|---|---|---|');
+  for (const r of rows) out.push(`| ${r.n} | ${r.services} | ${f(r.syncSec)} | ${f(r.syncCpuSec)} | ${f(r.rssMb, 0)} | ${f(r.peakMb, 0)} |`);
+  out.push('', 'Convergence: from the file write (or the event) to each sidecar\'s last ACK, over all sidecars; CPU and MB written are the control plane\'s for the event.', '');
+  out.push('| N | event | p50 s | p99 s | max s | CP CPU s | CP MB written |');
+  out.push('|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    for (const [name, e] of Object.entries(r.events)) {
+      out.push(`| ${r.n} | ${name} | ${f(e.p50, 3)} | ${f(e.p99, 3)} | ${f(e.max, 3)}${e.timedOut ? ' (timed out)' : ''} | ${f(e.cpuSec)} | ${f(e.mbWritten, 1)} |`);
+    }
+  }
+  console.log(out.join('\n'));
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  for (const n of SIZES) {
+    process.stderr.write(`bench-xds: N=${n}\n`);
+    try {
+      rows.push(await runOne(n));
+    } catch (err) {
+      process.stderr.write(`bench-xds: N=${n} failed: ${(err as Error).message}\n`);
+      await stopAll();
+    }
+  }
+  print(rows);
+}
+
+process.on('exit', () => {
+  killAllSync();
+  removeTmpDirs();
+});
+process.on('SIGINT', () => process.exit(130));
+main().then(
+  async () => {
+    await stopAll();
+    process.exit(0);
+  },
+  async (err) => {
+    console.error(err);
+    await stopAll();
+    process.exit(1);
+  },
+);
