@@ -1,14 +1,22 @@
 // "How to speak xDS": ADS State of the World over one gRPC stream per client. Each
 // type has its own subscription, version, nonce, acked version and last NACK. Who may
 // connect, and whether a stream may register its workload, is the port's StreamPolicy.
+//
+// What a push costs: each stream remembers the set it was last sent per type, so
+// RouteConfiguration and ClusterLoadAssignment responses carry only what changed since
+// (served-set.ts), and every response is written from resources encoded once per
+// snapshot. Flow control: a stream has at most MAX_WRITES_IN_FLIGHT responses not yet
+// taken by its client; past that, pushes are not queued but noted, and when the client
+// reads again it is sent the latest state, whatever happened meanwhile.
 import * as grpc from '@grpc/grpc-js';
-import type { AdsStream, DiscoveryRequest, XdsNode } from '../../proto/ads';
+import type { AdsStream, DiscoveryRequest, PreparedResponse, XdsNode } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
 import { workloadFromNode } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import { validateWorkload, type Workload } from '../model/workload';
 import type { SnapshotCache } from './cache';
-import type { Snapshot } from './snapshot';
+import { subscriptionKey, type Snapshot } from './snapshot';
+import type { ServedSet } from './served-set';
 
 export interface NackRecord {
   version: string;
@@ -19,6 +27,12 @@ export interface NackRecord {
 export interface TypeState {
   /** null: wildcard */
   names: string[] | null;
+  /** `names` as one string, the key of the set served for them */
+  namesKey?: string;
+  /** the set the client was last sent in full or brought up to; undefined: unknown (first answer, after a NACK) */
+  sentSet?: ServedSet;
+  /** the subscription changed and the client is owed an answer even if the version is the same */
+  answerOwed?: boolean;
   sentVersion?: string;
   sentNonce?: string;
   ackedVersion?: string;
@@ -41,7 +55,18 @@ export interface StreamInfo {
   types: Map<XdsTypeUrl, TypeState>;
   /** a reconnecting client held through the warm-up: no pushes before this time */
   heldUntil?: number;
+  /** responses written that the client has not taken yet */
+  inFlight: number;
+  /** a push waits for the client to read; with when the earliest change behind it happened */
+  owed?: { changedAt?: number };
 }
+
+/**
+ * Responses a stream may have in flight before further pushes wait for its client to read:
+ * one per type, so a normal push of all four is not held up, and a stalled client pins at
+ * most that many responses.
+ */
+export const MAX_WRITES_IN_FLIGHT = 4;
 
 /** What one listening port demands of its clients. */
 export interface StreamPolicy {
@@ -106,7 +131,7 @@ export class AdsServer {
       return;
     }
     const key = `s${++this.seq}`;
-    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map() };
+    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map(), inFlight: 0 };
     this.streams.set(key, info);
     this.writers.set(key, call);
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
@@ -200,6 +225,8 @@ export class AdsServer {
     if (req.response_nonce && req.response_nonce === st.sentNonce) {
       if (req.error_detail) {
         st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', at: Date.now() };
+        // the client kept what it had before: the next push gives it everything
+        st.sentSet = undefined;
         this.events.onNack?.(info, type, st.lastNack.message);
       } else {
         st.ackedVersion = req.version_info ?? '';
@@ -209,7 +236,11 @@ export class AdsServer {
     }
     const names = subscription(type, req.resource_names ?? [], isNew || st.names === null);
     const changed = isNew || !sameNames(st.names, names);
-    st.names = names;
+    if (changed) {
+      st.names = names;
+      st.namesKey = subscriptionKey(names);
+      st.answerOwed = !isNew && st.sentVersion !== undefined;
+    }
     if (isNew && req.version_info) {
       st.ackedVersion = req.version_info; // what a reconnecting client already holds
       if (Date.now() - this.startedAt < this.warmupMs) {
@@ -222,30 +253,63 @@ export class AdsServer {
       }
     }
     // held through the warm-up, a subscription change is answered when it ends
-    if (changed && info.heldUntil === undefined) this.push(info, type, this.cache.snapshot, true);
+    if (changed && info.heldUntil === undefined) this.push(info, type, this.cache.snapshot);
   }
 
-  private pushAll(info: StreamInfo, snap: Snapshot, changedAt: number): void {
+  private pushAll(info: StreamInfo, snap: Snapshot, changedAt?: number): void {
     // Held through the warm-up, the client is answered once, when it ends: snapshots built
     // meanwhile (others reconnecting) would hand it endpoint sets with sidecars missing.
     if (info.heldUntil !== undefined) return;
     // Envoy's order: clusters and their endpoints before the listeners and routes that use them
-    for (const type of xdsTypes) if (info.types.has(type)) this.push(info, type, snap, false, changedAt);
+    for (const type of xdsTypes) if (info.types.has(type)) this.push(info, type, snap, changedAt);
   }
 
   /** `changedAt`: when the change being pushed happened; none for answers to a subscription */
-  private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, subscriptionChanged = false, changedAt?: number): void {
+  private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, changedAt?: number): void {
     const call = this.writers.get(info.key);
     const st = info.types.get(type);
     if (!call || !st) return;
-    const set = snap.served(type, st.names, info.workload);
+    const set = snap.served(type, st.names, info.workload, st.namesKey);
+    if (set === st.sentSet && !st.answerOwed) return;
     const held = st.sentVersion ?? st.ackedVersion;
-    if (set.version === held && !(subscriptionChanged && st.sentVersion !== undefined)) return;
+    if (set.version === held && !st.answerOwed) {
+      // the same content: later diffs may start from this set, unless the client's state is
+      // unknown (after a NACK); a reconnecting client that named this version holds it
+      if (st.sentSet || st.sentVersion === undefined) st.sentSet = set;
+      return;
+    }
+    if (info.inFlight >= MAX_WRITES_IN_FLIGHT) {
+      // not queued: when the client reads again it gets the state of that moment
+      const owed = (info.owed ??= {});
+      if (changedAt !== undefined && (owed.changedAt === undefined || changedAt < owed.changedAt)) owed.changedAt = changedAt;
+      return;
+    }
+    const partial = st.sentSet !== undefined && (type === TypeUrl.ClusterLoadAssignment || type === TypeUrl.RouteConfiguration);
+    const resources = partial ? set.changedSince(st.sentSet!) : set.resources;
     st.sentVersion = set.version;
+    st.sentSet = set;
+    st.answerOwed = false;
     st.sentNonce = String(++this.nonce);
     if (changedAt !== undefined) st.pendingSince ??= changedAt;
-    call.write({ version_info: set.version, type_url: type, nonce: st.sentNonce, resources: set.resources.map((r) => r.any) });
+    const res: PreparedResponse = {
+      version_info: set.version,
+      type_url: type,
+      nonce: st.sentNonce,
+      resources: resources.map((r) => r.any),
+      resourcesWire: set.wire(resources),
+    };
+    info.inFlight++;
+    call.write(res, () => this.written(info));
     this.events.onPush?.(type);
+  }
+
+  /** The client took a response: what waited for it goes now, as the latest state. */
+  private written(info: StreamInfo): void {
+    info.inFlight--;
+    if (!info.owed || info.inFlight > 0 || !this.streams.has(info.key)) return;
+    const { changedAt } = info.owed;
+    info.owed = undefined;
+    this.pushAll(info, this.cache.snapshot, changedAt);
   }
 }
 

@@ -19,19 +19,11 @@ import { CORS_FILTER, MAX_DIRECT_RESPONSE_BODY_SIZE } from './translate-route-ac
 import { servedByEds } from './translate-discovery';
 import { clusterPolicy, DestinationRuleIndex, serviceNamespace } from '../model/destination-rules';
 
+import { ServedSet, type Resource } from './served-set';
+
+export { ServedSet, type Resource };
+
 type Obj = Record<string, unknown>;
-
-export interface Resource {
-  name: string;
-  any: AnyMessage;
-  /** the plain object, for /debug views */
-  obj: Obj;
-}
-
-export interface ServedSet {
-  version: string;
-  resources: Resource[];
-}
 
 // The fault and CORS filters are empty at the listener; routes switch them on through
 // typed_per_filter_config. Istio's order (listener_builder.go): fault, then CORS, then the
@@ -181,11 +173,11 @@ export class Snapshot {
    * subscription (names null), else the named ones that exist. What a sidecar gets
    * depends on its workload (scope.ts); a client without one gets the unscoped set.
    */
-  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload): ServedSet {
+  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload, namesKey = subscriptionKey(names)): ServedSet {
     const v = this.view(workload);
     // alike sidecars subscribe alike: each set, and the hash that versions it, is made once
     // (listeners are not: each sidecar's carries its own inbound listener)
-    const key = type === TypeUrl.Listener ? undefined : `${type} ${names?.join(' ') ?? '*'}`;
+    const key = type === TypeUrl.Listener ? undefined : `${type} ${namesKey}`;
     const made = key === undefined ? undefined : v.sets.get(key);
     if (made) return made;
     let list: Resource[];
@@ -199,7 +191,7 @@ export class Snapshot {
     // a sidecar's own inbound listener: its mTLS mode and authorization policies
     if (type === TypeUrl.Listener && workload && (names === null || names.includes(INBOUND_LISTENER))) list.push(this.inbound(workload));
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const set = { version: versionOf(list), resources: list };
+    const set = new ServedSet(versionOf(list), list);
     if (key !== undefined) v.sets.set(key, set);
     return set;
   }
@@ -287,6 +279,17 @@ export class Snapshot {
     }
     return v.demand.get(key) ?? undefined;
   }
+}
+
+/**
+ * A short key for a subscription's names, made when they change: a stream keeps it, so a
+ * push does not join (or hash) thousands of names per stream.
+ */
+export function subscriptionKey(names: string[] | null): string {
+  if (names === null) return '*';
+  const h = createHash('sha256');
+  for (const n of names) h.update(n).update('\0');
+  return h.digest('base64url').slice(0, 22);
 }
 
 function res(type: XdsTypeUrl, name: string, obj: Obj): Resource {
