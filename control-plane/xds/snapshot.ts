@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { MeshConfig, VirtualService } from '../model/types';
 import type { Workload } from '../model/workload';
-import { collectServices, resolveService, type Service } from '../model/services';
+import { collectServices, meshFqdn, resolveService, type Service } from '../model/services';
 import { VirtualServiceIndex } from '../model/virtual-service-index';
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
@@ -134,7 +134,7 @@ export class Snapshot {
       policyOf,
       specs: new Map(specs.map((c) => [c.name, c])),
       // DNS clusters carry their endpoints inline (ORIGINAL_DST ones need none)
-      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c, servedByEds(c) ? undefined : translateEndpoints(c, this.config, this.workloads, this.opts.domain))))),
+      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c, servedByEds(c) ? undefined : translateEndpoints(c, this.config, this.workloadsOf(c.service.fqdn), this.opts.domain))))),
       routes: new Map(),
       demand: new Map(),
       sets: new Map(),
@@ -234,6 +234,21 @@ export class Snapshot {
   }
 
   private readonly assignments = new Map<string, Resource>();
+  /** workloads by the FQDN of their service: an endpoint set looks only at its own service's */
+  private byService?: Map<string, Workload[]>;
+
+  private workloadsOf(fqdn: string): Workload[] {
+    if (!this.byService) {
+      this.byService = new Map();
+      for (const w of this.workloads) {
+        const key = meshFqdn(w.service, w.namespace, this.opts.domain);
+        const list = this.byService.get(key) ?? [];
+        list.push(w);
+        this.byService.set(key, list);
+      }
+    }
+    return this.byService.get(fqdn) ?? [];
+  }
 
   private assignment(v: View, name: string): Resource | undefined {
     const spec = v.specs.get(name);
@@ -242,7 +257,7 @@ export class Snapshot {
     const key = JSON.stringify(spec);
     let r = this.assignments.get(key);
     if (!r) {
-      r = res(TypeUrl.ClusterLoadAssignment, name, translateEndpoints(spec, this.config, this.workloads, this.opts.domain));
+      r = res(TypeUrl.ClusterLoadAssignment, name, translateEndpoints(spec, this.config, this.workloadsOf(spec.service.fqdn), this.opts.domain));
       this.assignments.set(key, r);
     }
     return r;
