@@ -15,7 +15,7 @@ import { mintToken } from '../certs/token';
 import { ROOT_KEY } from '../certs/ca';
 import { nodeFromWorkload } from '../proto/node-meta';
 import { requestCertificate } from '../sidecar/identity/ca-client';
-import { SimSidecar, type Markers } from './xds-sim';
+import { drops, SimSidecar, type Markers } from './xds-sim';
 import { cpuSeconds, freePort, httpGet, killAllSync, removeTmpDirs, startProc, stopAll, tmpDir, waitFor, type Proc } from './util';
 
 const TANDEM = path.join(__dirname, '..', 'cli', 'tandem.js');
@@ -91,7 +91,10 @@ async function runOne(n: number): Promise<Row> {
   const configPath = path.join(dir, 'mesh.yaml');
   fs.writeFileSync(configPath, meshYaml(services));
   const [listen, admin] = [await freePort(), await freePort()];
+  // XDS_BENCH_CPU_PROF=DIR: the control plane writes a V8 CPU profile there when it stops
+  const prof = process.env.XDS_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.XDS_BENCH_CPU_PROF] : [];
   const cp: Proc = startProc('control-plane', process.execPath, [
+    ...prof,
     TANDEM, 'control-plane', '--config', configPath, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--ca-dir', caDir,
   ]);
   await waitFor('control plane ready', async () => (await httpGet(admin, '/ready').catch(() => ({ status: 0 }))).status === 200, 30_000);
@@ -156,19 +159,24 @@ async function runOne(n: number): Promise<Row> {
   const join = await event('endpoint join', () => joiner.connect(), (s) => s.endpointMarked && s.short === 0, sims);
   sims.push(joiner);
 
-  // ---- 10% reconnect: every tenth sidecar drops its stream and comes straight back
+  // ---- 10% reconnect: every tenth sidecar drops its stream and comes back after the
+  // sidecar's first retry delay (sidecar/xds/client.ts: full jitter up to 200 ms, at least 50)
   const again = new Set(sims.filter((_, i) => i % 10 === 0));
   const reconnect = await event(
     '10% reconnect',
     () => {
-      for (const s of again) s.disconnect();
-      for (const s of again) s.connect();
+      for (const s of again) {
+        s.disconnect();
+        setTimeout(() => s.connect(), Math.max(50, Math.floor(Math.random() * 200)));
+      }
     },
     (s) => s.short === 0 && (!again.has(s) || s.upAt > 0),
     sims,
     again,
   );
   const peak = rssMb(cp.pid, 'VmHWM');
+  if (drops.size) process.stderr.write(`  N=${n}: streams that ended unasked (and were reopened): ${[...drops].map(([why, k]) => `${k} x ${why}`).join('; ')}\n`);
+  drops.clear();
   for (const s of sims) s.disconnect();
   await cp.stop();
   return { n, services, syncSec, syncCpuSec, rssMb: rss, peakMb: peak, events: { 'route edit': routeEdit, 'endpoint join': join, '10% reconnect': reconnect } };

@@ -13,6 +13,9 @@ import { assignmentNameAndSize, clusterNameAndEds } from './xds-wire';
 
 const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
 
+/** Why streams ended unasked, and how often: the benchmark reports it. */
+export const drops = new Map<string, number>();
+
 /** What the benchmark looks for in what a simulated sidecar holds. */
 export interface Markers {
   /** a string the edited route carries */
@@ -32,6 +35,7 @@ export class SimSidecar {
   private client?: grpc.Client;
   private stream?: AdsClientStream;
   private sentNode = false;
+  private retry?: NodeJS.Timeout;
   private readonly types = new Map<XdsTypeUrl, TypeState>();
   /** EDS cluster name -> endpoints it holds */
   readonly endpoints = new Map<string, number>();
@@ -79,16 +83,28 @@ export class SimSidecar {
     for (const st of this.types.values()) st.nonce = '';
     stream.on('metadata', () => (this.upAt ||= Date.now()));
     stream.on('data', (res: DiscoveryResponse) => this.onResponse(res));
-    stream.on('error', () => undefined);
+    // as the sidecar does: a stream that ends is opened again after a jittered delay
+    let ended = false;
+    const onEnd = (why: string) => {
+      if (ended || this.stream !== stream) return;
+      ended = true;
+      drops.set(why, (drops.get(why) ?? 0) + 1);
+      this.disconnect();
+      this.retry = setTimeout(() => this.connect(), Math.max(50, Math.floor(Math.random() * 1000)));
+    };
+    stream.on('error', (err: Error) => onEnd(err.message));
+    stream.on('end', () => onEnd('ended by the control plane'));
     this.request(TypeUrl.Cluster);
     this.request(TypeUrl.Listener);
     for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) if (this.types.get(t)!.names.length) this.request(t);
   }
 
   disconnect(): void {
-    this.stream?.cancel();
-    this.client?.close();
+    clearTimeout(this.retry);
+    const stream = this.stream;
     this.stream = undefined;
+    stream?.cancel();
+    this.client?.close();
     this.upAt = 0;
   }
 

@@ -128,7 +128,7 @@ interface Recorded {
   streams: number[];
 }
 
-async function setup(cfg = config()) {
+async function setup(cfg = config(), maxBytesInFlight?: number) {
   const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' });
   cache.setConfig(cfg);
   await tick();
@@ -142,7 +142,7 @@ async function setup(cfg = config()) {
     },
     onStreamsChanged: (n) => rec.streams.push(n),
   };
-  const server = new AdsServer(cache, events, 0);
+  const server = new AdsServer(cache, events, 0, maxBytesInFlight);
   const connect = (policy: StreamPolicy = peerPolicy('reviews')) => {
     const s = new FakeStream();
     server.handle(s as unknown as AdsStream, policy);
@@ -563,6 +563,23 @@ describe('AdsServer: push convergence', () => {
     expect(rec.converged).toEqual([{ type: TypeUrl.RouteConfiguration, since: first }]);
   });
 
+  it('times a push held for a client that stopped reading from the change, not from when it read again', async () => {
+    const { cache, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    s.stalled = true;
+    const first = Date.now() - 9000;
+    for (let i = 0; i < MAX_WRITES_IN_FLIGHT + 3; i++) {
+      cache.setConfig(config(10 + i, 90 - i), first + i * 1000);
+      await tick();
+    }
+    s.resume();
+    await tick();
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    expect(rec.converged).toEqual([{ type: TypeUrl.RouteConfiguration, since: first }]);
+  });
+
   it('times an endpoint event from the moment the sidecar registered', async () => {
     const { connect, rec } = await setup();
     const watcher = connect();
@@ -848,5 +865,34 @@ describe('AdsServer: sending only what changed', () => {
     expect(contents(s.held(TypeUrl.RouteConfiguration), TypeUrl.RouteConfiguration)).toEqual(
       contents({ ...s.last(TypeUrl.RouteConfiguration)!, resources: latest.resources.map((r) => r.any) }, TypeUrl.RouteConfiguration),
     );
+  });
+});
+
+describe('AdsServer: a byte budget over all streams', () => {
+  it('holds pushes past the budget until a client reads or leaves, then answers the streams that waited, in order', async () => {
+    // a budget one response fills
+    const { connect } = await setup(config(), 1);
+    const a = connect();
+    a.stalled = true;
+    a.send({ type_url: TypeUrl.Cluster });
+    expect(a.sent).toHaveLength(1);
+    const b = connect();
+    b.send({ type_url: TypeUrl.Cluster });
+    const c = connect();
+    c.send({ type_url: TypeUrl.Cluster });
+    expect([b.sent.length, c.sent.length]).toEqual([0, 0]);
+    a.resume();
+    expect(b.sent).toHaveLength(1);
+    expect(c.sent).toHaveLength(1);
+    // a client that stops reading and then leaves frees what it held
+    const d = connect();
+    d.stalled = true;
+    d.send({ type_url: TypeUrl.Cluster });
+    const e = connect();
+    e.send({ type_url: TypeUrl.Cluster });
+    expect(e.sent).toHaveLength(0);
+    d.emit('close');
+    expect(e.sent).toHaveLength(1);
+    expect(names(e.sent[0], TypeUrl.Cluster).length).toBeGreaterThan(0);
   });
 });

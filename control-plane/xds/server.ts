@@ -6,8 +6,10 @@
 // RouteConfiguration and ClusterLoadAssignment responses carry only what changed since
 // (served-set.ts), and every response is written from resources encoded once per
 // snapshot. Flow control: a stream has at most MAX_WRITES_IN_FLIGHT responses not yet
-// taken by its client; past that, pushes are not queued but noted, and when the client
-// reads again it is sent the latest state, whatever happened meanwhile.
+// taken by its client, and all streams together at most maxBytesInFlight (a thousand
+// sidecars connecting at once would otherwise each be handed the whole mesh at once);
+// past either, pushes are not queued but noted, and when the client reads again (or the
+// budget frees) the stream is sent the latest state, whatever happened meanwhile.
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DiscoveryRequest, PreparedResponse, XdsNode } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
@@ -55,8 +57,9 @@ export interface StreamInfo {
   types: Map<XdsTypeUrl, TypeState>;
   /** a reconnecting client held through the warm-up: no pushes before this time */
   heldUntil?: number;
-  /** responses written that the client has not taken yet */
+  /** responses written that the client has not taken yet, and their bytes */
   inFlight: number;
+  bytesInFlight: number;
   /** a push waits for the client to read; with when the earliest change behind it happened */
   owed?: { changedAt?: number };
 }
@@ -67,6 +70,9 @@ export interface StreamInfo {
  * most that many responses.
  */
 export const MAX_WRITES_IN_FLIGHT = 4;
+
+/** Bytes of responses written and not yet taken, over all streams, before pushes wait. */
+export const MAX_BYTES_IN_FLIGHT = 64 * 2 ** 20;
 
 /** What one listening port demands of its clients. */
 export interface StreamPolicy {
@@ -95,6 +101,10 @@ export class AdsServer {
   private nonce = 0;
   private seq = 0;
   private startedAt = Date.now();
+  private bytesInFlight = 0;
+  /** streams owed a push that waits for the byte budget, in the order they came */
+  private readonly waiting = new Set<StreamInfo>();
+  private waking = false;
 
   /**
    * @param warmupMs after a restart, clients that already hold config (their request
@@ -105,6 +115,7 @@ export class AdsServer {
     private readonly cache: SnapshotCache,
     private readonly events: AdsEvents = {},
     private readonly warmupMs = 0,
+    private readonly maxBytesInFlight = MAX_BYTES_IN_FLIGHT,
   ) {
     cache.on('snapshot', (snap: Snapshot, changedAt: number) => {
       for (const s of this.streams.values()) this.pushAll(s, snap, changedAt);
@@ -131,7 +142,7 @@ export class AdsServer {
       return;
     }
     const key = `s${++this.seq}`;
-    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map(), inFlight: 0 };
+    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map(), inFlight: 0, bytesInFlight: 0 };
     this.streams.set(key, info);
     this.writers.set(key, call);
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
@@ -140,6 +151,11 @@ export class AdsServer {
     const close = () => {
       if (!this.streams.delete(key)) return;
       this.writers.delete(key);
+      // a closed call never completes its writes: their bytes are freed here
+      this.bytesInFlight -= info.bytesInFlight;
+      info.bytesInFlight = 0;
+      this.waiting.delete(info);
+      this.wake();
       if (info.registered) this.cache.removeWorkload(key);
       this.events.onStreamsChanged?.(this.streams.size);
     };
@@ -278,10 +294,12 @@ export class AdsServer {
       if (st.sentSet || st.sentVersion === undefined) st.sentSet = set;
       return;
     }
-    if (info.inFlight >= MAX_WRITES_IN_FLIGHT) {
-      // not queued: when the client reads again it gets the state of that moment
+    const overBudget = this.bytesInFlight >= this.maxBytesInFlight;
+    if (info.inFlight >= MAX_WRITES_IN_FLIGHT || overBudget) {
+      // not queued: when the client reads again (or the budget frees) it gets the state of that moment
       const owed = (info.owed ??= {});
       if (changedAt !== undefined && (owed.changedAt === undefined || changedAt < owed.changedAt)) owed.changedAt = changedAt;
+      if (overBudget) this.waiting.add(info);
       return;
     }
     const partial = st.sentSet !== undefined && (type === TypeUrl.ClusterLoadAssignment || type === TypeUrl.RouteConfiguration);
@@ -298,18 +316,44 @@ export class AdsServer {
       resources: resources.map((r) => r.any),
       resourcesWire: set.wire(resources),
     };
+    const bytes = res.resourcesWire.length;
     info.inFlight++;
-    call.write(res, () => this.written(info));
+    info.bytesInFlight += bytes;
+    this.bytesInFlight += bytes;
+    call.write(res, () => this.written(info, bytes));
     this.events.onPush?.(type);
   }
 
   /** The client took a response: what waited for it goes now, as the latest state. */
-  private written(info: StreamInfo): void {
+  private written(info: StreamInfo, bytes: number): void {
+    if (!this.streams.has(info.key)) return; // freed when it closed
     info.inFlight--;
-    if (!info.owed || info.inFlight > 0 || !this.streams.has(info.key)) return;
-    const { changedAt } = info.owed;
+    info.bytesInFlight -= bytes;
+    this.bytesInFlight -= bytes;
+    if (info.owed && info.inFlight === 0 && !this.waiting.has(info)) this.settle(info);
+    this.wake();
+  }
+
+  /** Sends a stream what it was owed, as the state now. */
+  private settle(info: StreamInfo): void {
+    const changedAt = info.owed?.changedAt;
     info.owed = undefined;
     this.pushAll(info, this.cache.snapshot, changedAt);
+  }
+
+  /** Streams waiting for the byte budget go, in the order they came, while it lasts. */
+  private wake(): void {
+    if (this.waking) return;
+    this.waking = true;
+    try {
+      for (const w of this.waiting) {
+        if (this.bytesInFlight >= this.maxBytesInFlight) break;
+        this.waiting.delete(w);
+        if (this.streams.has(w.key) && w.inFlight < MAX_WRITES_IN_FLIGHT) this.settle(w);
+      }
+    } finally {
+      this.waking = false;
+    }
   }
 }
 
