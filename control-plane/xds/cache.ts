@@ -111,7 +111,7 @@ export class SnapshotCache extends EventEmitter {
       this.stale = false;
       try {
         // the config was translated for every kind of caller when it was set
-        this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false);
+        this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false, this.current);
       } catch (err) {
         // A config that validates but cannot be translated must not take the mesh down.
         this.emit('buildError', err);

@@ -4,6 +4,7 @@
 // resources that changed, so an endpoint joining costs one ClusterLoadAssignment per
 // subscriber, not all of them. Diffs and encodings are made once and shared by every
 // stream that needs the same one.
+import { createHash } from 'node:crypto';
 import { encodeResourceField } from '../../proto/wire';
 import type { AnyMessage } from '../../proto/any';
 
@@ -26,9 +27,30 @@ export function wireOf(r: Resource): Buffer {
   return w;
 }
 
+/**
+ * What a client was sent of a set, without the resources: a stream keeps this, so that a
+ * stream behind by a few snapshots does not keep those snapshots' resources alive.
+ */
+export interface Held {
+  version: string;
+  /** resource name -> digest of its encoding */
+  digests: Map<string, string>;
+}
+
+const digests = new WeakMap<Resource, string>();
+
+function digestOf(r: Resource): string {
+  let d = digests.get(r);
+  if (d === undefined) {
+    d = createHash('sha256').update(r.any.value).digest('base64url').slice(0, 22);
+    digests.set(r, d);
+  }
+  return d;
+}
+
 export class ServedSet {
-  private byName?: Map<string, Resource>;
-  private readonly diffs = new WeakMap<ServedSet, Resource[]>();
+  private held?: Held;
+  private readonly diffs = new WeakMap<Held, Resource[]>();
   private readonly wires = new WeakMap<Resource[], Buffer>();
 
   constructor(
@@ -36,9 +58,10 @@ export class ServedSet {
     readonly resources: Resource[],
   ) {}
 
-  get(name: string): Resource | undefined {
-    this.byName ??= new Map(this.resources.map((r) => [r.name, r]));
-    return this.byName.get(name);
+  /** This set as a client that was sent it holds it. */
+  get summary(): Held {
+    this.held ??= { version: this.version, digests: new Map(this.resources.map((r) => [r.name, digestOf(r)])) };
+    return this.held;
   }
 
   /**
@@ -46,13 +69,10 @@ export class ServedSet {
    * Resources only `held` has are not listed: a client drops those itself when it
    * unsubscribes, and one still subscribed keeps what it has, as Envoy does.
    */
-  changedSince(held: ServedSet): Resource[] {
+  changedSince(held: Held): Resource[] {
     let d = this.diffs.get(held);
     if (!d) {
-      d = this.resources.filter((r) => {
-        const old = held.get(r.name);
-        return !old || (old !== r && Buffer.compare(old.any.value, r.any.value) !== 0);
-      });
+      d = held === this.held ? [] : this.resources.filter((r) => held.digests.get(r.name) !== digestOf(r));
       this.diffs.set(held, d);
     }
     return d;

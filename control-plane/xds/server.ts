@@ -18,7 +18,7 @@ import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import { validateWorkload, type Workload } from '../model/workload';
 import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
-import type { ServedSet } from './served-set';
+import type { Held } from './served-set';
 
 export interface NackRecord {
   version: string;
@@ -31,8 +31,8 @@ export interface TypeState {
   names: string[] | null;
   /** `names` as one string, the key of the set served for them */
   namesKey?: string;
-  /** the set the client was last sent in full or brought up to; undefined: unknown (first answer, after a NACK) */
-  sentSet?: ServedSet;
+  /** what the client holds: the set it was last sent or brought up to; undefined: unknown (first answer, after a NACK) */
+  sentSet?: Held;
   /** the subscription changed and the client is owed an answer even if the version is the same */
   answerOwed?: boolean;
   sentVersion?: string;
@@ -250,7 +250,7 @@ export class AdsServer {
         st.pendingSince = undefined;
       }
     }
-    const names = subscription(type, req.resource_names ?? [], isNew || st.names === null);
+    const names = subscription(type, req.resource_names ?? [], isNew || st.names === null, isNew ? null : st.names);
     const changed = isNew || !sameNames(st.names, names);
     if (changed) {
       st.names = names;
@@ -286,12 +286,12 @@ export class AdsServer {
     const st = info.types.get(type);
     if (!call || !st) return;
     const set = snap.served(type, st.names, info.workload, st.namesKey);
-    if (set === st.sentSet && !st.answerOwed) return;
+    if (set.summary === st.sentSet && !st.answerOwed) return;
     const held = st.sentVersion ?? st.ackedVersion;
     if (set.version === held && !st.answerOwed) {
       // the same content: later diffs may start from this set, unless the client's state is
       // unknown (after a NACK); a reconnecting client that named this version holds it
-      if (st.sentSet || st.sentVersion === undefined) st.sentSet = set;
+      if (st.sentSet || st.sentVersion === undefined) st.sentSet = set.summary;
       return;
     }
     const overBudget = this.bytesInFlight >= this.maxBytesInFlight;
@@ -305,7 +305,7 @@ export class AdsServer {
     const partial = st.sentSet !== undefined && (type === TypeUrl.ClusterLoadAssignment || type === TypeUrl.RouteConfiguration);
     const resources = partial ? set.changedSince(st.sentSet!) : set.resources;
     st.sentVersion = set.version;
-    st.sentSet = set;
+    st.sentSet = set.summary;
     st.answerOwed = false;
     st.sentNonce = String(++this.nonce);
     if (changedAt !== undefined) st.pendingSince ??= changedAt;
@@ -364,7 +364,9 @@ export class AdsServer {
  * other names beside it those are served too — for Listener and Cluster, the wildcard
  * already includes them.
  */
-function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildcard: boolean): string[] | null {
+function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildcard: boolean, held: string[] | null): string[] | null {
+  // an ACK names what it subscribed to before, in the same order: no need to sort it again
+  if (held !== null && sameNames(held, requested)) return held;
   const wildcardType = WILDCARD_TYPES.includes(type);
   if (requested.includes('*')) return wildcardType ? null : [...new Set(requested.filter((n) => n !== '*'))].sort();
   if (requested.length === 0 && wildcardType && mayBeImplicitWildcard) return null;
@@ -372,6 +374,7 @@ function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildca
 }
 
 function sameNames(a: string[] | null, b: string[] | null): boolean {
+  if (a === b) return true;
   if (a === null || b === null) return a === b;
   return a.length === b.length && a.every((n, i) => n === b[i]);
 }

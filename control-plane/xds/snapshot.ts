@@ -79,7 +79,10 @@ export class Snapshot {
     readonly opts: SnapshotOptions,
     /** translate for every kind of caller the config names now (a new config), not when first asked */
     probe = true,
+    /** the snapshot this one follows: what depends only on the config is kept when the config is the same */
+    previous?: Snapshot,
   ) {
+    this.inboundCache = previous && previous.config === config ? previous.inboundCache : new Map();
     this.services = collectServices(config, workloads, opts.domain);
     this.scope = new Scope(config, this.services, opts.domain);
     this.listeners = toMap([
@@ -176,9 +179,9 @@ export class Snapshot {
   served(type: XdsTypeUrl, names: string[] | null, workload?: Workload, namesKey = subscriptionKey(names)): ServedSet {
     const v = this.view(workload);
     // alike sidecars subscribe alike: each set, and the hash that versions it, is made once
-    // (listeners are not: each sidecar's carries its own inbound listener)
-    const key = type === TypeUrl.Listener ? undefined : `${type} ${namesKey}`;
-    const made = key === undefined ? undefined : v.sets.get(key);
+    // (listeners once per kind of inbound listener)
+    const key = type === TypeUrl.Listener && workload ? `${type} ${namesKey} ${inboundKey(workload)}` : `${type} ${namesKey}`;
+    const made = v.sets.get(key);
     if (made) return made;
     let list: Resource[];
     if (type === TypeUrl.ClusterLoadAssignment) {
@@ -192,7 +195,7 @@ export class Snapshot {
     if (type === TypeUrl.Listener && workload && (names === null || names.includes(INBOUND_LISTENER))) list.push(this.inbound(workload));
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const set = new ServedSet(versionOf(list), list);
-    if (key !== undefined) v.sets.set(key, set);
+    v.sets.set(key, set);
     return set;
   }
 
@@ -263,8 +266,9 @@ export class Snapshot {
     return r;
   }
 
-  // workloads alike in what policy can select (namespace, labels, port) share one listener
-  private readonly inboundCache = new Map<string, Resource>();
+  // workloads alike in what policy can select (namespace, labels, port) share one listener,
+  // for as long as the config stays the same (sidecars come and go far more often)
+  private readonly inboundCache: Map<string, Resource>;
 
   private inbound(w: Workload): Resource {
     const key = inboundKey(w);
