@@ -1,21 +1,20 @@
 // `make bench-xds`: how the control plane copes with many sidecars. For each N (default
 // 100, 500, 1000, 2000; XDS_BENCH_N=100,500 to pick), a real control plane is started on
 // a config of N/2 services (every tenth with a VirtualService), N simulated sidecars
-// (bench/xds-sim.ts) connect over real ADS streams with real workload certificates (two
+// (bench/xds-sim.ts, in XDS_BENCH_WORKERS=2 processes) connect over real ADS streams with real workload certificates (two
 // replicas per service), and it prints: initial sync time, the control plane's RSS and
 // CPU, and for three events (a route edit, one endpoint joining, 10% of the sidecars
 // reconnecting) convergence from the file write or the event to each sidecar's last ACK
 // (p50/p99/max over the sidecars), the control plane's CPU and the bytes it wrote.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { newKey } from '../certs/keys';
 import { spiffeUri } from '../certs/spiffe';
 import { mintToken } from '../certs/token';
 import { ROOT_KEY } from '../certs/ca';
-import { nodeFromWorkload } from '../proto/node-meta';
 import { requestCertificate } from '../sidecar/identity/ca-client';
-import { drops, SimSidecar, type Markers } from './xds-sim';
+import { Fleet } from './xds-fleet';
+import type { SimSpec, SimStatus } from './xds-worker';
 import { cpuSeconds, freePort, httpGet, killAllSync, removeTmpDirs, startProc, stopAll, tmpDir, waitFor, type Proc } from './util';
 
 const TANDEM = path.join(__dirname, '..', 'cli', 'tandem.js');
@@ -23,6 +22,8 @@ const SIZES = (process.env.XDS_BENCH_N ?? '100,500,1000,2000').split(',').map((s
 const EVENT_TIMEOUT_MS = Number(process.env.XDS_BENCH_TIMEOUT_S ?? 300) * 1000;
 /** no response to any sidecar for this long, with every sidecar in the expected state: the event is over */
 const QUIET_MS = 1000;
+/** processes the simulated sidecars run in */
+const WORKERS = Math.max(1, Number(process.env.XDS_BENCH_WORKERS ?? 2));
 const CLUSTER = (svc: string) => `outbound|80||${svc}.default.svc.cluster.local`;
 
 interface EventResult {
@@ -104,43 +105,52 @@ async function runOne(n: number): Promise<Row> {
 
   // one identity per service (its replicas share the service account), issued by the CA service
   const names = Array.from({ length: services }, (_, i) => `svc-${i}`);
-  const creds = await poolMap(names, 16, async (svc) => {
+  const ids = await poolMap(names, 16, async (svc) => {
     const key = newKey();
     const token = mintToken(rootKeyPem, { namespace: 'default', serviceAccount: svc, services: [svc], ttlMs: 3600e3 });
     const chain = await requestCertificate({ target, rootPem, timeoutMs: 60_000 }, key, spiffeUri({ trustDomain: 'cluster.local', namespace: 'default', serviceAccount: svc }), { token });
-    return grpc.credentials.createSsl(Buffer.from(rootPem), Buffer.from(key.keyPem), Buffer.from(chain.join('')));
+    return { keyPem: key.keyPem, chainPem: chain.join('') };
   });
 
+  const fleet = new Fleet(WORKERS);
+  await fleet.init(target, rootPem);
   const replicas = new Map(names.map((s) => [CLUSTER(s), 0]));
-  const markers: Markers = {};
-  const expected = (cluster: string) => replicas.get(cluster) ?? 0;
-  const sim = (i: number, svc: number, address: string) => {
+  const spec = (id: number, svc: number, address: string): SimSpec => {
     replicas.set(CLUSTER(names[svc]), (replicas.get(CLUSTER(names[svc])) ?? 0) + 1);
-    const node = nodeFromWorkload({ id: `sim-${i}`, service: names[svc], namespace: 'default', serviceAccount: names[svc], labels: { app: names[svc] }, inboundAddress: address, appPort: 8080 });
-    return new SimSidecar(target, creds[svc], node, markers, expected);
+    return { id, service: names[svc], address, ...ids[svc] };
   };
-  const sims = Array.from({ length: n }, (_, i) => sim(i, i % services, `127.${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}:15006`));
-  for (const s of sims) s.recount();
+  const all = Array.from({ length: n }, (_, i) => i);
+  await fleet.add(all.map((i) => spec(i, i % services, `127.${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}:15006`)));
+  await fleet.expect(replicas);
+  const statusOf = async (watched: number[]) => {
+    const { status } = await fleet.status();
+    const by = new Map(status.map((st) => [st.id, st]));
+    return watched.map((id) => by.get(id)!);
+  };
 
   // ---- initial sync: everyone connects at once
   const cpu0 = cpuSeconds([cp.pid]);
   const t0 = Date.now();
-  for (const s of sims) s.connect();
-  await waitFor(`${n} sidecars synced`, async () => sims.every((s) => s.synced && s.short === 0), EVENT_TIMEOUT_MS, 100);
+  await fleet.connect();
+  await waitFor(`${n} sidecars synced`, async () => (await statusOf(all)).every((st) => st.synced && st.short === 0), EVENT_TIMEOUT_MS, 200);
   const syncSec = (Date.now() - t0) / 1000;
   const syncCpuSec = cpuSeconds([cp.pid]) - cpu0;
-  await quiet(sims);
+  await waitFor('quiet', async () => Date.now() - Math.max(...(await statusOf(all)).map((st) => st.lastResponseAt)) >= QUIET_MS, EVENT_TIMEOUT_MS, 200);
   const rss = rssMb(cp.pid, 'VmRSS');
 
-  const event = async (name: string, trigger: () => void, done: (s: SimSidecar) => boolean, watched: SimSidecar[], reconnected = new Set<SimSidecar>()): Promise<EventResult> => {
+  const event = async (name: string, trigger: () => Promise<void>, done: (st: SimStatus) => boolean, watched: number[], reconnected = new Set<number>()): Promise<EventResult> => {
     const c0 = cpuSeconds([cp.pid]);
     const w0 = written(cp.pid);
     const start = Date.now();
-    trigger();
+    await trigger();
     let timedOut = false;
-    await waitFor(name, async () => watched.every(done) && Date.now() - Math.max(...watched.map((s) => s.lastResponseAt)) >= QUIET_MS, EVENT_TIMEOUT_MS, 100).catch(() => (timedOut = true));
-    const times = watched
-      .map((s) => Math.max(s.lastAckAt, reconnected.has(s) ? s.upAt : 0) - start)
+    let last: SimStatus[] = [];
+    await waitFor(name, async () => {
+      last = await statusOf(watched);
+      return last.every(done) && Date.now() - Math.max(...last.map((st) => st.lastResponseAt)) >= QUIET_MS;
+    }, EVENT_TIMEOUT_MS, 200).catch(() => (timedOut = true));
+    const times = last
+      .map((st) => Math.max(st.lastAckAt, reconnected.has(st.id) ? st.upAt : 0) - start)
       .map((ms) => Math.max(0, ms) / 1000)
       .sort((a, b) => a - b);
     const res = { p50: pct(times, 0.5), p99: pct(times, 0.99), max: times[times.length - 1], cpuSec: cpuSeconds([cp.pid]) - c0, mbWritten: (written(cp.pid) - w0) / 2 ** 20, timedOut };
@@ -149,42 +159,28 @@ async function runOne(n: number): Promise<Row> {
   };
 
   // ---- a route edit: one VirtualService gets a header; every sidecar's routes carry it
-  markers.route = `edit-${Date.now()}`;
-  const routeEdit = await event('route edit', () => fs.writeFileSync(configPath, meshYaml(services, markers.route)), (s) => s.routeMarked, sims);
+  const routeMarker = `edit-${Date.now()}`;
+  await fleet.markers({ route: routeMarker });
+  const routeEdit = await event('route edit', async () => fs.writeFileSync(configPath, meshYaml(services, routeMarker)), (st) => st.routeMarked, all);
 
   // ---- one endpoint joins svc-1: every sidecar's svc-1 endpoints include it
-  markers.endpoint = '127.250.250.250';
-  const joiner = sim(n, 1 % services, `${markers.endpoint}:15006`);
-  for (const s of sims) s.recount();
-  const join = await event('endpoint join', () => joiner.connect(), (s) => s.endpointMarked && s.short === 0, sims);
-  sims.push(joiner);
+  const endpoint = '127.250.250.250';
+  await fleet.markers({ endpoint });
+  await fleet.add([spec(n, 1 % services, `${endpoint}:15006`)]);
+  await fleet.expect(replicas);
+  const join = await event('endpoint join', () => fleet.connect([n]), (st) => st.endpointMarked && st.short === 0, all);
 
   // ---- 10% reconnect: every tenth sidecar drops its stream and comes back after the
-  // sidecar's first retry delay (sidecar/xds/client.ts: full jitter up to 200 ms, at least 50)
-  const again = new Set(sims.filter((_, i) => i % 10 === 0));
-  const reconnect = await event(
-    '10% reconnect',
-    () => {
-      for (const s of again) {
-        s.disconnect();
-        setTimeout(() => s.connect(), Math.max(50, Math.floor(Math.random() * 200)));
-      }
-    },
-    (s) => s.short === 0 && (!again.has(s) || s.upAt > 0),
-    sims,
-    again,
-  );
+  // sidecar's first retry delay (bench/xds-worker.ts)
+  const everyone = [...all, n];
+  const again = new Set(everyone.filter((i) => i % 10 === 0));
+  const reconnect = await event('10% reconnect', () => fleet.reconnect([...again]), (st) => st.short === 0 && (!again.has(st.id) || st.upAt > 0), everyone, again);
   const peak = rssMb(cp.pid, 'VmHWM');
+  const { drops } = await fleet.status();
   if (drops.size) process.stderr.write(`  N=${n}: streams that ended unasked (and were reopened): ${[...drops].map(([why, k]) => `${k} x ${why}`).join('; ')}\n`);
-  drops.clear();
-  for (const s of sims) s.disconnect();
+  await fleet.stop();
   await cp.stop();
   return { n, services, syncSec, syncCpuSec, rssMb: rss, peakMb: peak, events: { 'route edit': routeEdit, 'endpoint join': join, '10% reconnect': reconnect } };
-}
-
-/** Waits until no sidecar has been sent anything for QUIET_MS. */
-async function quiet(sims: SimSidecar[]): Promise<void> {
-  await waitFor('quiet', async () => Date.now() - Math.max(...sims.map((s) => s.lastResponseAt)) >= QUIET_MS, EVENT_TIMEOUT_MS, 100);
 }
 
 function print(rows: Row[]): void {
