@@ -33,6 +33,8 @@ interface EventResult {
   cpuSec: number;
   mbWritten: number;
   timedOut: boolean;
+  /** responses sent for the event, by type */
+  responses: string;
 }
 
 interface Row {
@@ -68,6 +70,18 @@ const rssMb = (pid: number, field: 'VmRSS' | 'VmHWM'): number => {
   return m ? Number(m[1]) / 1024 : NaN;
 };
 const written = (pid: number): number => Number(/^wchar: (\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+
+/** `k` of `items`, picked by a seeded generator so that every run picks the same. */
+function sample<T>(items: T[], k: number): T[] {
+  let seed = 0x2545f491;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const pool = [...items];
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(rand() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j], pool[i]];
+  }
+  return pool.slice(0, k);
+}
 
 function pct(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] : NaN;
@@ -138,7 +152,12 @@ async function runOne(n: number): Promise<Row> {
   await waitFor('quiet', async () => Date.now() - Math.max(...(await statusOf(all)).map((st) => st.lastResponseAt)) >= QUIET_MS, EVENT_TIMEOUT_MS, 200);
   const rss = rssMb(cp.pid, 'VmRSS');
 
+  const pushes = async (): Promise<Map<string, number>> => {
+    const text = (await httpGet(admin, '/metrics')).body;
+    return new Map([...text.matchAll(/^tandem_xds_pushes_total\{type="(\w+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+  };
   const event = async (name: string, trigger: () => Promise<void>, done: (st: SimStatus) => boolean, watched: number[], reconnected = new Set<number>()): Promise<EventResult> => {
+    const p0 = await pushes();
     const c0 = cpuSeconds([cp.pid]);
     const w0 = written(cp.pid);
     const start = Date.now();
@@ -153,8 +172,12 @@ async function runOne(n: number): Promise<Row> {
       .map((st) => Math.max(st.lastAckAt, reconnected.has(st.id) ? st.upAt : 0) - start)
       .map((ms) => Math.max(0, ms) / 1000)
       .sort((a, b) => a - b);
-    const res = { p50: pct(times, 0.5), p99: pct(times, 0.99), max: times[times.length - 1], cpuSec: cpuSeconds([cp.pid]) - c0, mbWritten: (written(cp.pid) - w0) / 2 ** 20, timedOut };
-    process.stderr.write(`  N=${n} ${name}: p50 ${res.p50.toFixed(3)} s p99 ${res.p99.toFixed(3)} s max ${res.max.toFixed(3)} s, CPU ${res.cpuSec.toFixed(2)} s, ${res.mbWritten.toFixed(1)} MB${timedOut ? ' (TIMED OUT)' : ''}\n`);
+    const cpuSec = cpuSeconds([cp.pid]) - c0;
+    const mbWritten = (written(cp.pid) - w0) / 2 ** 20;
+    const p1 = await pushes();
+    const responses = [...p1].map(([t, k]) => `${t} ${k - (p0.get(t) ?? 0)}`).join(', ');
+    const res = { p50: pct(times, 0.5), p99: pct(times, 0.99), max: times[times.length - 1], cpuSec, mbWritten, timedOut, responses };
+    process.stderr.write(`  N=${n} ${name}: p50 ${res.p50.toFixed(3)} s p99 ${res.p99.toFixed(3)} s max ${res.max.toFixed(3)} s, CPU ${cpuSec.toFixed(2)} s, ${mbWritten.toFixed(1)} MB, responses ${responses}${timedOut ? ' (TIMED OUT)' : ''}\n`);
     return res;
   };
 
@@ -170,10 +193,12 @@ async function runOne(n: number): Promise<Row> {
   await fleet.expect(replicas);
   const join = await event('endpoint join', () => fleet.connect([n]), (st) => st.endpointMarked && st.short === 0, all);
 
-  // ---- 10% reconnect: every tenth sidecar drops its stream and comes back after the
-  // sidecar's first retry delay (bench/xds-worker.ts)
+  // ---- 10% reconnect: a random tenth of the sidecars (seeded, the same every run) drop their
+  // streams and come back after the sidecar's first retry delay (bench/xds-worker.ts). Where
+  // both replicas of a service are among them, the service leaves the mesh for that moment,
+  // and every sidecar's clusters and routes change twice.
   const everyone = [...all, n];
-  const again = new Set(everyone.filter((i) => i % 10 === 0));
+  const again = new Set(sample(everyone, Math.round(everyone.length / 10)));
   const reconnect = await event('10% reconnect', () => fleet.reconnect([...again]), (st) => st.short === 0 && (!again.has(st.id) || st.upAt > 0), everyone, again);
   const peak = rssMb(cp.pid, 'VmHWM');
   const { drops } = await fleet.status();
@@ -191,11 +216,11 @@ function print(rows: Row[]): void {
   out.push('|---|---|---|---|---|---|');
   for (const r of rows) out.push(`| ${r.n} | ${r.services} | ${f(r.syncSec)} | ${f(r.syncCpuSec)} | ${f(r.rssMb, 0)} | ${f(r.peakMb, 0)} |`);
   out.push('', 'Convergence: from the file write (or the event) to each sidecar\'s last ACK, over all sidecars; CPU and MB written are the control plane\'s for the event.', '');
-  out.push('| N | event | p50 s | p99 s | max s | CP CPU s | CP MB written |');
-  out.push('|---|---|---|---|---|---|---|');
+  out.push('| N | event | p50 s | p99 s | max s | CP CPU s | CP MB written | responses |');
+  out.push('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     for (const [name, e] of Object.entries(r.events)) {
-      out.push(`| ${r.n} | ${name} | ${f(e.p50, 3)} | ${f(e.p99, 3)} | ${f(e.max, 3)}${e.timedOut ? ' (timed out)' : ''} | ${f(e.cpuSec)} | ${f(e.mbWritten, 1)} |`);
+      out.push(`| ${r.n} | ${name} | ${f(e.p50, 3)} | ${f(e.p99, 3)} | ${f(e.max, 3)}${e.timedOut ? ' (timed out)' : ''} | ${f(e.cpuSec)} | ${f(e.mbWritten, 1)} | ${e.responses} |`);
     }
   }
   console.log(out.join('\n'));

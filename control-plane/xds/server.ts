@@ -105,6 +105,11 @@ export class AdsServer {
   /** streams owed a push that waits for the byte budget, in the order they came */
   private readonly waiting = new Set<StreamInfo>();
   private waking = false;
+  /** alike sidecars subscribe to the same thousand names: one array is kept for all of them */
+  private readonly interned = new Map<string, WeakRef<string[]>>();
+  private readonly uninterned = new FinalizationRegistry<string>((key) => {
+    if (!this.interned.get(key)?.deref()) this.interned.delete(key);
+  });
 
   /**
    * @param warmupMs after a restart, clients that already hold config (their request
@@ -253,8 +258,8 @@ export class AdsServer {
     const names = subscription(type, req.resource_names ?? [], isNew || st.names === null, isNew ? null : st.names);
     const changed = isNew || !sameNames(st.names, names);
     if (changed) {
-      st.names = names;
       st.namesKey = subscriptionKey(names);
+      st.names = names && this.intern(st.namesKey, names);
       st.answerOwed = !isNew && st.sentVersion !== undefined;
     }
     if (isNew && req.version_info) {
@@ -322,6 +327,14 @@ export class AdsServer {
     this.bytesInFlight += bytes;
     call.write(res, () => this.written(info, bytes));
     this.events.onPush?.(type);
+  }
+
+  private intern(key: string, names: string[]): string[] {
+    const have = this.interned.get(key)?.deref();
+    if (have) return have;
+    this.interned.set(key, new WeakRef(names));
+    this.uninterned.register(names, key);
+    return names;
   }
 
   /** The client took a response: what waited for it goes now, as the latest state. */
