@@ -71,6 +71,9 @@ export interface StreamInfo {
  */
 export const MAX_WRITES_IN_FLIGHT = 4;
 
+/** From this many resources, a diff that is most of its set is sent as the whole set. */
+const SHARED_SET_MIN = 64;
+
 /** Bytes of responses written and not yet taken, over all streams, before pushes wait. */
 export const MAX_BYTES_IN_FLIGHT = 64 * 2 ** 20;
 
@@ -308,7 +311,10 @@ export class AdsServer {
       return;
     }
     const partial = st.sentSet !== undefined && (type === TypeUrl.ClusterLoadAssignment || type === TypeUrl.RouteConfiguration);
-    const resources = partial ? set.changedSince(st.sentSet!) : set.resources;
+    // a diff that is most of a large set goes as the whole set, whose encoding every stream
+    // shares (streams syncing, each at its own stage, would otherwise each encode their own)
+    const diff = partial ? set.changedSince(st.sentSet!) : set.resources;
+    const resources = set.resources.length >= SHARED_SET_MIN && diff.length * 2 > set.resources.length ? set.resources : diff;
     st.sentVersion = set.version;
     st.sentSet = set.summary;
     st.answerOwed = false;
