@@ -46,8 +46,6 @@ export class SimSidecar {
   lastAckAt = 0;
   lastResponseAt = 0;
   upAt = 0;
-  /** resource bytes received (the Any values), for bytes per event */
-  bytesIn = 0;
 
   constructor(
     private readonly target: string,
@@ -131,7 +129,6 @@ export class SimSidecar {
     const edsNames: string[] = [];
     const routeNames: string[] = [];
     for (const any of res.resources ?? []) {
-      this.bytesIn += any.value.length;
       if (type === TypeUrl.Cluster) {
         const c = clusterNameAndEds(any.value);
         if (c.eds) edsNames.push(c.name);

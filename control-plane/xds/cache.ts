@@ -26,13 +26,17 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+type RealHandle = { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate };
+
 export const realClock: Clock = {
   now: () => Date.now(),
   // 0 keeps the old behaviour: coalesced within one turn of the event loop
-  setTimeout: (fn, ms) => (ms > 0 ? setTimeout(fn, ms) : setImmediate(fn)),
+  setTimeout: (fn, ms): RealHandle => (ms > 0 ? { timeout: setTimeout(fn, ms) } : { immediate: setImmediate(fn) }),
+  // each cleared by its own kind: clearImmediate given a Timeout would unlink it from a list it is not on
   clearTimeout: (h) => {
-    clearTimeout(h as NodeJS.Timeout);
-    clearImmediate(h as NodeJS.Immediate);
+    const handle = h as RealHandle;
+    if ('timeout' in handle) clearTimeout(handle.timeout);
+    else clearImmediate(handle.immediate);
   },
 };
 
