@@ -2,7 +2,7 @@
 NPM ?= npm
 STAMP := node_modules/.tandem-installed
 
-.PHONY: install build test demo bench clean tools nginx
+.PHONY: install build test demo bench bench-xds soak clean tools nginx
 
 $(STAMP): package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -41,6 +41,10 @@ nginx:
 
 bench: build nginx
 	node dist/bench/run.js
+
+# The control plane at scale: N simulated sidecars (XDS_BENCH_N=100,500 for a quick run).
+bench-xds: build
+	node dist/bench/xds-run.js
 
 clean:
 	rm -rf dist node_modules

@@ -12,7 +12,7 @@ import { adminServer } from '../common/admin-http';
 import { ConfigWatcher, type ConfigError } from './config';
 import { CONFIG_LIMITS, type ConfigLimits } from './config/limits';
 import type { MeshConfig } from './model/types';
-import { SnapshotCache } from './xds/cache';
+import { SnapshotCache, type Debounce } from './xds/cache';
 import { OversizedConfigError } from './xds/message-size';
 import { AdsServer, adsHandlers, type StreamPolicy } from './xds/server';
 import { caHandlers } from './identity/ca-service';
@@ -32,6 +32,10 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.http2.min_ping_interval_without_data_ms': 5_000,
 };
 
+// istiod's PILOT_DEBOUNCE_AFTER is 100ms; its PILOT_DEBOUNCE_MAX of 10s is far past the
+// one second a push must take, so a steady stream of changes is pushed every half second.
+const PUSH_DEBOUNCE: Debounce = { afterMs: 100, maxMs: 500 };
+
 export interface ControlPlaneOptions {
   config: string;
   listen: HostPort;
@@ -42,6 +46,8 @@ export interface ControlPlaneOptions {
   certTtlMs: number;
   /** how long reconnecting clients wait after a restart; see AdsServer */
   warmupMs?: number;
+  /** how changes are gathered into one push (PUSH_DEBOUNCE unless told) */
+  debounce?: Debounce;
   /** how much config is read at all (CONFIG_LIMITS unless told) */
   configLimits?: Partial<ConfigLimits>;
 }
@@ -60,7 +66,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   const root = loadOrCreateRootCA(o.caDir, o.trustDomain);
   const ca = new CertificateAuthority(root);
   const certs = new CertTracker();
-  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain });
+  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain }, o.debounce ?? PUSH_DEBOUNCE);
   cache.on('buildError', (err: Error) => log.error(`snapshot build failed, serving the previous one: ${err.message}`));
   const ads = new AdsServer(
     cache,

@@ -1,6 +1,7 @@
 // The ADS gRPC service, wired to protobufjs so both ends share one strict codec.
 import type * as grpc from '@grpc/grpc-js';
 import { decode, encode, type AnyMessage } from './any';
+import { encodeDiscoveryResponse } from './wire';
 
 export interface XdsNode {
   id?: string;
@@ -25,6 +26,17 @@ export interface DiscoveryResponse {
   nonce: string;
 }
 
+/**
+ * A response whose resources were encoded beforehand (proto/wire.ts), shared by every
+ * stream it goes to; `resources` stays for in-process readers (tests, debug views).
+ */
+export interface PreparedResponse extends DiscoveryResponse {
+  /** `resources`, each encoded as DiscoveryResponse field 2, concatenated */
+  resourcesWire: Buffer;
+}
+
+const isPrepared = (m: DiscoveryResponse): m is PreparedResponse => (m as Partial<PreparedResponse>).resourcesWire !== undefined;
+
 const REQ = 'envoy.service.discovery.v3.DiscoveryRequest';
 const RES = 'envoy.service.discovery.v3.DiscoveryResponse';
 
@@ -35,7 +47,8 @@ export const adsService = {
     responseStream: true,
     requestSerialize: (m: DiscoveryRequest) => Buffer.from(encode(REQ, m)),
     requestDeserialize: (b: Buffer) => decode<DiscoveryRequest>(REQ, b),
-    responseSerialize: (m: DiscoveryResponse) => Buffer.from(encode(RES, m)),
+    responseSerialize: (m: DiscoveryResponse) =>
+      isPrepared(m) ? encodeDiscoveryResponse(m.version_info, m.resourcesWire, m.type_url, m.nonce) : Buffer.from(encode(RES, m)),
     responseDeserialize: (b: Buffer) => decode<DiscoveryResponse>(RES, b),
   },
 } satisfies grpc.ServiceDefinition;

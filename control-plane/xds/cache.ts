@@ -1,5 +1,9 @@
 // Holds the snapshot in force and rebuilds it when the config or the set of
-// registered workloads changes. Rebuilds are coalesced into one per tick.
+// registered workloads changes. Changes are debounced as istiod does
+// (PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX): a burst of them (sidecars reconnecting,
+// an editor saving twice) becomes one rebuild and one push, made from the state at the
+// end of the burst, so the last change is never lost; a steady stream of changes is
+// still pushed at least every `maxMs`.
 import { EventEmitter } from 'node:events';
 import type { MeshConfig } from '../model/types';
 import { emptyMeshConfig } from '../model/types';
@@ -8,18 +12,54 @@ import { Snapshot, type SnapshotOptions } from './snapshot';
 import { checkServable } from './sidecar-check';
 import { checkMessageSizes } from './message-size';
 
+export interface Debounce {
+  /** quiet time after a change before the push; 0: at the next turn of the event loop */
+  afterMs: number;
+  /** the longest a change waits while others keep coming */
+  maxMs: number;
+}
+
+/** Timers, injectable so that tests of the debounce are deterministic. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+type RealHandle = { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate };
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  // 0 keeps the old behaviour: coalesced within one turn of the event loop
+  setTimeout: (fn, ms): RealHandle => (ms > 0 ? { timeout: setTimeout(fn, ms) } : { immediate: setImmediate(fn) }),
+  // each cleared by its own kind: clearImmediate given a Timeout would unlink it from a list it is not on
+  clearTimeout: (h) => {
+    const handle = h as RealHandle;
+    if ('timeout' in handle) clearTimeout(handle.timeout);
+    else clearImmediate(handle.immediate);
+  },
+};
+
+export const NO_DEBOUNCE: Debounce = { afterMs: 0, maxMs: 0 };
+
 export class SnapshotCache extends EventEmitter {
   private config: MeshConfig = emptyMeshConfig();
   private readonly workloads = new Map<string, Workload>();
   private current: Snapshot;
   private generation = 0;
-  private scheduled = false;
+  private timer?: unknown;
+  /** when the first change of the burst being debounced came */
+  private burstStart = 0;
   /** the workloads changed since `current` was built */
   private stale = false;
   /** when the change being built was first seen, for push-convergence figures */
   changedAt = 0;
 
-  constructor(private readonly opts: SnapshotOptions) {
+  constructor(
+    private readonly opts: SnapshotOptions,
+    private readonly debounce: Debounce = NO_DEBOUNCE,
+    private readonly clock: Clock = realClock,
+  ) {
     super();
     this.current = new Snapshot(0, this.config, [], opts);
   }
@@ -34,7 +74,7 @@ export class SnapshotCache extends EventEmitter {
    * receive in one message (OversizedConfigError).
    * @param changedAt when the config changed (its file was written), for push convergence
    */
-  setConfig(config: MeshConfig, changedAt = Date.now()): void {
+  setConfig(config: MeshConfig, changedAt = this.clock.now()): void {
     // built and checked here, so such a config is refused at load, not later by a NACK
     const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts);
     // sizes first: a config too large to send is refused without decoding all of it
@@ -56,27 +96,32 @@ export class SnapshotCache extends EventEmitter {
     if (this.workloads.delete(key)) this.schedule(true);
   }
 
-  private schedule(rebuild: boolean, changedAt = Date.now()): void {
+  private schedule(rebuild: boolean, changedAt = this.clock.now()): void {
     if (!this.changedAt || changedAt < this.changedAt) this.changedAt = changedAt;
     this.stale ||= rebuild;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      const changedAt = this.changedAt;
-      this.changedAt = 0;
-      if (this.stale) {
-        this.stale = false;
-        try {
-          // the config was translated for every kind of caller when it was set
-          this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false);
-        } catch (err) {
-          // A config that validates but cannot be translated must not take the mesh down.
-          this.emit('buildError', err);
-          return;
-        }
+    const now = this.clock.now();
+    if (this.timer === undefined) this.burstStart = now;
+    else this.clock.clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(this.debounce.afterMs, this.burstStart + this.debounce.maxMs - now));
+    this.timer = this.clock.setTimeout(() => this.flush(), wait);
+  }
+
+  /** Builds from the state now (every change so far), and pushes. */
+  private flush(): void {
+    this.timer = undefined;
+    const changedAt = this.changedAt;
+    this.changedAt = 0;
+    if (this.stale) {
+      this.stale = false;
+      try {
+        // the config was translated for every kind of caller when it was set
+        this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false, this.current);
+      } catch (err) {
+        // A config that validates but cannot be translated must not take the mesh down.
+        this.emit('buildError', err);
+        return;
       }
-      this.emit('snapshot', this.current, changedAt);
-    });
+    }
+    this.emit('snapshot', this.current, changedAt);
   }
 }

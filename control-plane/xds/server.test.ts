@@ -6,7 +6,7 @@ import { unpack } from '../../proto/any';
 import { nodeFromWorkload, type WorkloadInfo } from '../../proto/node-meta';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { SnapshotCache } from './cache';
-import { AdsServer, type AdsEvents, type StreamPolicy } from './server';
+import { AdsServer, MAX_WRITES_IN_FLIGHT, type AdsEvents, type StreamPolicy } from './server';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -63,9 +63,20 @@ class FakeStream extends EventEmitter {
   sendMetadata(): void {
     this.metadataSent++;
   }
-  write(msg: DiscoveryResponse): boolean {
+  /** a client that stopped reading: writes are not taken (their callbacks wait) */
+  stalled = false;
+  private readonly untaken: (() => void)[] = [];
+  write(msg: DiscoveryResponse, taken?: () => void): boolean {
     this.sent.push(msg);
-    return true;
+    if (!taken) return true;
+    if (this.stalled) this.untaken.push(taken);
+    else taken();
+    return !this.stalled;
+  }
+  /** the client reads again: what it had not taken is taken, in order */
+  resume(): void {
+    this.stalled = false;
+    for (const t of this.untaken.splice(0)) t();
   }
   end(): void {
     this.ended = true;
@@ -82,6 +93,23 @@ class FakeStream extends EventEmitter {
   }
   last(type: XdsTypeUrl): DiscoveryResponse | undefined {
     return this.of(type).at(-1);
+  }
+  /**
+   * What a client holds of a type after every response so far: for Listener and Cluster the
+   * last response; for RouteConfiguration and ClusterLoadAssignment each resource as last
+   * sent, since those responses may carry only what changed.
+   */
+  held(type: XdsTypeUrl): DiscoveryResponse | undefined {
+    const all = this.of(type);
+    if (!all.length || type === TypeUrl.Listener || type === TypeUrl.Cluster) return all.at(-1);
+    const byName = new Map<string, DiscoveryResponse['resources'][number]>();
+    for (const r of all) {
+      for (const a of r.resources) {
+        const o = unpack<Obj>(a, type);
+        byName.set((o.name ?? o.cluster_name) as string, a);
+      }
+    }
+    return { ...all.at(-1)!, resources: [...byName.values()] };
   }
   /** the responses written since the mark */
   since(mark: number): DiscoveryResponse[] {
@@ -100,7 +128,7 @@ interface Recorded {
   streams: number[];
 }
 
-async function setup(cfg = config()) {
+async function setup(cfg = config(), maxBytesInFlight?: number) {
   const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' });
   cache.setConfig(cfg);
   await tick();
@@ -114,7 +142,7 @@ async function setup(cfg = config()) {
     },
     onStreamsChanged: (n) => rec.streams.push(n),
   };
-  const server = new AdsServer(cache, events, 0);
+  const server = new AdsServer(cache, events, 0, maxBytesInFlight);
   const connect = (policy: StreamPolicy = peerPolicy('reviews')) => {
     const s = new FakeStream();
     server.handle(s as unknown as AdsStream, policy);
@@ -346,7 +374,9 @@ describe('AdsServer: reconnecting clients', () => {
     expect(s.sent).toEqual([]);
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, version_info: eds, resource_names: [C_V1, C_V2], response_nonce: '7' });
     expect(s.sent).toHaveLength(1);
-    expect(names(s.sent[0], TypeUrl.ClusterLoadAssignment)).toEqual([C_V1, C_V2]);
+    // it holds C_V1 at the version it named: only what it lacks is sent
+    expect(names(s.sent[0], TypeUrl.ClusterLoadAssignment)).toEqual([C_V2]);
+    expect(s.sent[0].version_info).toBe(cache.snapshot.served(TypeUrl.ClusterLoadAssignment, [C_V1, C_V2]).version);
   });
 });
 
@@ -362,7 +392,9 @@ describe('AdsServer: subscriptions', () => {
     const last = s.last(TypeUrl.ClusterLoadAssignment)!;
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, version_info: last.version_info, response_nonce: last.nonce, resource_names: [C_V2, C_V1] });
     expect(s.sent).toHaveLength(2);
-    expect(names(s.sent[1], TypeUrl.ClusterLoadAssignment)).toEqual([C_V1, C_V2]);
+    // only what it lacks: it holds C_V1 already
+    expect(names(s.sent[1], TypeUrl.ClusterLoadAssignment)).toEqual([C_V2]);
+    expect(names(s.held(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment)).toEqual([C_V1, C_V2]);
     // the same names in another order are no change
     ack(s, TypeUrl.ClusterLoadAssignment, [C_V1, C_V2]);
     expect(s.sent).toHaveLength(2);
@@ -531,6 +563,23 @@ describe('AdsServer: push convergence', () => {
     expect(rec.converged).toEqual([{ type: TypeUrl.RouteConfiguration, since: first }]);
   });
 
+  it('times a push held for a client that stopped reading from the change, not from when it read again', async () => {
+    const { cache, connect, rec } = await setup();
+    const s = connect();
+    s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    s.stalled = true;
+    const first = Date.now() - 9000;
+    for (let i = 0; i < MAX_WRITES_IN_FLIGHT + 3; i++) {
+      cache.setConfig(config(10 + i, 90 - i), first + i * 1000);
+      await tick();
+    }
+    s.resume();
+    await tick();
+    ack(s, TypeUrl.RouteConfiguration, ['outbound']);
+    expect(rec.converged).toEqual([{ type: TypeUrl.RouteConfiguration, since: first }]);
+  });
+
   it('times an endpoint event from the moment the sidecar registered', async () => {
     const { connect, rec } = await setup();
     const watcher = connect();
@@ -563,8 +612,10 @@ describe('AdsServer: sidecar registration', () => {
     expect(info.node?.id).toBe('reviews-v1-abc');
     await tick();
 
-    const eds = watcher.last(TypeUrl.ClusterLoadAssignment);
+    const eds = watcher.held(TypeUrl.ClusterLoadAssignment);
     expect(watcher.of(TypeUrl.ClusterLoadAssignment)).toHaveLength(2);
+    // only the assignments that changed are sent: C_V2 has no endpoint before or after
+    expect(names(watcher.last(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment).sort()).toEqual([C_REVIEWS, C_V1].sort());
     expect(endpointsOf(eds, C_REVIEWS)).toEqual(['127.0.0.1:15106']);
     expect(endpointsOf(eds, C_V1)).toEqual(['127.0.0.1:15106']);
     expect(endpointsOf(eds, C_V2)).toEqual([]);
@@ -712,5 +763,136 @@ describe('AdsServer: who may register', () => {
     const cla = unpack<Obj>(watcher.last(TypeUrl.ClusterLoadAssignment)!.resources[0], TypeUrl.ClusterLoadAssignment);
     const meta = cla.endpoints[0].lb_endpoints[0].metadata.filter_metadata.tandem.fields;
     expect(meta.identity).toEqual({ stringValue: 'spiffe://cluster.local/ns/default/sa/reviews' });
+  });
+});
+
+/**
+ * A client that acknowledges everything, as a sidecar does, subscribed to every cluster's
+ * endpoints and to the outbound routes.
+ */
+function follow(s: FakeStream): { sync(): void } {
+  const acked = new Map<XdsTypeUrl, string>();
+  s.send({ type_url: TypeUrl.Cluster });
+  s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: [C_REVIEWS, C_V1, C_V2] });
+  s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+  return {
+    sync() {
+      for (const type of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as XdsTypeUrl[]) {
+        const r = s.last(type);
+        if (!r || acked.get(type) === r.nonce) continue;
+        acked.set(type, r.nonce);
+        ack(s, type, type === TypeUrl.Cluster ? [] : type === TypeUrl.RouteConfiguration ? ['outbound'] : [C_REVIEWS, C_V1, C_V2]);
+      }
+    },
+  };
+}
+
+/** The resources of a type as name -> bytes, to compare what a client holds with what is served. */
+const contents = (res: DiscoveryResponse | undefined, type: XdsTypeUrl) =>
+  new Map((res?.resources ?? []).map((a) => [names({ ...res!, resources: [a] }, type)[0], Buffer.from(a.value).toString('base64')]));
+
+describe('AdsServer: sending only what changed', () => {
+  it('sends only the endpoint sets and routes that changed, and a client folding them holds the full state through joins, leaves, edits and reconnects', async () => {
+    const { cache, connect } = await setup();
+    const watcher = connect();
+    const client = follow(watcher);
+    client.sync();
+    const held = new Map<XdsTypeUrl, Map<string, string>>();
+    const seen = new Map<XdsTypeUrl, number>();
+    const check = async (step: string) => {
+      await tick();
+      client.sync();
+      for (const [type, names] of [[TypeUrl.ClusterLoadAssignment, [C_REVIEWS, C_V1, C_V2]], [TypeUrl.RouteConfiguration, ['outbound']]] as const) {
+        const before = held.get(type) ?? new Map<string, string>();
+        const full = contents({ ...watcher.last(type)!, resources: cache.snapshot.served(type, [...names]).resources.map((r) => r.any) }, type);
+        // what the client holds, folded from every response, is the whole of what is served
+        expect(contents(watcher.held(type), type), step).toEqual(full);
+        // and no response since carried anything the client already held
+        for (const r of watcher.of(type).slice(seen.get(type) ?? 0)) {
+          if (before.size) for (const [name, bytes] of contents(r, type)) expect(before.get(name), `${step}: ${name} re-sent unchanged`).not.toBe(bytes);
+        }
+        seen.set(type, watcher.of(type).length);
+        held.set(type, full);
+      }
+    };
+    await check('start');
+    const v1 = connect();
+    v1.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('reviews-v1', 'v1', 15106)) });
+    await check('a v1 endpoint joins');
+    expect(names(watcher.last(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment)).not.toContain(C_V2);
+    const v2 = connect();
+    v2.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('reviews-v2', 'v2', 15206)) });
+    await check('a v2 endpoint joins');
+    expect(names(watcher.last(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment)).not.toContain(C_V1);
+    cache.setConfig(config(50, 50));
+    await check('a weight is edited');
+    v1.emit('end');
+    await check('the v1 endpoint leaves');
+    const again = connect();
+    again.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('reviews-v1', 'v1', 15106)) });
+    await check('it reconnects');
+    // the watcher itself reconnects, naming what it holds: it is sent nothing it has
+    const eds = watcher.last(TypeUrl.ClusterLoadAssignment)!.version_info;
+    const back = connect();
+    back.send({ type_url: TypeUrl.ClusterLoadAssignment, version_info: eds, resource_names: [C_REVIEWS, C_V1, C_V2] });
+    expect(back.sent).toEqual([]);
+    v2.emit('end');
+    await tick();
+    expect(names(back.last(TypeUrl.ClusterLoadAssignment), TypeUrl.ClusterLoadAssignment).sort()).toEqual([C_REVIEWS, C_V2].sort());
+  });
+
+  it('does not queue a version per change for a client that stops reading, and brings it to the latest state when it reads again', async () => {
+    const { cache, connect } = await setup();
+    const s = connect();
+    const client = follow(s);
+    client.sync();
+    s.stalled = true;
+    const mark = s.sent.length;
+    for (let v1 = 1; v1 <= 60; v1++) {
+      cache.setConfig(config(v1, 100 - v1));
+      await tick();
+      client.sync();
+    }
+    // at most that many responses wait on the client: not one per change
+    expect(s.since(mark).length).toBeLessThanOrEqual(MAX_WRITES_IN_FLIGHT);
+    s.resume();
+    await tick();
+    client.sync();
+    expect(s.since(mark).length).toBeLessThanOrEqual(MAX_WRITES_IN_FLIGHT + 1);
+    // the last response is the last change
+    const latest = cache.snapshot.served(TypeUrl.RouteConfiguration, ['outbound']);
+    expect(s.last(TypeUrl.RouteConfiguration)!.version_info).toBe(latest.version);
+    expect(contents(s.held(TypeUrl.RouteConfiguration), TypeUrl.RouteConfiguration)).toEqual(
+      contents({ ...s.last(TypeUrl.RouteConfiguration)!, resources: latest.resources.map((r) => r.any) }, TypeUrl.RouteConfiguration),
+    );
+  });
+});
+
+describe('AdsServer: a byte budget over all streams', () => {
+  it('holds pushes past the budget until a client reads or leaves, then answers the streams that waited, in order', async () => {
+    // a budget one response fills
+    const { connect } = await setup(config(), 1);
+    const a = connect();
+    a.stalled = true;
+    a.send({ type_url: TypeUrl.Cluster });
+    expect(a.sent).toHaveLength(1);
+    const b = connect();
+    b.send({ type_url: TypeUrl.Cluster });
+    const c = connect();
+    c.send({ type_url: TypeUrl.Cluster });
+    expect([b.sent.length, c.sent.length]).toEqual([0, 0]);
+    a.resume();
+    expect(b.sent).toHaveLength(1);
+    expect(c.sent).toHaveLength(1);
+    // a client that stops reading and then leaves frees what it held
+    const d = connect();
+    d.stalled = true;
+    d.send({ type_url: TypeUrl.Cluster });
+    const e = connect();
+    e.send({ type_url: TypeUrl.Cluster });
+    expect(e.sent).toHaveLength(0);
+    d.emit('close');
+    expect(e.sent).toHaveLength(1);
+    expect(names(e.sent[0], TypeUrl.Cluster).length).toBeGreaterThan(0);
   });
 });

@@ -1,14 +1,24 @@
 // "How to speak xDS": ADS State of the World over one gRPC stream per client. Each
 // type has its own subscription, version, nonce, acked version and last NACK. Who may
 // connect, and whether a stream may register its workload, is the port's StreamPolicy.
+//
+// What a push costs: each stream remembers the set it was last sent per type, so
+// RouteConfiguration and ClusterLoadAssignment responses carry only what changed since
+// (served-set.ts), and every response is written from resources encoded once per
+// snapshot. Flow control: a stream has at most MAX_WRITES_IN_FLIGHT responses not yet
+// taken by its client, and all streams together at most maxBytesInFlight (a thousand
+// sidecars connecting at once would otherwise each be handed the whole mesh at once);
+// past either, pushes are not queued but noted, and when the client reads again (or the
+// budget frees) the stream is sent the latest state, whatever happened meanwhile.
 import * as grpc from '@grpc/grpc-js';
-import type { AdsStream, DiscoveryRequest, XdsNode } from '../../proto/ads';
+import type { AdsStream, DiscoveryRequest, PreparedResponse, XdsNode } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
 import { workloadFromNode } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import { validateWorkload, type Workload } from '../model/workload';
 import type { SnapshotCache } from './cache';
-import type { Snapshot } from './snapshot';
+import { subscriptionKey, type Snapshot } from './snapshot';
+import type { Held } from './served-set';
 
 export interface NackRecord {
   version: string;
@@ -19,6 +29,12 @@ export interface NackRecord {
 export interface TypeState {
   /** null: wildcard */
   names: string[] | null;
+  /** `names` as one string, the key of the set served for them */
+  namesKey?: string;
+  /** what the client holds: the set it was last sent or brought up to; undefined: unknown (first answer, after a NACK) */
+  sentSet?: Held;
+  /** the subscription changed and the client is owed an answer even if the version is the same */
+  answerOwed?: boolean;
   sentVersion?: string;
   sentNonce?: string;
   ackedVersion?: string;
@@ -41,7 +57,25 @@ export interface StreamInfo {
   types: Map<XdsTypeUrl, TypeState>;
   /** a reconnecting client held through the warm-up: no pushes before this time */
   heldUntil?: number;
+  /** responses written that the client has not taken yet, and their bytes */
+  inFlight: number;
+  bytesInFlight: number;
+  /** a push waits for the client to read; with when the earliest change behind it happened */
+  owed?: { changedAt?: number };
 }
+
+/**
+ * Responses a stream may have in flight before further pushes wait for its client to read:
+ * one per type, so a normal push of all four is not held up, and a stalled client pins at
+ * most that many responses.
+ */
+export const MAX_WRITES_IN_FLIGHT = 4;
+
+/** From this many resources, a diff that is most of its set is sent as the whole set. */
+const SHARED_SET_MIN = 64;
+
+/** Bytes of responses written and not yet taken, over all streams, before pushes wait. */
+export const MAX_BYTES_IN_FLIGHT = 64 * 2 ** 20;
 
 /** What one listening port demands of its clients. */
 export interface StreamPolicy {
@@ -70,6 +104,15 @@ export class AdsServer {
   private nonce = 0;
   private seq = 0;
   private startedAt = Date.now();
+  private bytesInFlight = 0;
+  /** streams owed a push that waits for the byte budget, in the order they came */
+  private readonly waiting = new Set<StreamInfo>();
+  private waking = false;
+  /** alike sidecars subscribe to the same thousand names: one array is kept for all of them */
+  private readonly interned = new Map<string, WeakRef<string[]>>();
+  private readonly uninterned = new FinalizationRegistry<string>((key) => {
+    if (!this.interned.get(key)?.deref()) this.interned.delete(key);
+  });
 
   /**
    * @param warmupMs after a restart, clients that already hold config (their request
@@ -80,6 +123,7 @@ export class AdsServer {
     private readonly cache: SnapshotCache,
     private readonly events: AdsEvents = {},
     private readonly warmupMs = 0,
+    private readonly maxBytesInFlight = MAX_BYTES_IN_FLIGHT,
   ) {
     cache.on('snapshot', (snap: Snapshot, changedAt: number) => {
       for (const s of this.streams.values()) this.pushAll(s, snap, changedAt);
@@ -106,7 +150,7 @@ export class AdsServer {
       return;
     }
     const key = `s${++this.seq}`;
-    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map() };
+    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map(), inFlight: 0, bytesInFlight: 0 };
     this.streams.set(key, info);
     this.writers.set(key, call);
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
@@ -115,6 +159,11 @@ export class AdsServer {
     const close = () => {
       if (!this.streams.delete(key)) return;
       this.writers.delete(key);
+      // a closed call never completes its writes: their bytes are freed here
+      this.bytesInFlight -= info.bytesInFlight;
+      info.bytesInFlight = 0;
+      this.waiting.delete(info);
+      this.wake();
       if (info.registered) this.cache.removeWorkload(key);
       this.events.onStreamsChanged?.(this.streams.size);
     };
@@ -200,6 +249,8 @@ export class AdsServer {
     if (req.response_nonce && req.response_nonce === st.sentNonce) {
       if (req.error_detail) {
         st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', at: Date.now() };
+        // the client kept what it had before: the next push gives it everything
+        st.sentSet = undefined;
         this.events.onNack?.(info, type, st.lastNack.message);
       } else {
         st.ackedVersion = req.version_info ?? '';
@@ -207,9 +258,13 @@ export class AdsServer {
         st.pendingSince = undefined;
       }
     }
-    const names = subscription(type, req.resource_names ?? [], isNew || st.names === null);
+    const names = subscription(type, req.resource_names ?? [], isNew || st.names === null, isNew ? null : st.names);
     const changed = isNew || !sameNames(st.names, names);
-    st.names = names;
+    if (changed) {
+      st.namesKey = subscriptionKey(names);
+      st.names = names && this.intern(st.namesKey, names);
+      st.answerOwed = !isNew && st.sentVersion !== undefined;
+    }
     if (isNew && req.version_info) {
       st.ackedVersion = req.version_info; // what a reconnecting client already holds
       if (Date.now() - this.startedAt < this.warmupMs) {
@@ -222,30 +277,102 @@ export class AdsServer {
       }
     }
     // held through the warm-up, a subscription change is answered when it ends
-    if (changed && info.heldUntil === undefined) this.push(info, type, this.cache.snapshot, true);
+    if (changed && info.heldUntil === undefined) this.push(info, type, this.cache.snapshot);
   }
 
-  private pushAll(info: StreamInfo, snap: Snapshot, changedAt: number): void {
+  private pushAll(info: StreamInfo, snap: Snapshot, changedAt?: number): void {
     // Held through the warm-up, the client is answered once, when it ends: snapshots built
     // meanwhile (others reconnecting) would hand it endpoint sets with sidecars missing.
     if (info.heldUntil !== undefined) return;
     // Envoy's order: clusters and their endpoints before the listeners and routes that use them
-    for (const type of xdsTypes) if (info.types.has(type)) this.push(info, type, snap, false, changedAt);
+    for (const type of xdsTypes) if (info.types.has(type)) this.push(info, type, snap, changedAt);
   }
 
   /** `changedAt`: when the change being pushed happened; none for answers to a subscription */
-  private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, subscriptionChanged = false, changedAt?: number): void {
+  private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, changedAt?: number): void {
     const call = this.writers.get(info.key);
     const st = info.types.get(type);
     if (!call || !st) return;
-    const set = snap.served(type, st.names, info.workload);
+    const set = snap.served(type, st.names, info.workload, st.namesKey);
+    if (set.summary === st.sentSet && !st.answerOwed) return;
     const held = st.sentVersion ?? st.ackedVersion;
-    if (set.version === held && !(subscriptionChanged && st.sentVersion !== undefined)) return;
+    if (set.version === held && !st.answerOwed) {
+      // the same content: later diffs may start from this set, unless the client's state is
+      // unknown (after a NACK); a reconnecting client that named this version holds it
+      if (st.sentSet || st.sentVersion === undefined) st.sentSet = set.summary;
+      return;
+    }
+    const overBudget = this.bytesInFlight >= this.maxBytesInFlight;
+    if (info.inFlight >= MAX_WRITES_IN_FLIGHT || overBudget) {
+      // not queued: when the client reads again (or the budget frees) it gets the state of that moment
+      const owed = (info.owed ??= {});
+      if (changedAt !== undefined && (owed.changedAt === undefined || changedAt < owed.changedAt)) owed.changedAt = changedAt;
+      if (overBudget) this.waiting.add(info);
+      return;
+    }
+    const partial = st.sentSet !== undefined && (type === TypeUrl.ClusterLoadAssignment || type === TypeUrl.RouteConfiguration);
+    // a diff that is most of a large set goes as the whole set, whose encoding every stream
+    // shares (streams syncing, each at its own stage, would otherwise each encode their own)
+    const diff = partial ? set.changedSince(st.sentSet!) : set.resources;
+    const resources = set.resources.length >= SHARED_SET_MIN && diff.length * 2 > set.resources.length ? set.resources : diff;
     st.sentVersion = set.version;
+    st.sentSet = set.summary;
+    st.answerOwed = false;
     st.sentNonce = String(++this.nonce);
     if (changedAt !== undefined) st.pendingSince ??= changedAt;
-    call.write({ version_info: set.version, type_url: type, nonce: st.sentNonce, resources: set.resources.map((r) => r.any) });
+    const res: PreparedResponse = {
+      version_info: set.version,
+      type_url: type,
+      nonce: st.sentNonce,
+      resources: resources.map((r) => r.any),
+      resourcesWire: set.wire(resources),
+    };
+    const bytes = res.resourcesWire.length;
+    info.inFlight++;
+    info.bytesInFlight += bytes;
+    this.bytesInFlight += bytes;
+    call.write(res, () => this.written(info, bytes));
     this.events.onPush?.(type);
+  }
+
+  private intern(key: string, names: string[]): string[] {
+    const have = this.interned.get(key)?.deref();
+    if (have) return have;
+    this.interned.set(key, new WeakRef(names));
+    this.uninterned.register(names, key);
+    return names;
+  }
+
+  /** The client took a response: what waited for it goes now, as the latest state. */
+  private written(info: StreamInfo, bytes: number): void {
+    if (!this.streams.has(info.key)) return; // freed when it closed
+    info.inFlight--;
+    info.bytesInFlight -= bytes;
+    this.bytesInFlight -= bytes;
+    if (info.owed && info.inFlight === 0 && !this.waiting.has(info)) this.settle(info);
+    this.wake();
+  }
+
+  /** Sends a stream what it was owed, as the state now. */
+  private settle(info: StreamInfo): void {
+    const changedAt = info.owed?.changedAt;
+    info.owed = undefined;
+    this.pushAll(info, this.cache.snapshot, changedAt);
+  }
+
+  /** Streams waiting for the byte budget go, in the order they came, while it lasts. */
+  private wake(): void {
+    if (this.waking) return;
+    this.waking = true;
+    try {
+      for (const w of this.waiting) {
+        if (this.bytesInFlight >= this.maxBytesInFlight) break;
+        this.waiting.delete(w);
+        if (this.streams.has(w.key) && w.inFlight < MAX_WRITES_IN_FLIGHT) this.settle(w);
+      }
+    } finally {
+      this.waking = false;
+    }
   }
 }
 
@@ -256,7 +383,9 @@ export class AdsServer {
  * other names beside it those are served too — for Listener and Cluster, the wildcard
  * already includes them.
  */
-function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildcard: boolean): string[] | null {
+function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildcard: boolean, held: string[] | null): string[] | null {
+  // an ACK names what it subscribed to before, in the same order: no need to sort it again
+  if (held !== null && sameNames(held, requested)) return held;
   const wildcardType = WILDCARD_TYPES.includes(type);
   if (requested.includes('*')) return wildcardType ? null : [...new Set(requested.filter((n) => n !== '*'))].sort();
   if (requested.length === 0 && wildcardType && mayBeImplicitWildcard) return null;
@@ -264,6 +393,7 @@ function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildca
 }
 
 function sameNames(a: string[] | null, b: string[] | null): boolean {
+  if (a === b) return true;
   if (a === null || b === null) return a === b;
   return a.length === b.length && a.every((n, i) => n === b[i]);
 }

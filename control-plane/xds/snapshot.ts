@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { MeshConfig, VirtualService } from '../model/types';
 import type { Workload } from '../model/workload';
-import { collectServices, resolveService, type Service } from '../model/services';
+import { collectServices, meshFqdn, resolveService, type Service } from '../model/services';
 import { VirtualServiceIndex } from '../model/virtual-service-index';
 import { pack, type AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
@@ -19,19 +19,11 @@ import { CORS_FILTER, MAX_DIRECT_RESPONSE_BODY_SIZE } from './translate-route-ac
 import { servedByEds } from './translate-discovery';
 import { clusterPolicy, DestinationRuleIndex, serviceNamespace } from '../model/destination-rules';
 
+import { ServedSet, type Resource } from './served-set';
+
+export { ServedSet, type Resource };
+
 type Obj = Record<string, unknown>;
-
-export interface Resource {
-  name: string;
-  any: AnyMessage;
-  /** the plain object, for /debug views */
-  obj: Obj;
-}
-
-export interface ServedSet {
-  version: string;
-  resources: Resource[];
-}
 
 // The fault and CORS filters are empty at the listener; routes switch them on through
 // typed_per_filter_config. Istio's order (listener_builder.go): fault, then CORS, then the
@@ -87,7 +79,10 @@ export class Snapshot {
     readonly opts: SnapshotOptions,
     /** translate for every kind of caller the config names now (a new config), not when first asked */
     probe = true,
+    /** the snapshot this one follows: what depends only on the config is kept when the config is the same */
+    previous?: Snapshot,
   ) {
+    this.inboundCache = previous && previous.config === config ? previous.inboundCache : new Map();
     this.services = collectServices(config, workloads, opts.domain);
     this.scope = new Scope(config, this.services, opts.domain);
     this.listeners = toMap([
@@ -142,7 +137,7 @@ export class Snapshot {
       policyOf,
       specs: new Map(specs.map((c) => [c.name, c])),
       // DNS clusters carry their endpoints inline (ORIGINAL_DST ones need none)
-      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c, servedByEds(c) ? undefined : translateEndpoints(c, this.config, this.workloads, this.opts.domain))))),
+      clusters: toMap(specs.map((c) => res(TypeUrl.Cluster, c.name, translateCluster(c, servedByEds(c) ? undefined : translateEndpoints(c, this.config, this.workloadsOf(c.service.fqdn), this.opts.domain))))),
       routes: new Map(),
       demand: new Map(),
       sets: new Map(),
@@ -181,12 +176,12 @@ export class Snapshot {
    * subscription (names null), else the named ones that exist. What a sidecar gets
    * depends on its workload (scope.ts); a client without one gets the unscoped set.
    */
-  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload): ServedSet {
+  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload, namesKey = subscriptionKey(names)): ServedSet {
     const v = this.view(workload);
     // alike sidecars subscribe alike: each set, and the hash that versions it, is made once
-    // (listeners are not: each sidecar's carries its own inbound listener)
-    const key = type === TypeUrl.Listener ? undefined : `${type} ${names?.join(' ') ?? '*'}`;
-    const made = key === undefined ? undefined : v.sets.get(key);
+    // (listeners once per kind of inbound listener)
+    const key = type === TypeUrl.Listener && workload ? `${type} ${namesKey} ${inboundKey(workload)}` : `${type} ${namesKey}`;
+    const made = v.sets.get(key);
     if (made) return made;
     let list: Resource[];
     if (type === TypeUrl.ClusterLoadAssignment) {
@@ -199,8 +194,8 @@ export class Snapshot {
     // a sidecar's own inbound listener: its mTLS mode and authorization policies
     if (type === TypeUrl.Listener && workload && (names === null || names.includes(INBOUND_LISTENER))) list.push(this.inbound(workload));
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const set = { version: versionOf(list), resources: list };
-    if (key !== undefined) v.sets.set(key, set);
+    const set = new ServedSet(versionOf(list), list);
+    v.sets.set(key, set);
     return set;
   }
 
@@ -242,6 +237,21 @@ export class Snapshot {
   }
 
   private readonly assignments = new Map<string, Resource>();
+  /** workloads by the FQDN of their service: an endpoint set looks only at its own service's */
+  private byService?: Map<string, Workload[]>;
+
+  private workloadsOf(fqdn: string): Workload[] {
+    if (!this.byService) {
+      this.byService = new Map();
+      for (const w of this.workloads) {
+        const key = meshFqdn(w.service, w.namespace, this.opts.domain);
+        const list = this.byService.get(key) ?? [];
+        list.push(w);
+        this.byService.set(key, list);
+      }
+    }
+    return this.byService.get(fqdn) ?? [];
+  }
 
   private assignment(v: View, name: string): Resource | undefined {
     const spec = v.specs.get(name);
@@ -250,14 +260,15 @@ export class Snapshot {
     const key = JSON.stringify(spec);
     let r = this.assignments.get(key);
     if (!r) {
-      r = res(TypeUrl.ClusterLoadAssignment, name, translateEndpoints(spec, this.config, this.workloads, this.opts.domain));
+      r = res(TypeUrl.ClusterLoadAssignment, name, translateEndpoints(spec, this.config, this.workloadsOf(spec.service.fqdn), this.opts.domain));
       this.assignments.set(key, r);
     }
     return r;
   }
 
-  // workloads alike in what policy can select (namespace, labels, port) share one listener
-  private readonly inboundCache = new Map<string, Resource>();
+  // workloads alike in what policy can select (namespace, labels, port) share one listener,
+  // for as long as the config stays the same (sidecars come and go far more often)
+  private readonly inboundCache: Map<string, Resource>;
 
   private inbound(w: Workload): Resource {
     const key = inboundKey(w);
@@ -287,6 +298,17 @@ export class Snapshot {
     }
     return v.demand.get(key) ?? undefined;
   }
+}
+
+/**
+ * A short key for a subscription's names, made when they change: a stream keeps it, so a
+ * push does not join (or hash) thousands of names per stream.
+ */
+export function subscriptionKey(names: string[] | null): string {
+  if (names === null) return '*';
+  const h = createHash('sha256');
+  for (const n of names) h.update(n).update('\0');
+  return h.digest('base64url').slice(0, 22);
 }
 
 function res(type: XdsTypeUrl, name: string, obj: Obj): Resource {

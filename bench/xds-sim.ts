@@ -1,0 +1,183 @@
+// A simulated sidecar for `make bench-xds`: one ADS stream over its own TLS connection with
+// a real workload certificate, subscribing and acknowledging as sidecar/xds/client.ts does
+// (CDS and LDS as wildcards, then EDS for the EDS clusters and RDS for the outbound
+// listener's routes, an ACK carrying version and nonce for every response, the versions it
+// holds named again when it reconnects). It keeps only what the benchmark checks.
+import * as grpc from '@grpc/grpc-js';
+import { adsService, type AdsClientStream, type DiscoveryResponse, type XdsNode } from '../proto/ads';
+import { TypeUrl, type XdsTypeUrl } from '../proto/type-urls';
+import { decodeListener } from '../proto/decode/decode';
+import { CONTROL_PLANE_SNI } from '../certs/ca';
+import { MAX_XDS_MESSAGE_BYTES } from '../proto/limits';
+import { assignmentNameAndSize, clusterNameAndEds } from './xds-wire';
+
+const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
+
+/** Why streams ended unasked, and how often: the benchmark reports it. */
+export const drops = new Map<string, number>();
+
+/** What the benchmark looks for in what a simulated sidecar holds. */
+export interface Markers {
+  /** a string the edited route carries */
+  route?: string;
+  /** the address of the endpoint that joins */
+  endpoint?: string;
+}
+
+interface TypeState {
+  version: string;
+  nonce: string;
+  names: string[];
+  received: boolean;
+}
+
+export class SimSidecar {
+  private client?: grpc.Client;
+  private stream?: AdsClientStream;
+  private sentNode = false;
+  private retry?: NodeJS.Timeout;
+  private readonly types = new Map<XdsTypeUrl, TypeState>();
+  /** EDS cluster name -> endpoints it holds */
+  readonly endpoints = new Map<string, number>();
+  /** EDS clusters whose endpoint count is not what the benchmark expects */
+  short = 0;
+  routeMarked = false;
+  endpointMarked = false;
+  lastAckAt = 0;
+  lastResponseAt = 0;
+  upAt = 0;
+
+  constructor(
+    private readonly target: string,
+    private readonly creds: grpc.ChannelCredentials,
+    private readonly node: XdsNode,
+    private readonly markers: Markers,
+    /** how many endpoints each EDS cluster should hold */
+    private readonly expected: (cluster: string) => number,
+  ) {
+    for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as XdsTypeUrl[]) {
+      this.types.set(t, { version: '', nonce: '', names: [], received: false });
+    }
+  }
+
+  /** CDS, LDS, RDS answered and every EDS cluster's endpoints received */
+  get synced(): boolean {
+    const got = (t: XdsTypeUrl) => this.types.get(t)!.received;
+    if (!got(TypeUrl.Cluster) || !got(TypeUrl.Listener) || !got(TypeUrl.RouteConfiguration)) return false;
+    const eds = this.types.get(TypeUrl.ClusterLoadAssignment)!;
+    return eds.names.length > 0 && this.endpoints.size >= eds.names.length;
+  }
+
+  connect(): void {
+    this.client = new ADS_CLIENT(this.target, this.creds, {
+      'grpc.ssl_target_name_override': CONTROL_PLANE_SNI,
+      'grpc.default_authority': CONTROL_PLANE_SNI,
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': MAX_XDS_MESSAGE_BYTES,
+    });
+    const stream = (this.client as unknown as { StreamAggregatedResources(): AdsClientStream }).StreamAggregatedResources();
+    this.stream = stream;
+    this.sentNode = false;
+    for (const st of this.types.values()) st.nonce = '';
+    stream.on('metadata', () => (this.upAt ||= Date.now()));
+    stream.on('data', (res: DiscoveryResponse) => this.onResponse(res));
+    // as the sidecar does: a stream that ends is opened again after a jittered delay
+    let ended = false;
+    const onEnd = (why: string) => {
+      if (ended || this.stream !== stream) return;
+      ended = true;
+      drops.set(why, (drops.get(why) ?? 0) + 1);
+      this.disconnect();
+      this.retry = setTimeout(() => this.connect(), Math.max(50, Math.floor(Math.random() * 1000)));
+    };
+    stream.on('error', (err: Error) => onEnd(err.message));
+    stream.on('end', () => onEnd('ended by the control plane'));
+    this.request(TypeUrl.Cluster);
+    this.request(TypeUrl.Listener);
+    for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) if (this.types.get(t)!.names.length) this.request(t);
+  }
+
+  disconnect(): void {
+    clearTimeout(this.retry);
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
+    this.client?.close();
+    this.upAt = 0;
+  }
+
+  private request(type: XdsTypeUrl): void {
+    const st = this.types.get(type)!;
+    this.stream?.write({
+      version_info: st.version,
+      node: this.sentNode ? undefined : this.node,
+      resource_names: st.names,
+      type_url: type,
+      response_nonce: st.nonce,
+    });
+    this.sentNode = true;
+  }
+
+  private onResponse(res: DiscoveryResponse): void {
+    const now = Date.now();
+    this.lastResponseAt = now;
+    this.upAt ||= now;
+    const type = res.type_url as XdsTypeUrl;
+    const st = this.types.get(type);
+    if (!st) return;
+    st.nonce = res.nonce;
+    const edsNames: string[] = [];
+    const routeNames: string[] = [];
+    for (const any of res.resources ?? []) {
+      if (type === TypeUrl.Cluster) {
+        const c = clusterNameAndEds(any.value);
+        if (c.eds) edsNames.push(c.name);
+      } else if (type === TypeUrl.ClusterLoadAssignment) {
+        const a = assignmentNameAndSize(any.value);
+        this.setEndpoints(a.name, a.endpoints);
+        if (this.markers.endpoint && Buffer.from(any.value).includes(this.markers.endpoint)) this.endpointMarked = true;
+      } else if (type === TypeUrl.Listener) {
+        const l = decodeListener(any);
+        if (l.kind === 'outbound') routeNames.push(l.routeConfigName);
+      } else if (type === TypeUrl.RouteConfiguration) {
+        if (this.markers.route) this.routeMarked = Buffer.from(any.value).includes(this.markers.route);
+      }
+    }
+    st.received = true;
+    st.version = res.version_info;
+    this.request(type);
+    this.lastAckAt = Date.now();
+    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, edsNames);
+    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, routeNames);
+  }
+
+  private setEndpoints(name: string, n: number): void {
+    const before = this.endpoints.get(name);
+    const want = this.expected(name);
+    if (before !== undefined && before !== want) this.short--;
+    this.endpoints.set(name, n);
+    if (n !== want) this.short++;
+  }
+
+  /** Re-counts against the expectation, after the benchmark changed it (an endpoint joined). */
+  recount(): void {
+    this.short = 0;
+    for (const [name, n] of this.endpoints) if (n !== this.expected(name)) this.short++;
+  }
+
+  private follow(type: XdsTypeUrl, names: string[]): void {
+    const st = this.types.get(type)!;
+    const want = [...new Set(names)].sort();
+    if (want.length === st.names.length && want.every((n, i) => n === st.names[i])) return;
+    st.names = want;
+    if (type === TypeUrl.ClusterLoadAssignment) {
+      const keep = new Set(want);
+      for (const n of [...this.endpoints.keys()]) {
+        if (keep.has(n)) continue;
+        if (this.endpoints.get(n) !== this.expected(n)) this.short--;
+        this.endpoints.delete(n);
+      }
+    }
+    this.request(type);
+  }
+}

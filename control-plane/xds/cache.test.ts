@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from '../config';
+import { TypeUrl } from '../../proto/type-urls';
+import { SnapshotCache, type Clock } from './cache';
+import type { Snapshot } from './snapshot';
+
+/** A clock whose time moves only when the test says. */
+class FakeClock implements Clock {
+  private t = 1_000;
+  private timers: { at: number; fn: () => void; id: number }[] = [];
+  private ids = 0;
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.ids;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((x) => x.id !== handle);
+  }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const due = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.timers = this.timers.filter((x) => x !== due);
+      this.t = due.at;
+      due.fn();
+    }
+    this.t = end;
+  }
+}
+
+const OPTS = { domain: 'cluster.local', trustDomain: 'cluster.local' };
+const workload = (i: number) => ({
+  id: `reviews-${i}`,
+  service: 'reviews',
+  namespace: 'default',
+  serviceAccount: 'reviews',
+  labels: {},
+  inboundAddress: `127.0.0.1:${15000 + i}`,
+  identity: 'spiffe://cluster.local/ns/default/sa/reviews',
+});
+const vs = (timeout: string) =>
+  parseConfigText(
+    `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - timeout: ${timeout}
+    route:
+    - destination: {host: reviews}
+`,
+    'mesh.yaml',
+  );
+
+function setup() {
+  const clock = new FakeClock();
+  const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock);
+  const pushed: { snap: Snapshot; changedAt: number }[] = [];
+  cache.on('snapshot', (snap: Snapshot, changedAt: number) => pushed.push({ snap, changedAt }));
+  return { clock, cache, pushed };
+}
+
+const endpointCount = (snap: Snapshot) => {
+  const cla = snap.served(TypeUrl.ClusterLoadAssignment, ['outbound|80||reviews.default.svc.cluster.local']).resources[0];
+  return cla ? ((cla.obj.endpoints as { lb_endpoints: unknown[] }[] | undefined) ?? []).flatMap((l) => l.lb_endpoints).length : 0;
+};
+
+describe('SnapshotCache: debounced pushes', () => {
+  it('pushes a burst of changes once, after the quiet time, built from the last of them', () => {
+    const { clock, cache, pushed } = setup();
+    for (let i = 1; i <= 5; i++) {
+      cache.addWorkload(`s${i}`, workload(i));
+      clock.advance(50);
+    }
+    expect(pushed).toHaveLength(0);
+    clock.advance(50);
+    expect(pushed).toHaveLength(1);
+    expect(endpointCount(pushed[0].snap)).toBe(5);
+    // timed from the first change of the burst
+    expect(pushed[0].changedAt).toBe(1_000);
+  });
+
+  it('never loses the last change: one made after a push is pushed too, and a config set last wins', () => {
+    const { clock, cache, pushed } = setup();
+    cache.addWorkload('s1', workload(1));
+    clock.advance(100);
+    expect(pushed).toHaveLength(1);
+    cache.setConfig(vs('1s'));
+    cache.removeWorkload('s1');
+    cache.setConfig(vs('7s'));
+    clock.advance(99);
+    expect(pushed).toHaveLength(1);
+    clock.advance(1);
+    expect(pushed).toHaveLength(2);
+    const last = pushed[1].snap;
+    expect(last).toBe(cache.snapshot);
+    expect(endpointCount(last)).toBe(0);
+    expect(JSON.stringify(last.served(TypeUrl.RouteConfiguration, ['outbound']).resources[0].obj)).toContain('"seconds":7');
+    // nothing more is pending
+    clock.advance(10_000);
+    expect(pushed).toHaveLength(2);
+  });
+
+  it('pushes at least every maxMs while changes keep coming', () => {
+    const { clock, cache, pushed } = setup();
+    for (let i = 1; i <= 12; i++) {
+      cache.addWorkload(`s${i}`, workload(i));
+      clock.advance(60);
+    }
+    // 720 ms of changes 60 ms apart: the quiet time never comes, the limit does
+    expect(pushed.length).toBeGreaterThanOrEqual(1);
+    clock.advance(100);
+    expect(endpointCount(pushed.at(-1)!.snap)).toBe(12);
+  });
+});
