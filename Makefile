@@ -2,7 +2,7 @@
 NPM ?= npm
 STAMP := node_modules/.tandem-installed
 
-.PHONY: install build test demo bench clean tools
+.PHONY: install build test demo bench soak clean tools
 
 $(STAMP): package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -33,6 +33,12 @@ demo: build
 
 bench: build
 	node dist/bench/run.js
+
+# Not part of `make test`: 10 minutes (SOAK_SECONDS to shorten, SOAK_RATE for the req/s) of a
+# steady rate through a mesh whose certificates rotate every ~10 s and whose config changes every
+# 30 s; fails if one request fails or a sidecar's RSS grows more than 10%.
+soak: build
+	node dist/bench/soak.js
 
 clean:
 	rm -rf dist node_modules

@@ -1,0 +1,53 @@
+// Resident memory of the soak's processes: VmRSS from /proc/<pid>/status, sampled over
+// the run, and the growth from a window after warm-up to the last window.
+import * as fs from 'node:fs';
+
+/** VmRSS in MiB, or undefined once the process is gone. */
+export function rssMiB(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Sample {
+  /** seconds since the load started */
+  t: number;
+  rss: (number | undefined)[];
+}
+
+export interface Windows {
+  /** [from, to] seconds of the window after warm-up, and of the last one */
+  early: [number, number];
+  late: [number, number];
+}
+
+/**
+ * Minute 2 against the last minute on a 10-minute run; on a shorter one, thirds of it
+ * (the first third is warm-up), so SOAK_SECONDS=90 compares 30-60 s with 60-90 s.
+ */
+export function windowsFor(seconds: number): Windows {
+  const w = Math.min(60, seconds / 3);
+  return { early: [w, 2 * w], late: [seconds - w, seconds] };
+}
+
+export interface Growth {
+  early: number;
+  late: number;
+  /** late / early - 1 */
+  growth: number;
+  samples: [number, number];
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Mean RSS of process `i` in both windows: [from, to) for the early one, (from, to] for the last. */
+export function growthOf(samples: Sample[], i: number, w: Windows): Growth | undefined {
+  const of = (keep: (t: number) => boolean) => samples.filter((s) => keep(s.t)).map((s) => s.rss[i]).filter((v): v is number => v !== undefined);
+  const early = of((t) => t >= w.early[0] - 0.5 && t < w.early[1] - 0.5);
+  const late = of((t) => t > w.late[0] + 0.5 && t <= w.late[1] + 0.5);
+  if (!early.length || !late.length) return undefined;
+  return { early: mean(early), late: mean(late), growth: mean(late) / mean(early) - 1, samples: [early.length, late.length] };
+}
