@@ -36,7 +36,7 @@ bench: build
 
 # Not part of `make test`: 10 minutes (SOAK_SECONDS to shorten, SOAK_RATE for the req/s) of a
 # steady rate through a mesh whose certificates rotate every ~10 s and whose config changes every
-# 30 s; fails if one request fails or a sidecar's RSS grows more than 10%.
+# 30 s; fails if one request fails or a sidecar's or the control plane's RSS grows more than 10%.
 soak: build
 	node dist/bench/soak.js
 

@@ -1,5 +1,7 @@
 // Resident memory of the soak's processes: VmRSS from /proc/<pid>/status, sampled over
-// the run, and the growth from a window after warm-up to the last window.
+// the run, and the growth from a window after warm-up to the last window. A window is
+// summed up by its median: a garbage collection caught mid-way lifts one sample by 20-30%
+// (seen on the sidecars), which would move a mean but is not growth.
 import * as fs from 'node:fs';
 
 /** VmRSS in MiB, or undefined once the process is gone. */
@@ -29,11 +31,12 @@ export interface Windows {
  * (the first third is warm-up), so SOAK_SECONDS=90 compares 30-60 s with 60-90 s.
  */
 export function windowsFor(seconds: number): Windows {
-  const w = Math.min(60, seconds / 3);
+  const w = Math.min(60, Math.round(seconds / 3));
   return { early: [w, 2 * w], late: [seconds - w, seconds] };
 }
 
 export interface Growth {
+  /** median VmRSS of each window, MiB */
   early: number;
   late: number;
   /** late / early - 1 */
@@ -41,13 +44,17 @@ export interface Growth {
   samples: [number, number];
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
-/** Mean RSS of process `i` in both windows: [from, to) for the early one, (from, to] for the last. */
+/** Median RSS of process `i` in both windows: [from, to) for the early one, (from, to] for the last. */
 export function growthOf(samples: Sample[], i: number, w: Windows): Growth | undefined {
   const of = (keep: (t: number) => boolean) => samples.filter((s) => keep(s.t)).map((s) => s.rss[i]).filter((v): v is number => v !== undefined);
   const early = of((t) => t >= w.early[0] - 0.5 && t < w.early[1] - 0.5);
   const late = of((t) => t > w.late[0] + 0.5 && t <= w.late[1] + 0.5);
   if (!early.length || !late.length) return undefined;
-  return { early: mean(early), late: mean(late), growth: mean(late) / mean(early) - 1, samples: [early.length, late.length] };
+  return { early: median(early), late: median(late), growth: median(late) / median(early) - 1, samples: [early.length, late.length] };
 }
