@@ -3,7 +3,8 @@
 // lower rate that would hide it). The mix makes connections open and close all the time:
 //   h1 keep-alive - a pool of HTTP/1.1 connections; every 50th request says Connection: close;
 //   h1 fresh      - a new TCP connection per request, closed after it;
-//   h2            - h2c sessions, each retired (closed gracefully) after 300 requests.
+//   h2            - h2c sessions, each retired after 300 requests (closed once its last
+//                   stream has ended: see h2Session).
 // One request in three is a POST with a 1 KiB body; the app answers 500 if it got less.
 // Every response must be a 200 with the app's body: anything else, an error or a timeout
 // is a failure, kept with its reason. The x-soak-config and x-soak-subset response headers
@@ -57,6 +58,8 @@ export class SoakLoad {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   private session?: http2.ClientHttp2Session;
   private sessionUses = 0;
+  /** streams still open per session, so a retired one is closed only once it is idle */
+  private readonly openStreams = new WeakMap<http2.ClientHttp2Session, number>();
   private keepAliveUses = 0;
   private idle?: () => void;
   private readonly sockets = new WeakSet<Socket>();
@@ -154,10 +157,16 @@ export class SoakLoad {
     req.end(post ? this.body : undefined);
   }
 
+  // A retired session is closed only when none of its streams is open. close() sends
+  // GOAWAY at once, and in the same tick as a request, nghttp2 writes the GOAWAY before that
+  // request's HEADERS (control frames go first); a Node server treats a client's GOAWAY as
+  // the end of the connection and refuses the stream (REFUSED_STREAM). The request was then
+  // never processed: a client that retried would lose nothing, but the soak counts failures,
+  // and it would be the load's own doing, not the mesh's.
   private h2Session(): http2.ClientHttp2Session {
     if (!this.session || this.session.closed || this.session.destroyed || this.sessionUses >= H2_REQUESTS_PER_SESSION) {
-      // retire the old one: close() lets its streams finish, then ends the connection
-      this.session?.close();
+      const old = this.session;
+      if (old && !this.openStreams.get(old)) old.close();
       const s = http2.connect(`http://127.0.0.1:${this.o.port}`);
       s.on('error', () => undefined); // each stream reports its own failure
       this.session = s;
@@ -168,6 +177,16 @@ export class SoakLoad {
     return this.session;
   }
 
+  private streamOpened(session: http2.ClientHttp2Session): void {
+    this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
+  }
+
+  private streamClosed(session: http2.ClientHttp2Session): void {
+    const n = (this.openStreams.get(session) ?? 1) - 1;
+    this.openStreams.set(session, n);
+    if (n === 0 && session !== this.session && !session.closed) session.close();
+  }
+
   private sendH2(post: boolean, headers: http.OutgoingHttpHeaders, done: Done): void {
     let finished = false;
     const finish: Done = (...a) => {
@@ -176,12 +195,14 @@ export class SoakLoad {
       done(...a);
     };
     let stream: http2.ClientHttp2Stream;
+    const session = this.h2Session();
     try {
-      stream = this.h2Session().request({ ':method': post ? 'POST' : 'GET', ':path': '/soak', ':authority': this.o.host, ...headers });
+      stream = session.request({ ':method': post ? 'POST' : 'GET', ':path': '/soak', ':authority': this.o.host, ...headers });
     } catch (err) {
       finish(`h2 request: ${(err as Error).message}`);
       return;
     }
+    this.streamOpened(session);
     let status = 0;
     let resHeaders: http.IncomingHttpHeaders = {};
     let body = '';
@@ -194,6 +215,7 @@ export class SoakLoad {
     stream.on('end', () => finish(status ? undefined : 'h2 stream ended without a response', status, resHeaders, body));
     let timedOut = false;
     stream.on('close', () => {
+      this.streamClosed(session);
       if (timedOut) finish(`timeout after ${TIMEOUT_MS} ms`);
       else if (stream.rstCode) finish(`h2 stream reset (code ${stream.rstCode})`);
       else finish('h2 stream closed before its end');
