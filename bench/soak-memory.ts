@@ -35,13 +35,19 @@ export function windowsFor(seconds: number): Windows {
   return { early: [w, 2 * w], late: [seconds - w, seconds] };
 }
 
+export interface WindowRss {
+  median: number;
+  /** the floor: what stays resident after collections, where a leak shows first */
+  min: number;
+  max: number;
+  samples: number;
+}
+
 export interface Growth {
-  /** median VmRSS of each window, MiB */
-  early: number;
-  late: number;
-  /** late / early - 1 */
+  early: WindowRss;
+  late: WindowRss;
+  /** of the medians: late / early - 1 */
   growth: number;
-  samples: [number, number];
 }
 
 function median(xs: number[]): number {
@@ -56,5 +62,7 @@ export function growthOf(samples: Sample[], i: number, w: Windows): Growth | und
   const early = of((t) => t >= w.early[0] - 0.5 && t < w.early[1] - 0.5);
   const late = of((t) => t > w.late[0] + 0.5 && t <= w.late[1] + 0.5);
   if (!early.length || !late.length) return undefined;
-  return { early: median(early), late: median(late), growth: median(late) / median(early) - 1, samples: [early.length, late.length] };
+  const sum = (xs: number[]): WindowRss => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs.length });
+  const [e, l] = [sum(early), sum(late)];
+  return { early: e, late: l, growth: l.median / e.median - 1 };
 }

@@ -131,6 +131,7 @@ export function reportMemory(samples: Sample[], procs: Watched[], seconds: numbe
   const failures: string[] = [];
   const w = windowsFor(seconds);
   console.log(`\nRSS growth: median VmRSS in ${w.early[0]}-${w.early[1]} s (after warm-up) against ${w.late[0]}-${w.late[1]} s (the end); limit ${limit * 100}% for the mesh (control plane and sidecars)`);
+  console.log(`  ${''.padEnd(16)} ${pad('median MiB', 21)} ${pad('growth', 7)}   ${pad('min MiB', 13)}   ${pad('max MiB', 13)}   samples`);
   for (const [i, p] of procs.entries()) {
     const g = growthOf(samples, i, w);
     if (!g) {
@@ -139,11 +140,12 @@ export function reportMemory(samples: Sample[], procs: Watched[], seconds: numbe
       continue;
     }
     const over = g.growth > limit;
+    const span = (a: number, b: number) => `${pad(a.toFixed(1), 6)}->${b.toFixed(1).padEnd(6)}`;
     console.log(
-      `  ${p.label.padEnd(16)} ${pad(g.early.toFixed(1), 7)} MiB -> ${pad(g.late.toFixed(1), 7)} MiB  ${pad(pct(g.growth), 7)}` +
-        `  (${g.samples[0]} and ${g.samples[1]} samples)${p.judged ? (over ? '  OVER THE LIMIT' : '') : '  (not judged)'}`,
+      `  ${p.label.padEnd(16)} ${pad(g.early.median.toFixed(1), 9)} -> ${g.late.median.toFixed(1).padEnd(9)} ${pad(pct(g.growth), 7)}   ${span(g.early.min, g.late.min)}   ${span(g.early.max, g.late.max)}   ${g.early.samples}+${g.late.samples}` +
+        (p.judged ? (over ? '  OVER THE LIMIT' : '') : '  (not judged)'),
     );
-    if (p.judged && over) failures.push(`${p.label}: RSS grew ${pct(g.growth)} (${g.early.toFixed(1)} -> ${g.late.toFixed(1)} MiB)`);
+    if (p.judged && over) failures.push(`${p.label}: RSS grew ${pct(g.growth)} (median ${g.early.median.toFixed(1)} -> ${g.late.median.toFixed(1)} MiB)`);
   }
   return failures;
 }
