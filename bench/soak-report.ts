@@ -130,8 +130,11 @@ export function reportConfigEdits(edits: Edit[], load: SoakLoad, weightOf: (gene
 export function reportMemory(samples: Sample[], procs: Watched[], seconds: number, limit: number): string[] {
   const failures: string[] = [];
   const w = windowsFor(seconds);
-  console.log(`\nRSS growth: median VmRSS in ${w.early[0]}-${w.early[1]} s (after warm-up) against ${w.late[0]}-${w.late[1]} s (the end); limit ${limit * 100}% for the mesh (control plane and sidecars)`);
-  console.log(`  ${''.padEnd(16)} ${pad('median MiB', 21)} ${pad('growth', 7)}   ${pad('min MiB', 13)}   ${pad('max MiB', 13)}   samples`);
+  console.log(
+    `\nRSS: the floor (lowest sample) of ${w.early[0]}-${w.early[1]} s (after warm-up) against ${w.late[0]}-${w.late[1]} s (the end): a leak lifts the floor, ` +
+      `garbage between collections only the median and the peak; limit +${limit * 100}% for the mesh (control plane and sidecars)`,
+  );
+  console.log(`  ${''.padEnd(16)} ${pad('floor MiB', 17)} ${pad('growth', 7)}   ${pad('median MiB', 15)}   ${pad('peak MiB', 15)}   samples`);
   for (const [i, p] of procs.entries()) {
     const g = growthOf(samples, i, w);
     if (!g) {
@@ -140,12 +143,12 @@ export function reportMemory(samples: Sample[], procs: Watched[], seconds: numbe
       continue;
     }
     const over = g.growth > limit;
-    const span = (a: number, b: number) => `${pad(a.toFixed(1), 6)}->${b.toFixed(1).padEnd(6)}`;
+    const span = (a: number, b: number) => `${pad(a.toFixed(1), 6)} -> ${b.toFixed(1).padEnd(6)}`;
     console.log(
-      `  ${p.label.padEnd(16)} ${pad(g.early.median.toFixed(1), 9)} -> ${g.late.median.toFixed(1).padEnd(9)} ${pad(pct(g.growth), 7)}   ${span(g.early.min, g.late.min)}   ${span(g.early.max, g.late.max)}   ${g.early.samples}+${g.late.samples}` +
+      `  ${p.label.padEnd(16)} ${span(g.early.min, g.late.min)} ${pad(pct(g.growth), 7)}   ${span(g.early.median, g.late.median)}   ${span(g.early.max, g.late.max)}   ${g.early.samples}+${g.late.samples}` +
         (p.judged ? (over ? '  OVER THE LIMIT' : '') : '  (not judged)'),
     );
-    if (p.judged && over) failures.push(`${p.label}: RSS grew ${pct(g.growth)} (median ${g.early.median.toFixed(1)} -> ${g.late.median.toFixed(1)} MiB)`);
+    if (p.judged && over) failures.push(`${p.label}: RSS grew ${pct(g.growth)} (floor ${g.early.min.toFixed(1)} -> ${g.late.min.toFixed(1)} MiB)`);
   }
   return failures;
 }

@@ -4,14 +4,14 @@
 // with connections opening and closing all the time (soak-load.ts), workload certificates
 // that rotate every ~10 s (--cert-ttl 22s; a sidecar renews at 40-50% of the life) and the
 // watched mesh.yaml rewritten every 30 s. Every 10 s it prints a row: each process's RSS
-// (/proc/PID/status VmRSS, also sampled every 2 s in between for the windows' medians), the
+// (/proc/PID/status VmRSS, also sampled every 2 s in between for the windows' floors), the
 // interval's requests, and the checks that rotation is real, in the sidecars and at the
-// control plane (soak-certs.ts). At the end:
-// requests sent and failed, what the app saw, the rotations and config edits seen to
-// apply, and each process's RSS growth from the window after warm-up (minute 2) to the
-// last minute. Exit 1 if a request failed (any non-2xx or error), the RSS of a sidecar or
-// of the control plane grew more than 10%, rotation or a config edit did not happen, or a
-// process died. The app and this process are shown, not judged: they are not the mesh.
+// control plane (soak-certs.ts). At the end: requests sent and failed, what the app saw,
+// the rotations and config edits seen to apply, and each process's RSS growth (of the
+// floor: soak-memory.ts) from the window after warm-up (minute 2) to the last minute.
+// Exit 1 if a request failed (any non-2xx or error), the RSS of a sidecar or of the
+// control plane grew more than 10%, rotation or a config edit did not happen, or a process
+// died. The app and this process are shown, not judged: they are not the mesh.
 // Files: soak-mesh.ts (the processes and the config), soak-load.ts, soak-app.ts,
 // soak-certs.ts, soak-memory.ts, soak-report.ts.
 import * as os from 'node:os';
@@ -39,7 +39,7 @@ const RATE = envNumber('SOAK_RATE', 200, 1);
 const CERT_TTL = '22s';
 /** a row of the table: RSS, rotation checks, the interval's requests */
 const SAMPLE_EVERY_S = 10;
-/** RSS alone, more often: a window's median then rides over the garbage collector's swings */
+/** RSS alone, more often, so that each window's floor is one taken after a collection */
 const RSS_EVERY_S = 2;
 const EDIT_EVERY_S = 30;
 /** edits fall between samples, so a row never straddles a half-applied edit */
@@ -76,7 +76,7 @@ async function main(): Promise<number> {
   console.log(`host: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${os.type()} ${os.release()}`);
   console.log('load: half HTTP/1.1 keep-alive (1 in 50 with Connection: close), a fifth HTTP/1.1 on a new connection each, 3/10 h2c on sessions retired after 300 requests; one in three a POST of 1 KiB');
   console.log(`certificates: --cert-ttl ${CERT_TTL}, so each sidecar renews every 8.8-11 s; config: mesh.yaml rewritten every ${EDIT_EVERY_S} s (the v1/all split flips 90/10 <-> 10/90)`);
-  console.log(`every ${SAMPLE_EVERY_S} s: VmRSS of each process (also every ${RSS_EVERY_S} s for the medians), each sidecar's /certs and rotation count, and the serial its inbound port shows a new TLS handshake\n`);
+  console.log(`every ${SAMPLE_EVERY_S} s: VmRSS of each process (also every ${RSS_EVERY_S} s, for each window's floor), each sidecar's /certs and rotation count, and the serial its inbound port shows a new TLS handshake\n`);
 
   const mesh: SoakMesh = await startSoakMesh(dir, CERT_TTL);
   const procs: Watched[] = [
