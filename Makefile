@@ -46,5 +46,11 @@ bench: build nginx
 bench-xds: build
 	node dist/bench/xds-run.js
 
+# Not part of `make test`: 10 minutes (SOAK_SECONDS to shorten, SOAK_RATE for the req/s) of a
+# steady rate through a mesh whose certificates rotate every ~10 s and whose config changes every
+# 30 s; fails if one request fails or a sidecar's or the control plane's RSS grows more than 10%.
+soak: build
+	node dist/bench/soak.js
+
 clean:
 	rm -rf dist node_modules

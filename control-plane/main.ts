@@ -65,7 +65,9 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   const metrics = new ControlPlaneMetrics();
   const root = loadOrCreateRootCA(o.caDir, o.trustDomain);
   const ca = new CertificateAuthority(root);
-  const certs = new CertTracker();
+  // streams stay bound to the certificate they connected with, past its expiry: the tracker
+  // keeps those links (ads is declared below; this is called only once certificates are issued)
+  const certs = new CertTracker(Date.now, () => [...ads.streams.values()].flatMap((s) => (s.peer ? [s.peer.serial] : [])));
   const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain }, o.debounce ?? PUSH_DEBOUNCE);
   cache.on('buildError', (err: Error) => log.error(`snapshot build failed, serving the previous one: ${err.message}`));
   const ads = new AdsServer(

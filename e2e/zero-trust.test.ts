@@ -745,6 +745,15 @@ describe('rotation under load', () => {
       const row = rows.find((e) => e.id.endsWith(`.${sc.proc.child.pid}`));
       expect(row?.registered).toBe(true);
     }
+    // the control plane follows the renewals (tandem status CERT EXPIRES) long after the
+    // certificate each stream connected with, and its first renewals, have expired; /certs
+    // is read on both sides of /debug/syncz in case a renewal falls in between
+    for (const sc of [echo, caller]) {
+      const before = (await h.json<CertsView>(sc.admin, '/certs')).notAfter!;
+      const row = (await syncz(cp)).find((e) => e.id.endsWith(`.${sc.proc.child.pid}`));
+      const after = (await h.json<CertsView>(sc.admin, '/certs')).notAfter!;
+      expect([Date.parse(before), Date.parse(after)]).toContain(Date.parse(row!.certExpires!));
+    }
     await Promise.all([echo.proc.stop(), caller.proc.stop(), cp.proc.stop(), echoApp.close(), callerApp.close()]);
   }, 90_000);
 });
