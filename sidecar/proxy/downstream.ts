@@ -170,12 +170,17 @@ export function dualProtocolServer(
       sockets.delete(socket);
     });
     // silent before its first byte: the headers timeout runs from the connection's start
-    socket.setTimeout(headersTimeout, () => {
+    // (the listener goes with the first byte: the HTTP/1.1 server's own keep-alive timeout
+    // uses the socket's timeout later, and is no silent connection)
+    const silent = () => {
       events.onRefused?.('silent');
       socket.destroy();
-    });
+    };
+    socket.setTimeout(headersTimeout);
+    socket.once('timeout', silent);
     socket.once('readable', () => {
       socket.setTimeout(0);
+      socket.off('timeout', silent);
       const head: Buffer | null = socket.read();
       if (!head) {
         socket.once('end', () => socket.destroy());
