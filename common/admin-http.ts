@@ -3,8 +3,15 @@ import * as http from 'node:http';
 
 export type Handler = (req: http.IncomingMessage) => Promise<{ status?: number; type?: string; body: string | object }> | { status?: number; type?: string; body: string | object };
 
-export function adminServer(routes: Record<string, Handler>): http.Server {
-  return http.createServer(async (req, res) => {
+/**
+ * Connections the admin port takes at once: operators and scrapers, a handful. Past it Node
+ * closes the new one at once, so that a flood of connections on the admin port cannot take the
+ * process's descriptors from the traffic it serves.
+ */
+export const ADMIN_MAX_CONNECTIONS = 128;
+
+export function adminServer(routes: Record<string, Handler>, maxConnections = ADMIN_MAX_CONNECTIONS): http.Server {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const key = `${req.method} ${path}`;
     const h = routes[key] ?? (req.method === 'HEAD' ? routes[`GET ${path}`] : undefined);
@@ -21,4 +28,6 @@ export function adminServer(routes: Record<string, Handler>): http.Server {
       res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`);
     }
   });
+  server.maxConnections = maxConnections;
+  return server;
 }
