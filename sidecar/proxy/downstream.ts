@@ -131,7 +131,8 @@ export function dualProtocolServer(
     // sent its GOAWAY when new connections stop being taken
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
-    watchSession(session, limits, events);
+    // a plaintext connection's resets are its H2Guard's to count
+    watchSession(session, limits, events, !h2Pending?.addresses);
   });
   if (acceptor) {
     acceptor.server.on('secureConnection', (s: tls.TLSSocket) => {
@@ -252,7 +253,7 @@ export function dualProtocolServer(
  * opens them (rapid reset). Plaintext connections are cut sooner, by their H2Guard, before
  * Node parses the flood; this count is what covers mTLS connections.
  */
-function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits, events: DownstreamEvents): void {
+function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits, events: DownstreamEvents, countResets: boolean): void {
   let open = 0;
   const budget = new ResetBudget(limits.prematureResetLimit);
   let cut = false;
@@ -276,7 +277,7 @@ function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits,
     budget.opened();
     stream.once('close', () => {
       open--;
-      if (reset && !cut && !budget.premature()) {
+      if (countResets && reset && !cut && !budget.premature()) {
         cut = true;
         events.onRapidReset?.();
         // not from inside nghttp2's callback (this 'close' is one): a session destroyed there

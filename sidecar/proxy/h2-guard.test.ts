@@ -75,16 +75,30 @@ describe('H2Guard', () => {
     g.close();
   });
 
-  it('cuts the connection at the reset that overspends the budget, and lets none of that read through', async () => {
+  it('a flood (streams reset in the read that opened them) is cut at its small fixed allowance, and none of that read goes through', async () => {
     const g = await guarded(5, () => 0);
     const before = Buffer.concat([PREFACE, frame(4, 0, 0)]);
     await g.send(before);
     const flood: Buffer[] = [];
-    for (let id = 1; id < 40; id += 2) flood.push(headers(id), rst(id));
+    for (let id = 1; id < 200; id += 2) flood.push(headers(id), rst(id));
     await g.send(Buffer.concat(flood));
     await g.closed;
     expect(g.cuts()).toBe(1);
     expect(g.through().equals(before)).toBe(true);
+    g.close();
+  });
+
+  it('resets in a later read, within a second, count against the premature-reset budget: a fan-out of cancels within it passes, past it the connection is cut', async () => {
+    const g = await guarded(10, () => 0);
+    const open = (from: number, n: number) => Buffer.concat(Array.from({ length: n }, (_, k) => headers(from + 2 * k)));
+    const reset = (from: number, n: number) => Buffer.concat(Array.from({ length: n }, (_, k) => rst(from + 2 * k)));
+    await g.send(Buffer.concat([PREFACE, open(1, 10)]));
+    await g.send(reset(1, 10));
+    expect(g.cuts()).toBe(0);
+    await g.send(open(21, 20));
+    await g.send(reset(21, 20));
+    await g.closed;
+    expect(g.cuts()).toBe(1);
     g.close();
   });
 

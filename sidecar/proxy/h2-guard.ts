@@ -15,6 +15,13 @@ const HEADERS = 0x1;
 const RST_STREAM = 0x3;
 /** a stream reset by its client sooner than this after its HEADERS is a premature reset (Envoy's premature_reset_min_stream_lifetime) */
 export const PREMATURE_RESET_MS = 1000;
+/**
+ * Streams reset in the very read that opened them: no client that means its requests does
+ * that (a cancel comes once a request has been waiting), while a flood does nothing else.
+ * This allowance is small and fixed; the premature-reset one (`--max-premature-resets`) is
+ * for clients that cancel many requests at once, a fan-out dropping its stragglers.
+ */
+export const SAME_READ_RESET_BURST = 20;
 
 /**
  * A connection's allowance of premature resets, Envoy's rule as a running balance: it starts
@@ -45,9 +52,11 @@ export class H2Guard extends Duplex {
   private partial: Buffer | undefined;
   /** payload bytes of the current frame still to skip */
   private skip = 0;
-  /** streams whose HEADERS came recently, and when (insertion-ordered, so the oldest go first) */
-  private readonly opened = new Map<number, number>();
+  /** streams whose HEADERS came recently: when, and in which read (insertion-ordered, so the oldest go first) */
+  private readonly opened = new Map<number, { at: number; read: number }>();
   private readonly budget: ResetBudget;
+  private readonly flood = new ResetBudget(SAME_READ_RESET_BURST);
+  private reads = 0;
   private cut = false;
 
   constructor(
@@ -102,6 +111,7 @@ export class H2Guard extends Duplex {
 
   /** How many bytes of `chunk` may go on: all of it, unless a frame in it overspends the reset budget. */
   private inspect(chunk: Buffer): number {
+    const read = ++this.reads;
     let i = 0;
     if (this.preface > 0) {
       const n = Math.min(this.preface, chunk.length);
@@ -138,16 +148,18 @@ export class H2Guard extends Duplex {
       this.skip = length;
       if (type === HEADERS && !this.opened.has(stream)) {
         if (now < 0) now = this.clock();
-        this.opened.set(stream, now);
+        this.opened.set(stream, { at: now, read });
         // only recent streams can be reset prematurely: the rest need not be remembered
         if (this.opened.size > 1000) this.opened.delete(this.opened.keys().next().value!);
         this.budget.opened();
+        this.flood.opened();
       } else if (type === RST_STREAM) {
-        const at = this.opened.get(stream);
-        if (at !== undefined) {
+        const o = this.opened.get(stream);
+        if (o !== undefined) {
           this.opened.delete(stream);
           if (now < 0) now = this.clock();
-          if (now - at < PREMATURE_RESET_MS && !this.budget.premature()) return start;
+          const spent = o.read === read ? !this.flood.premature() : now - o.at < PREMATURE_RESET_MS && !this.budget.premature();
+          if (spent) return start;
         }
       }
     }

@@ -24,8 +24,9 @@ export interface ListenerLimits {
   maxConcurrentStreams: number;
   /**
    * Rapid reset (CVE-2023-44487): streams a client may reset within a second of opening them,
-   * in a burst, refilled at a tenth of it per second (h2-guard.ts ResetBudget); one more and the
-   * connection is cut.
+   * as a balance (h2-guard.ts ResetBudget: each new stream gives half a reset back); one more
+   * and the connection is cut. Streams reset in the read that opened them have a small fixed
+   * allowance of their own (SAME_READ_RESET_BURST).
    */
   prematureResetLimit: number;
   /** requests in flight to one upstream cluster whose DestinationRule sets no connection pool, and as many more waiting (Envoy's circuit-breaker defaults); past them, 503 UO */
@@ -63,7 +64,7 @@ export function defaultLimits(maxConnections = defaultMaxConnections()): Listene
     maxHeadersCount: MAX_HEADERS_COUNT,
     maxHeaderBytes: MAX_HEADER_BYTES,
     maxConcurrentStreams: 100,
-    prematureResetLimit: 20,
+    prematureResetLimit: 200,
     maxUpstreamRequests: DEFAULT_UPSTREAM_REQUESTS,
   };
 }
