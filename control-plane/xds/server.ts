@@ -15,54 +15,12 @@ import type { AdsStream, DiscoveryRequest, PreparedResponse, XdsNode } from '../
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
 import { workloadFromNode } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
-import { validateWorkload, type Workload } from '../model/workload';
+import { validateWorkload } from '../model/workload';
 import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
-import type { Held } from './served-set';
+import { sameNames, subscription, type StreamInfo, type TypeState } from './stream-state';
 
-export interface NackRecord {
-  version: string;
-  message: string;
-  at: number;
-}
-
-export interface TypeState {
-  /** null: wildcard */
-  names: string[] | null;
-  /** `names` as one string, the key of the set served for them */
-  namesKey?: string;
-  /** what the client holds: the set it was last sent or brought up to; undefined: unknown (first answer, after a NACK) */
-  sentSet?: Held;
-  /** the subscription changed and the client is owed an answer even if the version is the same */
-  answerOwed?: boolean;
-  sentVersion?: string;
-  sentNonce?: string;
-  ackedVersion?: string;
-  lastNack?: NackRecord;
-  /**
-   * when the config change or endpoint event behind the unacknowledged response happened;
-   * unset for a first answer to a subscription, which is sync, not convergence
-   */
-  pendingSince?: number;
-}
-
-export interface StreamInfo {
-  key: string;
-  node?: XdsNode;
-  /** the sidecar behind the stream; registered as an endpoint only when `registered` */
-  workload?: Workload;
-  registered: boolean;
-  peer?: PeerIdentity;
-  connectedAt: number;
-  types: Map<XdsTypeUrl, TypeState>;
-  /** a reconnecting client held through the warm-up: no pushes before this time */
-  heldUntil?: number;
-  /** responses written that the client has not taken yet, and their bytes */
-  inFlight: number;
-  bytesInFlight: number;
-  /** a push waits for the client to read; with when the earliest change behind it happened */
-  owed?: { changedAt?: number };
-}
+export type { NackRecord, StreamInfo, TypeState } from './stream-state';
 
 /**
  * Responses a stream may have in flight before further pushes wait for its client to read:
@@ -94,7 +52,6 @@ export interface AdsEvents {
   onUnknownType?(info: StreamInfo, typeUrl: string): void;
 }
 
-const WILDCARD_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
 /** a stream's bookkeeping is bounded: no client needs more types or names than this */
 export const MAX_TYPES_PER_STREAM = 16;
 export const MAX_NAMES_PER_REQUEST = 50_000;
@@ -374,28 +331,6 @@ export class AdsServer {
       this.waking = false;
     }
   }
-}
-
-/**
- * The names a request subscribes to; null is the wildcard. An empty list means
- * "everything" only on a type's first request (or while already wildcard); after named
- * subscriptions it means "nothing any more". "*" is the explicit wildcard, and with
- * other names beside it those are served too — for Listener and Cluster, the wildcard
- * already includes them.
- */
-function subscription(type: XdsTypeUrl, requested: string[], mayBeImplicitWildcard: boolean, held: string[] | null): string[] | null {
-  // an ACK names what it subscribed to before, in the same order: no need to sort it again
-  if (held !== null && sameNames(held, requested)) return held;
-  const wildcardType = WILDCARD_TYPES.includes(type);
-  if (requested.includes('*')) return wildcardType ? null : [...new Set(requested.filter((n) => n !== '*'))].sort();
-  if (requested.length === 0 && wildcardType && mayBeImplicitWildcard) return null;
-  return [...new Set(requested)].sort();
-}
-
-function sameNames(a: string[] | null, b: string[] | null): boolean {
-  if (a === b) return true;
-  if (a === null || b === null) return a === b;
-  return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
 export function adsHandlers(server: AdsServer, policy: StreamPolicy): grpc.UntypedServiceImplementation {
