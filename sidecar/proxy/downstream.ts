@@ -255,7 +255,7 @@ export function dualProtocolServer(
  */
 function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits, events: DownstreamEvents, countResets: boolean): void {
   let open = 0;
-  const budget = new ResetBudget(limits.prematureResetLimit);
+  const budget = countResets ? new ResetBudget(limits.prematureResetLimit) : undefined;
   let cut = false;
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {
@@ -271,13 +271,15 @@ function watchSession(session: http2.ServerHttp2Session, limits: ListenerLimits,
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     open++;
     clearTimeout(idle);
-    const opened = Date.now();
     let reset = false;
-    stream.once('aborted', () => (reset = Date.now() - opened < PREMATURE_RESET_MS));
-    budget.opened();
+    if (budget) {
+      const opened = Date.now();
+      stream.once('aborted', () => (reset = Date.now() - opened < PREMATURE_RESET_MS));
+      budget.opened();
+    }
     stream.once('close', () => {
       open--;
-      if (countResets && reset && !cut && !budget.premature()) {
+      if (budget && reset && !cut && !budget.premature()) {
         cut = true;
         events.onRapidReset?.();
         // not from inside nghttp2's callback (this 'close' is one): a session destroyed there

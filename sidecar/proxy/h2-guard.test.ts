@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as net from 'node:net';
 import { H2Guard, ResetBudget } from './h2-guard';
+import { frame, PREFACE } from '../../e2e/h2-frames';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-function frame(type: number, flags: number, stream: number, payload = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
 const headers = (id: number) => frame(1, 0x5, id, Buffer.from([0x82, 0x86, 0x84]));
 const rst = (id: number) => frame(3, 0, id, Buffer.from([0, 0, 0, 8]));
 const data = (id: number, n: number) => frame(0, 0, id, Buffer.alloc(n, 0x61));

@@ -87,10 +87,15 @@ export function defaultMaxConnections(limitsText = readProcLimits()): number {
   return Math.max(64, Math.min(MAX_CONNECTIONS_CEILING, Math.floor((soft - RESERVED_FDS) / 4)));
 }
 
+// read once: every listener (and the flags' usage) asks, and the limit is the process's
+let procLimits: string | null | undefined;
 function readProcLimits(): string | undefined {
-  try {
-    return fs.readFileSync('/proc/self/limits', 'utf8');
-  } catch {
-    return undefined;
+  if (procLimits === undefined) {
+    try {
+      procLimits = fs.readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      procLimits = null;
+    }
   }
+  return procLimits ?? undefined;
 }
