@@ -1,7 +1,7 @@
 // Wiring only: workload identity (key, CSR, certificate, rotation) -> xDS client ->
 // runtime config (swapped whole) -> listeners; admin beside.
 import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomPool } from '../common/random-pool';
 import * as os from 'node:os';
 import cluster from 'node:cluster';
 import * as grpc from '@grpc/grpc-js';
@@ -138,7 +138,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
   });
   const sampling = samplerFromEnv(process.env);
   if (sampling.warning) log.warn(sampling.warning);
-  const trace = { ids: traceIds(randomBytes), sample: sampling.sampler };
+  const trace = { ids: traceIds(randomPool()), sample: sampling.sampler };
   const spans = await startSpans(o, trace.ids, self, metrics, log);
   const observeSpans = spans && spansObserver(spans);
   const observe: Observer | undefined =

@@ -3,45 +3,10 @@
 // Envoy), and the proxy's own figures under the tandem_ prefix.
 import * as client from 'prom-client';
 
-/** Istio's request labels (istio.io/latest/docs/reference/config/metrics), in its order. */
-export const REQUEST_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_cluster',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'request_protocol',
-  'response_code',
-  'grpc_response_status',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+import { BYTE_BUCKETS, REQUEST_LABELS, TCP_LABELS } from './istio-labels';
+import { RequestSeries } from './request-series';
 
-/** A TCP connection has no response: Istio's TCP metrics drop the response code and gRPC status. */
-export const TCP_LABELS = REQUEST_LABELS.filter((l) => l !== 'response_code' && l !== 'grpc_response_status');
-
-export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
-export type TcpLabels = Record<(typeof TCP_LABELS)[number], string>;
-
-/** Istio's default buckets for istio_request_duration_milliseconds. */
-export const DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
-/** Istio's buckets for istio_request_bytes and istio_response_bytes. */
-export const BYTE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000];
+export { BYTE_BUCKETS, DURATION_BUCKETS_MS, REQUEST_LABELS, TCP_LABELS, type RequestLabels, type TcpLabels } from './istio-labels';
 
 export class SidecarMetrics {
   readonly registry = new client.Registry();
@@ -49,16 +14,8 @@ export class SidecarMetrics {
   private readonly req = [...REQUEST_LABELS];
   private readonly tcp = [...TCP_LABELS];
 
-  readonly requests = new client.Counter({ name: 'istio_requests_total', help: 'requests handled by this proxy', labelNames: this.req, registers: this.r });
-  readonly duration = new client.Histogram({
-    name: 'istio_request_duration_milliseconds',
-    help: 'duration of requests, from the first byte received to the response complete',
-    labelNames: this.req,
-    buckets: DURATION_BUCKETS_MS,
-    registers: this.r,
-  });
-  readonly requestBytes = new client.Histogram({ name: 'istio_request_bytes', help: 'request body sizes', labelNames: this.req, buckets: BYTE_BUCKETS, registers: this.r });
-  readonly responseBytes = new client.Histogram({ name: 'istio_response_bytes', help: 'response body sizes', labelNames: this.req, buckets: BYTE_BUCKETS, registers: this.r });
+  /** istio_requests_total and the duration and size histograms */
+  readonly requestSeries = new RequestSeries(this.r);
 
   // Istio's names are istio_tcp_connections_{opened,closed}_total; the SPEC's shorter
   // istio_tcp_{opened,closed}_total are exported beside them, with the same values.

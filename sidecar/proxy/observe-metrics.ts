@@ -141,29 +141,36 @@ export function metricsObserver(m: SidecarMetrics, self: Self): Observer {
     return e;
   };
   return (o) => {
-    let base: Ends;
+    let baseKey: string;
+    let base: () => Ends;
     if (o.direction === 'outbound') {
       const x = o.x;
       // keyed by what decides them; the principal is read at build time, and a rotation keeps the SPIFFE ID
-      const key = `o|${x?.cluster?.model.name ?? x?.facts.cluster ?? o.info?.authority ?? ''}|${x?.endpoint ? `${x.facts.host}|${x.endpoint.labels.version ?? ''}|${x.endpoint.identity ?? ''}` : ''}`;
-      base = ends(key, () => outboundEnds(self, x, o.info?.authority));
+      baseKey = `o|${x?.cluster?.model.name ?? x?.facts.cluster ?? o.info?.authority ?? ''}|${x?.endpoint ? `${x.facts.host}|${x.endpoint.labels.version ?? ''}|${x.endpoint.identity ?? ''}` : ''}`;
+      base = () => ends(baseKey, () => outboundEnds(self, x, o.info?.authority));
     } else {
       const peer = first(o.req.headers[PEER_METADATA]);
-      base = ends(`i|${o.conn.mtls ? 1 : 0}|${o.conn.peerPrincipal ?? ''}|${peer ?? ''}`, () => inboundEnds(self, o.conn, peer));
+      baseKey = `i|${o.conn.mtls ? 1 : 0}|${o.conn.peerPrincipal ?? ''}|${peer ?? ''}`;
+      base = () => ends(baseKey, () => inboundEnds(self, o.conn, peer));
     }
     const grpc = !!o.info && isGrpcContentType(o.info.header('content-type'));
-    const labels: RequestLabels = {
-      ...base,
-      request_protocol: grpc ? 'grpc' : 'http',
-      response_code: String(o.status),
-      grpc_response_status: grpcStatusOf(o, grpc),
-      response_flags: o.flags,
-    };
-    m.requests.inc(labels);
-    m.duration.observe(labels, o.durationMs);
+    const grpcStatus = grpcStatusOf(o, grpc);
     const received = o.x?.body?.received ?? (Number(o.info?.header('content-length') ?? 0) || 0);
-    m.requestBytes.observe(labels, received);
-    m.responseBytes.observe(labels, o.bytesSent);
+    // the key names the whole label set: the ends' key and every per-request label
+    const key = `${baseKey}|${grpc ? 'g' : 'h'}|${o.status}|${grpcStatus}|${o.flags}`;
+    m.requestSeries.record(
+      key,
+      (): RequestLabels => ({
+        ...base(),
+        request_protocol: grpc ? 'grpc' : 'http',
+        response_code: String(o.status),
+        grpc_response_status: grpcStatus,
+        response_flags: o.flags,
+      }),
+      o.durationMs,
+      received,
+      o.bytesSent,
+    );
     const cluster = o.x?.facts.cluster;
     if (o.direction === 'outbound' && cluster) {
       if (o.x!.facts.attempts > 1) m.retries.inc({ cluster }, o.x!.facts.attempts - 1);

@@ -25,7 +25,7 @@ export interface TraceIds {
   spanId(): string;
 }
 
-/** Ids from a byte source (crypto.randomBytes in production, a counter in tests). */
+/** Ids from a byte source (a pool of crypto random bytes in production, common/random-pool.ts; a counter in tests), read at once. */
 export function traceIds(bytes: (n: number) => Buffer): TraceIds {
   const hex = (n: number): string => {
     for (;;) {
