@@ -30,10 +30,21 @@ export interface TypeState {
    * unset for a first answer to a subscription, which is sync, not convergence
    */
   pendingSince?: number;
+  /** Delta xDS: the names subscribed by name, sorted (`names` is null while `wildcard`) */
+  subscribed?: string[];
+  wildcard?: boolean;
+  /** Delta xDS: what the client holds (name -> version) when that is not `sentSet` (a reconnect, after a NACK, an unsubscribe) */
+  heldVersions?: Map<string, string>;
+  /** Delta xDS: names newly subscribed, owed word (removed_resources) if they do not exist */
+  asked?: string[];
 }
+
+export type XdsProtocol = 'sotw' | 'delta';
 
 export interface StreamInfo {
   key: string;
+  /** State of the World (StreamAggregatedResources) or Delta (DeltaAggregatedResources) */
+  protocol: XdsProtocol;
   node?: XdsNode;
   /** the sidecar behind the stream; registered as an endpoint only when `registered` */
   workload?: Workload;
