@@ -28,6 +28,7 @@ export interface ProtocolHost {
 }
 
 const WILDCARD_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
+const GONE_WHEN_ABSENT: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
 
 export class DeltaProtocol {
   constructor(private readonly host: ProtocolHost) {}
@@ -120,6 +121,10 @@ export class DeltaProtocol {
       changed = set.resources.filter((r) => held.get(r.name) !== digestOf(r));
       removed = [...held.keys()].filter((n) => !set.summary.digests.has(n));
     }
+    // As in State of the World, a route or endpoint set the client still subscribes to is
+    // kept by it when it goes (a cluster draining under make-before-break keeps its
+    // endpoints); the client drops it when it unsubscribes. Listeners and clusters go.
+    if (!GONE_WHEN_ABSENT.includes(type)) removed = [];
     // a name asked for that does not exist is said to be absent, so the client need not wait for it
     const absent = (st.asked ?? []).filter((n) => !set.summary.digests.has(n) && !removed.includes(n));
     if (absent.length) removed = [...removed, ...absent];
