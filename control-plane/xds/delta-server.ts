@@ -93,7 +93,9 @@ export class DeltaProtocol {
     st.names = wildcard ? null : st.subscribed;
     st.namesKey = subscriptionKey(st.names);
     if (!isNew) st.answerOwed ||= added.length > 0;
-    if (added.length) st.asked = [...(st.asked ?? []), ...added];
+    // a name the client says it holds (a reconnect) is not asked about: it keeps it, as in SotW
+    const asked = added.filter((n) => !st.heldVersions?.has(n));
+    if (asked.length) st.asked = [...(st.asked ?? []), ...asked];
     if (dropped.length && !wildcard) {
       // the client drops what it unsubscribed from itself
       const held = new Map(st.sentSet ? st.sentSet.digests : st.heldVersions);
