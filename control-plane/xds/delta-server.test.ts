@@ -271,6 +271,12 @@ describe('Delta xDS server', () => {
     huge.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: Array.from({ length: 50_001 }, (_, i) => `c${i}`) });
     await waitFor('the refusal', () => huge.error);
     expect(huge.error!.code).toBe(grpc.status.INVALID_ARGUMENT);
+    // nor may subscriptions pile up over many requests
+    const creeping = connect();
+    for (let i = 0; i < 3; i++) creeping.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: Array.from({ length: 20_000 }, (_, k) => `c${i}-${k}`) });
+    await waitFor('the refusal', () => creeping.error);
+    expect(creeping.error!.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(creeping.error!.details).toMatch(/at most 50000 resources of a type/);
     expect([...ads.streams.values()].some((s) => s.registered)).toBe(false);
   });
 

@@ -7,12 +7,14 @@
 //
 // The stream itself (who may connect, registration, flow control, warm-up, events) is the
 // AdsServer's, shared with State of the World; this file is how Delta speaks.
+import * as grpc from '@grpc/grpc-js';
 import type { DeltaDiscoveryRequest, PreparedDeltaResponse } from '../../proto/ads';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import type { SnapshotCache } from './cache';
 import { digestOf, type Resource } from './served-set';
 import { subscriptionKey, type Snapshot } from './snapshot';
-import type { StreamInfo, TypeState } from './stream-state';
+import { CallRefused } from '../identity/peer';
+import { MAX_NAMES_PER_REQUEST, type StreamInfo, type TypeState } from './stream-state';
 import type { AdsEvents } from './server';
 
 /** What the AdsServer lends a protocol: its cache, events, bounds and flow control. */
@@ -86,6 +88,10 @@ export class DeltaProtocol {
     const added: string[] = [];
     for (const n of subscribe) if (n !== '*' && !names.has(n)) { names.add(n); added.push(n); }
     const dropped = unsubscribe.filter((n) => n !== '*' && names.delete(n));
+    // subscriptions add up over requests: bounded as one State-of-the-World request is
+    if (names.size > MAX_NAMES_PER_REQUEST) {
+      throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'TOO_MANY_NAMES', `a stream may subscribe to at most ${MAX_NAMES_PER_REQUEST} resources of a type`);
+    }
     if (!isNew && wildcard === st.wildcard && !added.length && !dropped.length) return false;
     st.wildcard = wildcard;
     st.subscribed = [...names].sort();

@@ -18,10 +18,11 @@ import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
-import { sameNames, subscription, type StreamInfo, type XdsProtocol } from './stream-state';
+import { MAX_NAMES_PER_REQUEST, MAX_TYPES_PER_STREAM, sameNames, subscription, type StreamInfo, type XdsProtocol } from './stream-state';
 import { identify, type StreamPolicy } from './registration';
 import { DeltaProtocol, type ProtocolHost } from './delta-server';
 
+export { MAX_NAMES_PER_REQUEST, MAX_TYPES_PER_STREAM } from './stream-state';
 export type { NackRecord, StreamInfo, TypeState, XdsProtocol } from './stream-state';
 export type { StreamPolicy } from './registration';
 
@@ -47,9 +48,6 @@ export interface AdsEvents {
   onUnknownType?(info: StreamInfo, typeUrl: string): void;
 }
 
-/** a stream's bookkeeping is bounded: no client needs more types or names than this */
-export const MAX_TYPES_PER_STREAM = 16;
-export const MAX_NAMES_PER_REQUEST = 50_000;
 
 export class AdsServer implements ProtocolHost {
   readonly streams = new Map<string, StreamInfo>();

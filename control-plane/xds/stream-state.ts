@@ -6,6 +6,11 @@ import type { PeerIdentity } from '../identity/peer';
 import type { Workload } from '../model/workload';
 import type { Held } from './served-set';
 
+/** a stream's bookkeeping is bounded: no client needs more types or names than this */
+export const MAX_TYPES_PER_STREAM = 16;
+/** names one request may carry; with Delta xDS, also the names a stream may hold subscribed per type */
+export const MAX_NAMES_PER_REQUEST = 50_000;
+
 export interface NackRecord {
   version: string;
   message: string;
