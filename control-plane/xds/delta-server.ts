@@ -27,6 +27,7 @@ export interface ProtocolHost {
   holdForWarmup(info: StreamInfo, type: XdsTypeUrl): boolean;
   admit(info: StreamInfo, changedAt?: number): boolean;
   send(info: StreamInfo, res: PreparedDeltaResponse, type: XdsTypeUrl): void;
+  intern(key: string, names: string[]): string[];
 }
 
 const WILDCARD_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
@@ -94,10 +95,13 @@ export class DeltaProtocol {
     }
     if (!isNew && wildcard === st.wildcard && !added.length && !dropped.length) return false;
     st.wildcard = wildcard;
-    st.subscribed = [...names].sort();
+    const sorted = [...names].sort();
+    const key = subscriptionKey(sorted);
+    // alike sidecars subscribe to the same thousand names: one array is kept for all of them
+    st.subscribed = this.host.intern(key, sorted);
     // with the wildcard, Listener and Cluster are served whole, named ones among them
     st.names = wildcard ? null : st.subscribed;
-    st.namesKey = subscriptionKey(st.names);
+    st.namesKey = wildcard ? subscriptionKey(null) : key;
     if (!isNew) st.answerOwed ||= added.length > 0;
     // a name the client says it holds (a reconnect) is not asked about: it keeps it, as in SotW
     const asked = added.filter((n) => !st.heldVersions?.has(n));

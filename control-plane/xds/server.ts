@@ -301,7 +301,8 @@ export class AdsServer implements ProtocolHost {
     return this.bytesInFlight;
   }
 
-  private intern(key: string, names: string[]): string[] {
+  /** one array for alike subscriptions (never changed in place: a change makes a new one) */
+  intern(key: string, names: string[]): string[] {
     const have = this.interned.get(key)?.deref();
     if (have) return have;
     this.interned.set(key, new WeakRef(names));
