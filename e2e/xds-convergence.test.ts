@@ -138,4 +138,22 @@ describe('Delta and SotW clients converge to the same state', () => {
     // both ACKed what they hold: nothing is NACKed on either protocol
     for (const c of [delta, sotw]) for (const t of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment]) expect(c.status.get(t)!.lastError).toBeUndefined();
   });
+
+  it('a reconnect to a control plane with the same config is sent nothing it holds, on either protocol', async () => {
+    const cp = await controlPlane(config(90));
+    const delta = sidecar(cp.port, 'delta', 'v1', 15111);
+    const sotw = sidecar(cp.port, 'sotw', 'v1', 15112);
+    await converged('the first config', delta, sotw, (c) => endpoints(c, C_V1).length === 2 && c.resources.routes.has('outbound'));
+    const listenerUpdates = new Map<XdsClient, number>([[delta, 0], [sotw, 0]]);
+    for (const c of [delta, sotw]) c.on('update', (t: string) => t === TypeUrl.Listener && listenerUpdates.set(c, listenerUpdates.get(c)! + 1));
+    cp.stop();
+    await waitFor('both to notice', () => !delta.connected && !sotw.connected);
+    const cp2 = await controlPlane(config(90), cp.port);
+    // each stream's listener request handled: either answered, or found to hold the set already
+    const lds = () => [...cp2.ads.streams.values()].map((s) => s.types.get(TypeUrl.Listener));
+    await waitFor('both listener requests handled', () => lds().length === 2 && lds().every((st) => st?.sentSet !== undefined));
+    expect(lds().map((st) => st!.sentNonce)).toEqual([undefined, undefined]);
+    expect([...listenerUpdates.values()]).toEqual([0, 0]);
+    await converged('the same state', delta, sotw, (c) => c.connected && endpoints(c, C_V1).length === 2);
+  });
 });
