@@ -31,6 +31,7 @@ class Script {
   readonly streams: { requests: Req[]; write(res: Res): void; end(): void }[] = [];
   port = 0;
   private readonly server = new grpc.Server();
+  constructor(private readonly only?: 'StreamAggregatedResources') {}
   async start(): Promise<void> {
     const handle = (call: grpc.ServerDuplexStream<Req, Res>) => {
       const s = { requests: [] as Req[], write: (r: Res) => void call.write(r), end: () => call.end() };
@@ -39,7 +40,12 @@ class Script {
       call.on('error', () => undefined);
       call.sendMetadata(new grpc.Metadata());
     };
-    this.server.addService(adsService, { StreamAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown>, DeltaAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown> });
+    const sotw = { StreamAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown> };
+    if (this.only) {
+      // a control plane from before Delta xDS: the service has only the one method
+      const { DeltaAggregatedResources: _, ...def } = adsService;
+      this.server.addService(def, sotw);
+    } else this.server.addService(adsService, { ...sotw, DeltaAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown> });
     this.port = await new Promise<number>((res, rej) => this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   }
   stop(): void {
@@ -143,5 +149,22 @@ describe.each(['delta', 'sotw'] as const)('XdsClient (%s)', (protocol) => {
       expect((cds as DiscoveryRequest).version_info).toBe('v1');
       expect((eds as DiscoveryRequest).resource_names).toEqual(['a', 'b']);
     }
+  });
+});
+
+describe('XdsClient against a control plane without Delta xDS', () => {
+  it('speaks State of the World to it after an UNIMPLEMENTED', async () => {
+    const script = new Script('StreamAggregatedResources');
+    await script.start();
+    cleanups.push(() => script.stop());
+    const quiet = logger('test', { write: () => true } as unknown as NodeJS.WritableStream);
+    const client = new XdsClient(`127.0.0.1:${script.port}`, grpc.credentials.createInsecure(), { id: 'n1' }, quiet, { baseMs: 50, maxMs: 100, random: () => 1 });
+    expect(client.protocol).toBe('delta');
+    client.start();
+    cleanups.push(() => client.stop());
+    await waitFor('a SotW stream', () => script.streams.length === 1 && script.of(TypeUrl.Cluster).length === 1);
+    expect(client.protocol).toBe('sotw');
+    script.last().write({ type_url: TypeUrl.Cluster, nonce: '1', version_info: 'v1', resources: [cluster('a')] });
+    await waitFor('the cluster', () => client.resources.clusters.has('a'));
   });
 });

@@ -55,7 +55,8 @@ export class XdsClient extends EventEmitter {
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy = { baseMs: 200, maxMs: 5000, random: Math.random },
     private readonly channelOptions: grpc.ChannelOptions = {},
-    readonly protocol: XdsProtocol = 'delta',
+    /** Delta by default; a control plane that does not serve it (UNIMPLEMENTED) is spoken State of the World */
+    public protocol: XdsProtocol = 'delta',
   ) {
     super();
   }
@@ -119,7 +120,15 @@ export class XdsClient extends EventEmitter {
       if (this.protocol === 'delta') this.onDeltaResponse(res as DeltaDiscoveryResponse);
       else this.onResponse(res as DiscoveryResponse);
     });
-    stream.on('error', (err: Error) => onEnd(err.message));
+    stream.on('error', (err: grpc.ServiceError) => {
+      if (err.code === grpc.status.UNIMPLEMENTED && this.protocol === 'delta') {
+        // an older control plane: what the sidecar holds is the same either way
+        this.log.warn(`the control plane at ${this.target} does not serve Delta xDS; speaking State of the World`);
+        this.protocol = 'sotw';
+        this.attempt = 0;
+      }
+      onEnd(err.message);
+    });
     stream.on('end', () => onEnd('closed by the control plane'));
     // A reconnecting client names the versions it holds, so unchanged config is not re-sent.
     for (const t of [TypeUrl.Cluster, TypeUrl.Listener] as const) {
