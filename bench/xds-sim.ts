@@ -3,8 +3,18 @@
 // (CDS and LDS as wildcards, then EDS for the EDS clusters and RDS for the outbound
 // listener's routes, an ACK carrying version and nonce for every response, the versions it
 // holds named again when it reconnects). It keeps only what the benchmark checks.
+// XDS_BENCH_PROTOCOL=delta: it speaks Delta xDS as the sidecar does by default (subscribe
+// and unsubscribe, an ACK per response nonce, initial_resource_versions on reconnect).
 import * as grpc from '@grpc/grpc-js';
-import { adsService, type AdsClientStream, type DiscoveryResponse, type XdsNode } from '../proto/ads';
+import {
+  adsService,
+  type AdsClientStream,
+  type DeltaClientStream,
+  type DeltaDiscoveryResponse,
+  type DiscoveryResponse,
+  type XdsNode,
+} from '../proto/ads';
+import type { AnyMessage } from '../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../proto/type-urls';
 import { decodeListener } from '../proto/decode/decode';
 import { CONTROL_PLANE_SNI } from '../certs/ca';
@@ -12,6 +22,9 @@ import { MAX_XDS_MESSAGE_BYTES } from '../proto/limits';
 import { assignmentNameAndSize, clusterNameAndEds } from './xds-wire';
 
 const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
+
+/** the xDS protocol the simulated sidecars speak: sotw (the default) or delta */
+export const PROTOCOL: 'sotw' | 'delta' = process.env.XDS_BENCH_PROTOCOL === 'delta' ? 'delta' : 'sotw';
 
 /** Why streams ended unasked, and how often: the benchmark reports it. */
 export const drops = new Map<string, number>();
@@ -29,11 +42,16 @@ interface TypeState {
   nonce: string;
   names: string[];
   received: boolean;
+  /** Delta: name -> version held, named again on reconnect */
+  held: Map<string, string>;
 }
 
 export class SimSidecar {
   private client?: grpc.Client;
-  private stream?: AdsClientStream;
+  private stream?: AdsClientStream | DeltaClientStream;
+  /** what the follow-up subscriptions are made from: EDS clusters and the outbound listeners' routes held */
+  private readonly edsClusters = new Set<string>();
+  private readonly listenerRoutes = new Map<string, string | undefined>();
   private sentNode = false;
   private retry?: NodeJS.Timeout;
   private readonly types = new Map<XdsTypeUrl, TypeState>();
@@ -56,7 +74,7 @@ export class SimSidecar {
     private readonly expected: (cluster: string) => number,
   ) {
     for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as XdsTypeUrl[]) {
-      this.types.set(t, { version: '', nonce: '', names: [], received: false });
+      this.types.set(t, { version: '', nonce: '', names: [], received: false, held: new Map() });
     }
   }
 
@@ -75,12 +93,15 @@ export class SimSidecar {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': MAX_XDS_MESSAGE_BYTES,
     });
-    const stream = (this.client as unknown as { StreamAggregatedResources(): AdsClientStream }).StreamAggregatedResources();
+    const calls = this.client as unknown as { StreamAggregatedResources(): AdsClientStream; DeltaAggregatedResources(): DeltaClientStream };
+    const stream = PROTOCOL === 'delta' ? calls.DeltaAggregatedResources() : calls.StreamAggregatedResources();
     this.stream = stream;
     this.sentNode = false;
     for (const st of this.types.values()) st.nonce = '';
     stream.on('metadata', () => (this.upAt ||= Date.now()));
-    stream.on('data', (res: DiscoveryResponse) => this.onResponse(res));
+    stream.on('data', (res: DiscoveryResponse | DeltaDiscoveryResponse) =>
+      PROTOCOL === 'delta' ? this.onDeltaResponse(res as DeltaDiscoveryResponse) : this.onResponse(res as DiscoveryResponse),
+    );
     // as the sidecar does: a stream that ends is opened again after a jittered delay
     let ended = false;
     const onEnd = (why: string) => {
@@ -92,9 +113,43 @@ export class SimSidecar {
     };
     stream.on('error', (err: Error) => onEnd(err.message));
     stream.on('end', () => onEnd('ended by the control plane'));
+    if (PROTOCOL === 'delta') {
+      for (const t of [TypeUrl.Cluster, TypeUrl.Listener] as const) this.subscribe(t, ['*'], [], true);
+      for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) {
+        const names = this.types.get(t)!.names;
+        if (names.length) this.subscribe(t, names, [], true);
+      }
+      return;
+    }
     this.request(TypeUrl.Cluster);
     this.request(TypeUrl.Listener);
     for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) if (this.types.get(t)!.names.length) this.request(t);
+  }
+
+  private subscribe(type: XdsTypeUrl, add: string[], drop: string[], first = false): void {
+    const held = this.types.get(type)!.held;
+    (this.stream as DeltaClientStream | undefined)?.write({
+      node: this.sentNode ? undefined : this.node,
+      type_url: type,
+      resource_names_subscribe: add,
+      resource_names_unsubscribe: drop,
+      ...(first && held.size ? { initial_resource_versions: Object.fromEntries(held) } : {}),
+    });
+    this.sentNode = true;
+  }
+
+  private onDeltaResponse(res: DeltaDiscoveryResponse): void {
+    const type = res.type_url as XdsTypeUrl;
+    const st = this.types.get(type);
+    if (!st) return;
+    for (const n of res.removed_resources ?? []) {
+      st.held.delete(n);
+      this.edsClusters.delete(n);
+      this.listenerRoutes.delete(n);
+    }
+    const resources = (res.resources ?? []).flatMap((r) => (r.resource ? [r] : []));
+    for (const r of resources) st.held.set(r.name, r.version ?? '');
+    this.apply(type, resources.map((r) => r.resource!), res.system_version_info ?? '', res.nonce, false);
   }
 
   disconnect(): void {
@@ -108,7 +163,7 @@ export class SimSidecar {
 
   private request(type: XdsTypeUrl): void {
     const st = this.types.get(type)!;
-    this.stream?.write({
+    (this.stream as AdsClientStream | undefined)?.write({
       version_info: st.version,
       node: this.sentNode ? undefined : this.node,
       resource_names: st.names,
@@ -119,36 +174,42 @@ export class SimSidecar {
   }
 
   private onResponse(res: DiscoveryResponse): void {
+    this.apply(res.type_url as XdsTypeUrl, res.resources ?? [], res.version_info, res.nonce, true);
+  }
+
+  /** `whole`: State of the World, where a cluster or listener missing from the response is gone */
+  private apply(type: XdsTypeUrl, list: AnyMessage[], version: string, nonce: string, whole: boolean): void {
     const now = Date.now();
     this.lastResponseAt = now;
     this.upAt ||= now;
-    const type = res.type_url as XdsTypeUrl;
     const st = this.types.get(type);
     if (!st) return;
-    st.nonce = res.nonce;
-    const edsNames: string[] = [];
-    const routeNames: string[] = [];
-    for (const any of res.resources ?? []) {
+    st.nonce = nonce;
+    if (whole && type === TypeUrl.Cluster) this.edsClusters.clear();
+    if (whole && type === TypeUrl.Listener) this.listenerRoutes.clear();
+    for (const any of list) {
       if (type === TypeUrl.Cluster) {
         const c = clusterNameAndEds(any.value);
-        if (c.eds) edsNames.push(c.name);
+        if (c.eds) this.edsClusters.add(c.name);
+        else this.edsClusters.delete(c.name);
       } else if (type === TypeUrl.ClusterLoadAssignment) {
         const a = assignmentNameAndSize(any.value);
         this.setEndpoints(a.name, a.endpoints);
         if (this.markers.endpoint && Buffer.from(any.value).includes(this.markers.endpoint)) this.endpointMarked = true;
       } else if (type === TypeUrl.Listener) {
         const l = decodeListener(any);
-        if (l.kind === 'outbound') routeNames.push(l.routeConfigName);
+        this.listenerRoutes.set(l.name, l.kind === 'outbound' ? l.routeConfigName : undefined);
       } else if (type === TypeUrl.RouteConfiguration) {
         if (this.markers.route) this.routeMarked = Buffer.from(any.value).includes(this.markers.route);
       }
     }
     st.received = true;
-    st.version = res.version_info;
-    this.request(type);
+    st.version = version;
+    if (PROTOCOL === 'delta') (this.stream as DeltaClientStream | undefined)?.write({ type_url: type, response_nonce: nonce });
+    else this.request(type);
     this.lastAckAt = Date.now();
-    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, edsNames);
-    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, routeNames);
+    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.edsClusters]);
+    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.listenerRoutes.values()].filter((r): r is string => !!r));
   }
 
   private setEndpoints(name: string, n: number): void {
@@ -169,7 +230,10 @@ export class SimSidecar {
     const st = this.types.get(type)!;
     const want = [...new Set(names)].sort();
     if (want.length === st.names.length && want.every((n, i) => n === st.names[i])) return;
+    const had = new Set(st.names);
+    const dropped = st.names.filter((n) => !want.includes(n));
     st.names = want;
+    for (const n of dropped) st.held.delete(n);
     if (type === TypeUrl.ClusterLoadAssignment) {
       const keep = new Set(want);
       for (const n of [...this.endpoints.keys()]) {
@@ -178,6 +242,7 @@ export class SimSidecar {
         this.endpoints.delete(n);
       }
     }
-    this.request(type);
+    if (PROTOCOL === 'delta') this.subscribe(type, want.filter((n) => !had.has(n)), dropped);
+    else this.request(type);
   }
 }

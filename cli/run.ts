@@ -99,6 +99,7 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     'access-log': { default: 'stdout' },
     metrics: { default: 'on' },
     'app-protocol': { default: 'auto' },
+    'xds-protocol': { default: 'delta' },
     ...LIMIT_FLAGS,
   }, 'sidecar');
   const inbound = inboundFlag(f.inbound!);
@@ -106,6 +107,8 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
   const appProtocol = f['app-protocol'];
   if (appProtocol !== 'auto' && appProtocol !== 'http1' && appProtocol !== 'http2') throw new UsageError('--app-protocol: auto, http1 or http2');
   if (f.metrics !== 'on' && f.metrics !== 'off') throw new UsageError('--metrics: on or off');
+  const xdsProtocol = f['xds-protocol'];
+  if (xdsProtocol !== 'delta' && xdsProtocol !== 'sotw') throw new UsageError('--xds-protocol: delta or sotw');
   if (!f.token) throw new UsageError('--token (or $TANDEM_TOKEN) is required: the bootstrap token file from `tandem token --namespace NS --service-account SA`');
   const limits = parseLimits(f);
   const concurrency = Number(f.concurrency);
@@ -130,6 +133,7 @@ export async function sidecarCommand(argv: string[]): Promise<void> {
     accessLog: f['access-log']!,
     metrics: f.metrics === 'on',
     appProtocol,
+    xdsProtocol,
     limits,
   });
   onSignals(() => sc.stop(5000));

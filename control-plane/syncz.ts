@@ -12,6 +12,8 @@ export interface SyncEntry {
   /** the sidecar's admin host:port, as it announced it (`tandem stat` scrapes its /metrics) */
   adminAddress?: string;
   proxyless: boolean;
+  /** the xDS protocol the stream speaks: State of the World or Delta */
+  protocol: 'sotw' | 'delta';
   connectedAt: string;
   types: Record<string, { sent?: string; acked?: string; status: 'SYNCED' | 'STALE' | 'NACK' | 'NOT SENT'; lastNack?: { version: string; message: string; at: string } }>;
   /** the SPIFFE ID of the certificate the stream connected with */
@@ -45,6 +47,7 @@ export function syncz(ads: AdsServer, certs?: CertTracker): SyncEntry[] {
       labels: s.workload?.labels,
       adminAddress: s.workload?.adminAddress,
       proxyless: !s.workload,
+      protocol: s.protocol,
       connectedAt: new Date(s.connectedAt).toISOString(),
       types,
       identity: s.peer?.spiffeId ?? null,

@@ -314,8 +314,10 @@ describe('mesh e2e: control plane + four sidecars', () => {
         }
       }
       expect(d.clusters.map((c) => c.name)).toEqual(expect.arrayContaining([expect.stringMatching(/\|v1\|reviews\./), expect.stringMatching(/\|v2\|reviews\./)]));
-      for (const r of d.routes) expect(r.version).toBe(d.types.RDS.version);
-      for (const c of d.clusters) expect(c.version).toBe(d.types.CDS.version);
+      expect(d.types.RDS.version).toMatch(/\S/);
+      expect(d.types.CDS.version).toMatch(/\S/);
+      // Delta xDS (the sidecar's default): each resource has a version of its own, as in Envoy's config_dump
+      expect(new Set(d.clusters.map((c) => c.version)).size).toBe(d.clusters.length);
     });
 
     it('sidecar /clusters lists each subset with its endpoint', async () => {

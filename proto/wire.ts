@@ -28,3 +28,20 @@ export function encodeResourceField(any: AnyMessage): Buffer {
 export function encodeDiscoveryResponse(version: string, resources: Buffer, typeUrl: string, nonce: string): Buffer {
   return Buffer.concat([stringField(1, version), resources, stringField(4, typeUrl), stringField(5, nonce)]);
 }
+
+/** envoy.service.discovery.v3.Resource { version 1, resource 2 (Any), name 3 } as DeltaDiscoveryResponse.resources (field 2). */
+export function encodeDeltaResourceField(name: string, version: string, any: AnyMessage): Buffer {
+  const anyBytes = Buffer.concat([stringField(1, any.type_url), bytesField(2, any.value)]);
+  return bytesField(2, Buffer.concat([stringField(1, version), bytesField(2, anyBytes), stringField(3, name)]));
+}
+
+/** DeltaDiscoveryResponse: system_version_info 1, resources 2, type_url 4, nonce 5, removed_resources 6. */
+export function encodeDeltaDiscoveryResponse(version: string, resources: Buffer, typeUrl: string, removed: string[], nonce: string): Buffer {
+  return Buffer.concat([
+    stringField(1, version),
+    resources,
+    stringField(4, typeUrl),
+    stringField(5, nonce),
+    ...removed.map((n) => bytesField(6, Buffer.from(n, 'utf8'))),
+  ]);
+}

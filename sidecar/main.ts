@@ -12,7 +12,7 @@ import { nodeFromWorkload } from '../proto/node-meta';
 import { shortName } from '../proto/type-urls';
 import { formatHostPort, type HostPort } from '../common/addr';
 import { logger } from '../common/log';
-import { XdsClient } from './xds/client';
+import { XdsClient, type XdsProtocol } from './xds/client';
 import { RuntimeConfig, EndpointStats, ClusterStats } from './runtime/config';
 import { DnsCache, dnsNames } from './runtime/dns';
 import { dualProtocolServer, type DualServer, type DownstreamEvents } from './proxy/downstream';
@@ -61,6 +61,8 @@ export interface SidecarOptions {
   metrics?: boolean;
   /** what the application speaks: auto (the caller's protocol), http1 or http2 */
   appProtocol?: AppProtocol;
+  /** the xDS protocol spoken to the control plane: Delta (the default) or State of the World */
+  xdsProtocol?: XdsProtocol;
   /** the outbound listener's limits (defaultLimits() for what is not given); the inbound one's follow from them (inboundLimits) */
   limits?: Partial<ListenerLimits>;
 }
@@ -226,6 +228,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
     },
+    o.xdsProtocol ?? 'delta',
   );
   const dns = new DnsCache();
   let generation = 0;

@@ -5,7 +5,7 @@
 // subscriber, not all of them. Diffs and encodings are made once and shared by every
 // stream that needs the same one.
 import { createHash } from 'node:crypto';
-import { encodeResourceField } from '../../proto/wire';
+import { encodeDeltaResourceField, encodeResourceField } from '../../proto/wire';
 import type { AnyMessage } from '../../proto/any';
 
 export interface Resource {
@@ -39,7 +39,8 @@ export interface Held {
 
 const digests = new WeakMap<Resource, string>();
 
-function digestOf(r: Resource): string {
+/** A resource's version in Delta xDS: a digest of its encoding, made once. */
+export function digestOf(r: Resource): string {
   let d = digests.get(r);
   if (d === undefined) {
     d = createHash('sha256').update(r.any.value).digest('base64url').slice(0, 22);
@@ -48,10 +49,24 @@ function digestOf(r: Resource): string {
   return d;
 }
 
+const deltaWires = new WeakMap<Resource, Buffer>();
+
+/** The resource as DeltaDiscoveryResponse field 2 (a Resource named and versioned by its digest), encoded once. */
+export function deltaWireOf(r: Resource): Buffer {
+  let w = deltaWires.get(r);
+  if (!w) {
+    w = encodeDeltaResourceField(r.name, digestOf(r), r.any);
+    deltaWires.set(r, w);
+  }
+  return w;
+}
+
 export class ServedSet {
   private held?: Held;
   private readonly diffs = new WeakMap<Held, Resource[]>();
+  private readonly gone = new WeakMap<Held, string[]>();
   private readonly wires = new WeakMap<Resource[], Buffer>();
+  private readonly deltaWires = new WeakMap<Resource[], Buffer>();
 
   constructor(
     readonly version: string,
@@ -84,6 +99,27 @@ export class ServedSet {
     if (!w) {
       w = Buffer.concat(list.map(wireOf));
       this.wires.set(list, w);
+    }
+    return w;
+  }
+
+  /** The names a client holding `held` holds that this set no longer has (Delta xDS removed_resources). */
+  removedSince(held: Held): string[] {
+    let g = this.gone.get(held);
+    if (!g) {
+      const have = this.summary.digests;
+      g = held === this.held ? [] : [...held.digests.keys()].filter((n) => !have.has(n));
+      this.gone.set(held, g);
+    }
+    return g;
+  }
+
+  /** `list` as DeltaDiscoveryResponse resources, encoded once for every stream sent it. */
+  deltaWire(list: Resource[]): Buffer {
+    let w = this.deltaWires.get(list);
+    if (!w) {
+      w = Buffer.concat(list.map(deltaWireOf));
+      this.deltaWires.set(list, w);
     }
     return w;
   }

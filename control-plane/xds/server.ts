@@ -1,4 +1,6 @@
-// "How to speak xDS": ADS State of the World over one gRPC stream per client. Each
+// "How to speak xDS": ADS over one gRPC stream per client, State of the World here and
+// Delta in delta-server.ts; both share the streams, registration, bounds, warm-up and flow
+// control below, and are listed alike in /debug/syncz. Each
 // type has its own subscription, version, nonce, acked version and last NACK. Who may
 // connect, and whether a stream may register its workload, is the port's StreamPolicy.
 //
@@ -11,16 +13,18 @@
 // past either, pushes are not queued but noted, and when the client reads again (or the
 // budget frees) the stream is sent the latest state, whatever happened meanwhile.
 import * as grpc from '@grpc/grpc-js';
-import type { AdsStream, DiscoveryRequest, PreparedResponse, XdsNode } from '../../proto/ads';
+import type { AdsStream, DeltaDiscoveryRequest, DeltaStream, DiscoveryRequest, PreparedResponse } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
-import { workloadFromNode } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
-import { validateWorkload } from '../model/workload';
 import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
-import { sameNames, subscription, type StreamInfo, type TypeState } from './stream-state';
+import { MAX_NAMES_PER_REQUEST, MAX_TYPES_PER_STREAM, sameNames, subscription, type StreamInfo, type XdsProtocol } from './stream-state';
+import { identify, type StreamPolicy } from './registration';
+import { DeltaProtocol, type ProtocolHost } from './delta-server';
 
-export type { NackRecord, StreamInfo, TypeState } from './stream-state';
+export { MAX_NAMES_PER_REQUEST, MAX_TYPES_PER_STREAM } from './stream-state';
+export type { NackRecord, StreamInfo, TypeState, XdsProtocol } from './stream-state';
+export type { StreamPolicy } from './registration';
 
 /**
  * Responses a stream may have in flight before further pushes wait for its client to read:
@@ -35,14 +39,6 @@ const SHARED_SET_MIN = 64;
 /** Bytes of responses written and not yet taken, over all streams, before pushes wait. */
 export const MAX_BYTES_IN_FLIGHT = 64 * 2 ** 20;
 
-/** What one listening port demands of its clients. */
-export interface StreamPolicy {
-  /** the verified caller (undefined where the port serves anyone); throws CallRefused */
-  authenticate(call: AdsStream): PeerIdentity | undefined;
-  /** whether a sidecar on this port becomes an endpoint of its service */
-  register: boolean;
-}
-
 export interface AdsEvents {
   onPush?(type: XdsTypeUrl): void;
   onNack?(info: StreamInfo, type: XdsTypeUrl, message: string): void;
@@ -52,11 +48,8 @@ export interface AdsEvents {
   onUnknownType?(info: StreamInfo, typeUrl: string): void;
 }
 
-/** a stream's bookkeeping is bounded: no client needs more types or names than this */
-export const MAX_TYPES_PER_STREAM = 16;
-export const MAX_NAMES_PER_REQUEST = 50_000;
 
-export class AdsServer {
+export class AdsServer implements ProtocolHost {
   readonly streams = new Map<string, StreamInfo>();
   private nonce = 0;
   private seq = 0;
@@ -76,9 +69,11 @@ export class AdsServer {
    *   carries a version) wait this long before being answered, so that they are not
    *   handed endpoint sets from which the not-yet-reconnected sidecars are missing.
    */
+  private readonly delta = new DeltaProtocol(this);
+
   constructor(
-    private readonly cache: SnapshotCache,
-    private readonly events: AdsEvents = {},
+    readonly cache: SnapshotCache,
+    readonly events: AdsEvents = {},
     private readonly warmupMs = 0,
     private readonly maxBytesInFlight = MAX_BYTES_IN_FLIGHT,
   ) {
@@ -96,9 +91,13 @@ export class AdsServer {
     this.startedAt = Date.now();
   }
 
-  private readonly writers = new Map<string, AdsStream>();
+  /** a stream's writing end, whichever the protocol (responses are typed where they are made) */
+  private readonly writers = new Map<string, { write(res: object, cb?: () => void): boolean }>();
 
-  handle(call: AdsStream, policy: StreamPolicy): void {
+  /** Serves one ADS stream: State of the World (StreamAggregatedResources) or Delta (DeltaAggregatedResources). */
+  handle(call: AdsStream, policy: StreamPolicy, protocol?: 'sotw'): void;
+  handle(call: DeltaStream, policy: StreamPolicy, protocol: 'delta'): void;
+  handle(call: AdsStream | DeltaStream, policy: StreamPolicy, protocol: XdsProtocol = 'sotw'): void {
     let peer: PeerIdentity | undefined;
     try {
       peer = policy.authenticate(call);
@@ -107,9 +106,9 @@ export class AdsServer {
       return;
     }
     const key = `s${++this.seq}`;
-    const info: StreamInfo = { key, peer, registered: false, connectedAt: Date.now(), types: new Map(), inFlight: 0, bytesInFlight: 0 };
+    const info: StreamInfo = { key, protocol, peer, registered: false, connectedAt: Date.now(), types: new Map(), inFlight: 0, bytesInFlight: 0 };
     this.streams.set(key, info);
-    this.writers.set(key, call);
+    this.writers.set(key, call as unknown as { write(res: object, cb?: () => void): boolean });
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
     call.sendMetadata(new grpc.Metadata());
     this.events.onStreamsChanged?.(this.streams.size);
@@ -124,10 +123,12 @@ export class AdsServer {
       if (info.registered) this.cache.removeWorkload(key);
       this.events.onStreamsChanged?.(this.streams.size);
     };
-    call.on('data', (req: DiscoveryRequest) => {
+    call.on('data', (req: DiscoveryRequest | DeltaDiscoveryRequest) => {
       if (!this.streams.has(key)) return;
       try {
-        this.onRequest(info, req, policy);
+        if (!info.node && req.node) identify(this.cache, info, req.node, policy);
+        if (protocol === 'delta') this.delta.onRequest(info, req as DeltaDiscoveryRequest);
+        else this.onRequest(info, req as DiscoveryRequest);
       } catch (err) {
         close();
         this.refuse(call, err, peer);
@@ -141,60 +142,55 @@ export class AdsServer {
     call.on('close', close);
   }
 
-  private refuse(call: AdsStream, err: unknown, peer?: PeerIdentity): void {
+  private refuse(call: AdsStream | DeltaStream, err: unknown, peer?: PeerIdentity): void {
     const r = err instanceof CallRefused ? err : new CallRefused(grpc.status.INTERNAL, 'INTERNAL', (err as Error).message, { cause: err });
     this.events.onRefused?.(r.reason, r.message, peer);
     refuse(call, r);
   }
 
-  private identify(info: StreamInfo, node: XdsNode, policy: StreamPolicy): void {
-    info.node = node;
-    const w = workloadFromNode(node);
-    if (!w) return; // a proxyless gRPC client: config only
-    const p = info.peer;
-    if (!policy.register || !p) {
-      info.workload = { ...w, identity: '' };
-      return;
-    }
-    if (w.namespace !== p.namespace || w.serviceAccount !== p.serviceAccount) {
-      throw new CallRefused(
-        grpc.status.PERMISSION_DENIED,
-        'IDENTITY_MISMATCH',
-        `node ${node.id} claims namespace ${w.namespace} service account ${w.serviceAccount}, but its certificate is ${p.spiffeId}`,
-      );
-    }
-    if (!p.services.includes(w.service)) {
-      throw new CallRefused(
-        grpc.status.PERMISSION_DENIED,
-        'SERVICE_NOT_ALLOWED',
-        `node ${node.id} claims service ${w.service}, which the bootstrap token behind ${p.spiffeId} does not allow (allowed: ${p.services.join(', ') || 'none'})`,
-      );
-    }
-    const problem = validateWorkload(w);
-    if (problem) throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'BAD_NODE', `node ${node.id}: ${problem}`);
-    info.workload = { ...w, identity: p.spiffeId };
-    info.registered = true;
-    this.cache.addWorkload(info.key, info.workload);
-  }
-
-  private onRequest(info: StreamInfo, req: DiscoveryRequest, policy: StreamPolicy): void {
-    if (!info.node && req.node) this.identify(info, req.node, policy);
-    const type = req.type_url ?? '';
-    if ((req.resource_names?.length ?? 0) > MAX_NAMES_PER_REQUEST) {
+  /**
+   * The bounds every request is held to, whichever the protocol; throws CallRefused.
+   * @returns whether the type is one served (an unknown one is answered, empty, the first time)
+   */
+  checkRequest(info: StreamInfo, type: string, names: number): type is XdsTypeUrl {
+    if (names > MAX_NAMES_PER_REQUEST) {
       throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'TOO_MANY_NAMES', `a request may name at most ${MAX_NAMES_PER_REQUEST} resources`);
     }
     if (type && !info.types.has(type as XdsTypeUrl) && info.types.size >= MAX_TYPES_PER_STREAM) {
       throw new CallRefused(grpc.status.INVALID_ARGUMENT, 'TOO_MANY_TYPES', `a stream may subscribe to at most ${MAX_TYPES_PER_STREAM} types`);
     }
-    if (!isXdsType(type)) {
-      // SDS, RTDS, …: nothing is served under them; say so rather than leave the client waiting
-      if (!info.types.has(type as XdsTypeUrl) && type) {
-        this.events.onUnknownType?.(info, type);
-        info.types.set(type as XdsTypeUrl, { names: [] });
-        this.writers.get(info.key)?.write({ version_info: '', type_url: type, nonce: String(++this.nonce), resources: [] });
-      }
-      return;
+    if (isXdsType(type)) return true;
+    // SDS, RTDS, …: nothing is served under them; say so rather than leave the client waiting
+    if (!info.types.has(type as XdsTypeUrl) && type) {
+      this.events.onUnknownType?.(info, type);
+      info.types.set(type as XdsTypeUrl, { names: [] });
+      const nonce = this.nextNonce();
+      this.writers.get(info.key)?.write(info.protocol === 'delta' ? { type_url: type, nonce } : { version_info: '', type_url: type, nonce, resources: [] });
     }
+    return false;
+  }
+
+  nextNonce(): string {
+    return String(++this.nonce);
+  }
+
+  /**
+   * After a restart, a client that already holds config is answered when the warm-up ends.
+   * @returns whether the stream is held (its answer then comes when the warm-up ends)
+   */
+  holdForWarmup(info: StreamInfo, type: XdsTypeUrl): boolean {
+    if (Date.now() - this.startedAt >= this.warmupMs) return false;
+    info.heldUntil = this.startedAt + this.warmupMs;
+    setTimeout(() => {
+      info.heldUntil = undefined;
+      this.push(info, type, this.cache.snapshot);
+    }, this.warmupMs - (Date.now() - this.startedAt));
+    return true;
+  }
+
+  private onRequest(info: StreamInfo, req: DiscoveryRequest): void {
+    const type = req.type_url ?? '';
+    if (!this.checkRequest(info, type, req.resource_names?.length ?? 0)) return;
     let st = info.types.get(type);
     const isNew = !st;
     // stale: a newer response is in flight (a nonce from before this stream sent anything is not stale, just old)
@@ -224,14 +220,7 @@ export class AdsServer {
     }
     if (isNew && req.version_info) {
       st.ackedVersion = req.version_info; // what a reconnecting client already holds
-      if (Date.now() - this.startedAt < this.warmupMs) {
-        info.heldUntil = this.startedAt + this.warmupMs;
-        setTimeout(() => {
-          info.heldUntil = undefined;
-          this.push(info, type, this.cache.snapshot);
-        }, this.warmupMs - (Date.now() - this.startedAt));
-        return;
-      }
+      if (this.holdForWarmup(info, type)) return;
     }
     // held through the warm-up, a subscription change is answered when it ends
     if (changed && info.heldUntil === undefined) this.push(info, type, this.cache.snapshot);
@@ -247,6 +236,7 @@ export class AdsServer {
 
   /** `changedAt`: when the change being pushed happened; none for answers to a subscription */
   private push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, changedAt?: number): void {
+    if (info.protocol === 'delta') return this.delta.push(info, type, snap, changedAt);
     const call = this.writers.get(info.key);
     const st = info.types.get(type);
     if (!call || !st) return;
@@ -259,14 +249,7 @@ export class AdsServer {
       if (st.sentSet || st.sentVersion === undefined) st.sentSet = set.summary;
       return;
     }
-    const overBudget = this.bytesInFlight >= this.maxBytesInFlight;
-    if (info.inFlight >= MAX_WRITES_IN_FLIGHT || overBudget) {
-      // not queued: when the client reads again (or the budget frees) it gets the state of that moment
-      const owed = (info.owed ??= {});
-      if (changedAt !== undefined && (owed.changedAt === undefined || changedAt < owed.changedAt)) owed.changedAt = changedAt;
-      if (overBudget) this.waiting.add(info);
-      return;
-    }
+    if (!this.admit(info, changedAt)) return;
     const partial = st.sentSet !== undefined && (type === TypeUrl.ClusterLoadAssignment || type === TypeUrl.RouteConfiguration);
     // a diff that is most of a large set goes as the whole set, whose encoding every stream
     // shares (streams syncing, each at its own stage, would otherwise each encode their own)
@@ -284,6 +267,27 @@ export class AdsServer {
       resources: resources.map((r) => r.any),
       resourcesWire: set.wire(resources),
     };
+    this.send(info, res, type);
+  }
+
+  /**
+   * Flow control, for both protocols: whether a response may be written to the stream now.
+   * If not, nothing is queued: when the client reads again (or the budget frees) it is sent
+   * the state of that moment.
+   */
+  admit(info: StreamInfo, changedAt?: number): boolean {
+    const overBudget = this.bytesInFlight >= this.maxBytesInFlight;
+    if (info.inFlight < MAX_WRITES_IN_FLIGHT && !overBudget) return true;
+    const owed = (info.owed ??= {});
+    if (changedAt !== undefined && (owed.changedAt === undefined || changedAt < owed.changedAt)) owed.changedAt = changedAt;
+    if (overBudget) this.waiting.add(info);
+    return false;
+  }
+
+  /** Writes a response `admit` let through, counting its bytes until the client takes it. */
+  send(info: StreamInfo, res: { resourcesWire: Buffer }, type: XdsTypeUrl): void {
+    const call = this.writers.get(info.key);
+    if (!call) return;
     const bytes = res.resourcesWire.length;
     info.inFlight++;
     info.bytesInFlight += bytes;
@@ -292,7 +296,13 @@ export class AdsServer {
     this.events.onPush?.(type);
   }
 
-  private intern(key: string, names: string[]): string[] {
+  /** bytes written to all streams and not yet taken by their clients (a stalled client's stay bounded) */
+  get bytesPending(): number {
+    return this.bytesInFlight;
+  }
+
+  /** one array for alike subscriptions (never changed in place: a change makes a new one) */
+  intern(key: string, names: string[]): string[] {
     const have = this.interned.get(key)?.deref();
     if (have) return have;
     this.interned.set(key, new WeakRef(names));
@@ -334,6 +344,10 @@ export class AdsServer {
 }
 
 export function adsHandlers(server: AdsServer, policy: StreamPolicy): grpc.UntypedServiceImplementation {
-  const handle = (call: AdsStream) => server.handle(call, policy);
-  return { StreamAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown> };
+  const sotw = (call: AdsStream) => server.handle(call, policy);
+  const delta = (call: DeltaStream) => server.handle(call, policy, 'delta');
+  return {
+    StreamAggregatedResources: sotw as grpc.handleBidiStreamingCall<unknown, unknown>,
+    DeltaAggregatedResources: delta as grpc.handleBidiStreamingCall<unknown, unknown>,
+  };
 }

@@ -6,6 +6,11 @@ import type { PeerIdentity } from '../identity/peer';
 import type { Workload } from '../model/workload';
 import type { Held } from './served-set';
 
+/** a stream's bookkeeping is bounded: no client needs more types or names than this */
+export const MAX_TYPES_PER_STREAM = 16;
+/** names one request may carry; with Delta xDS, also the names a stream may hold subscribed per type */
+export const MAX_NAMES_PER_REQUEST = 50_000;
+
 export interface NackRecord {
   version: string;
   message: string;
@@ -30,10 +35,21 @@ export interface TypeState {
    * unset for a first answer to a subscription, which is sync, not convergence
    */
   pendingSince?: number;
+  /** Delta xDS: the names subscribed by name, sorted (`names` is null while `wildcard`) */
+  subscribed?: string[];
+  wildcard?: boolean;
+  /** Delta xDS: what the client holds (name -> version) when that is not `sentSet` (a reconnect, after a NACK, an unsubscribe) */
+  heldVersions?: Map<string, string>;
+  /** Delta xDS: names newly subscribed, owed word (removed_resources) if they do not exist */
+  asked?: string[];
 }
+
+export type XdsProtocol = 'sotw' | 'delta';
 
 export interface StreamInfo {
   key: string;
+  /** State of the World (StreamAggregatedResources) or Delta (DeltaAggregatedResources) */
+  protocol: XdsProtocol;
   node?: XdsNode;
   /** the sidecar behind the stream; registered as an endpoint only when `registered` */
   workload?: Workload;

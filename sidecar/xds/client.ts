@@ -1,33 +1,29 @@
 // The sidecar's ADS client: subscribes CDS and LDS as wildcards, follows them with EDS
 // and RDS for the names they reference, ACKs what it applies, NACKs (per resource,
 // naming the field) what it cannot, keeps the last good resources, and reconnects with
-// jittered exponential backoff when the stream ends.
+// jittered exponential backoff when the stream ends. It speaks Delta xDS
+// (DeltaAggregatedResources: only what changed is sent, and a reconnect names the version
+// of each resource it holds) or State of the World; what it holds, and how a resource is
+// applied, is the same for both (resources.ts).
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import { adsService, type AdsClientStream, type DiscoveryResponse, type XdsNode } from '../../proto/ads';
+import {
+  adsService,
+  type AdsClientStream,
+  type DeltaClientStream,
+  type DeltaDiscoveryResponse,
+  type DiscoveryResponse,
+  type XdsNode,
+} from '../../proto/ads';
 import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
 import type { Logger } from '../../common/log';
 import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
-import { decoders, nameOf, DecodeError } from '../../proto/decode/decode';
-import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from '../../proto/decode/model';
-import { Warming } from './warming';
+import { ResourceStore, type Incoming, type Resources, type TypeStatus } from './resources';
 
-export interface Resources {
-  clusters: Map<string, ClusterModel>;
-  endpoints: Map<string, EndpointsModel>;
-  listeners: Map<string, ListenerModel>;
-  routes: Map<string, RouteConfigModel>;
-}
+export type { Resources, TypeStatus } from './resources';
 
-export interface TypeStatus {
-  version: string;
-  nonce: string;
-  names: string[];
-  /** resource name -> version it was accepted at */
-  resourceVersions: Map<string, string>;
-  received: boolean;
-  lastError?: string;
-}
+/** Delta (incremental) xDS, or State of the World */
+export type XdsProtocol = 'delta' | 'sotw';
 
 export interface BackoffPolicy {
   baseMs: number;
@@ -35,29 +31,20 @@ export interface BackoffPolicy {
   random: () => number;
 }
 
-const ORDER: XdsTypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
-const FIELD: Record<XdsTypeUrl, keyof Resources> = {
-  [TypeUrl.Cluster]: 'clusters',
-  [TypeUrl.ClusterLoadAssignment]: 'endpoints',
-  [TypeUrl.Listener]: 'listeners',
-  [TypeUrl.RouteConfiguration]: 'routes',
-};
 const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
+type Stream = AdsClientStream | DeltaClientStream;
 
 export class XdsClient extends EventEmitter {
-  readonly resources: Resources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
-  readonly status = new Map<XdsTypeUrl, TypeStatus>(
-    ORDER.map((t) => [t, { version: '', nonce: '', names: [], resourceVersions: new Map(), received: false }]),
-  );
+  private readonly store = new ResourceStore(() => this.emit('update', TypeUrl.RouteConfiguration));
+  readonly resources: Resources = this.store.resources;
+  readonly status: Map<XdsTypeUrl, TypeStatus> = this.store.status;
   connected = false;
   private client?: grpc.Client;
-  private stream?: AdsClientStream;
+  private stream?: Stream;
   private attempt = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private sentNode = false;
-  private readonly warming = new Warming();
-  private warmTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly target: string,
@@ -68,6 +55,8 @@ export class XdsClient extends EventEmitter {
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy = { baseMs: 200, maxMs: 5000, random: Math.random },
     private readonly channelOptions: grpc.ChannelOptions = {},
+    /** Delta by default; a control plane that does not serve it (UNIMPLEMENTED) is spoken State of the World */
+    public protocol: XdsProtocol = 'delta',
   ) {
     super();
   }
@@ -93,7 +82,7 @@ export class XdsClient extends EventEmitter {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.warmTimer);
+    this.store.stop();
     clearTimeout(this.timer);
     this.stream?.cancel();
     this.client?.close();
@@ -101,7 +90,8 @@ export class XdsClient extends EventEmitter {
 
   private connect(): void {
     if (this.stopped || !this.client) return;
-    const stream = (this.client as unknown as { StreamAggregatedResources(): AdsClientStream }).StreamAggregatedResources();
+    const calls = this.client as unknown as { StreamAggregatedResources(): AdsClientStream; DeltaAggregatedResources(): DeltaClientStream };
+    const stream: Stream = this.protocol === 'delta' ? calls.DeltaAggregatedResources() : calls.StreamAggregatedResources();
     this.stream = stream;
     this.sentNode = false;
     // nonces belong to a stream; a new stream starts without one
@@ -125,17 +115,31 @@ export class XdsClient extends EventEmitter {
     // The control plane sends headers as soon as it takes a stream, so a reconnect that
     // brings no new config (the versions we hold are current) still counts as up.
     stream.on('metadata', up);
-    stream.on('data', (res: DiscoveryResponse) => {
+    stream.on('data', (res: DiscoveryResponse | DeltaDiscoveryResponse) => {
       up();
-      this.onResponse(res);
+      if (this.protocol === 'delta') this.onDeltaResponse(res as DeltaDiscoveryResponse);
+      else this.onResponse(res as DiscoveryResponse);
     });
-    stream.on('error', (err: Error) => onEnd(err.message));
+    stream.on('error', (err: grpc.ServiceError) => {
+      if (err.code === grpc.status.UNIMPLEMENTED && this.protocol === 'delta') {
+        // an older control plane: what the sidecar holds is the same either way
+        this.log.warn(`the control plane at ${this.target} does not serve Delta xDS; speaking State of the World`);
+        this.protocol = 'sotw';
+        this.attempt = 0;
+      }
+      onEnd(err.message);
+    });
     stream.on('end', () => onEnd('closed by the control plane'));
     // A reconnecting client names the versions it holds, so unchanged config is not re-sent.
-    this.request(TypeUrl.Cluster);
-    this.request(TypeUrl.Listener);
+    for (const t of [TypeUrl.Cluster, TypeUrl.Listener] as const) {
+      if (this.protocol === 'delta') this.subscribe(t, ['*'], [], true);
+      else this.request(t);
+    }
     for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) {
-      if (this.status.get(t)!.names.length) this.request(t);
+      const names = this.status.get(t)!.names;
+      if (!names.length) continue;
+      if (this.protocol === 'delta') this.subscribe(t, names, [], true);
+      else this.request(t);
     }
   }
 
@@ -156,17 +160,44 @@ export class XdsClient extends EventEmitter {
     }, delay);
   }
 
+  private nodeOnce(): XdsNode | undefined {
+    const node = this.sentNode ? undefined : typeof this.node === 'function' ? this.node() : this.node;
+    this.sentNode = true;
+    return node;
+  }
+
+  /** State of the World: the names subscribed, the version held, the nonce answered. */
   private request(type: XdsTypeUrl, errorDetail?: string): void {
     const st = this.status.get(type)!;
-    this.stream?.write({
+    (this.stream as AdsClientStream | undefined)?.write({
       version_info: st.version,
-      node: this.sentNode ? undefined : typeof this.node === 'function' ? this.node() : this.node,
+      node: this.nodeOnce(),
       resource_names: st.names,
       type_url: type,
       response_nonce: st.nonce,
       ...(errorDetail ? { error_detail: { code: 3, message: errorDetail } } : {}),
     });
-    this.sentNode = true;
+  }
+
+  /** Delta: a change of subscription; a stream's first request of a type names what is held. */
+  private subscribe(type: XdsTypeUrl, add: string[], drop: string[], first = false): void {
+    const held = this.status.get(type)!.resourceVersions;
+    (this.stream as DeltaClientStream | undefined)?.write({
+      node: this.nodeOnce(),
+      type_url: type,
+      resource_names_subscribe: add,
+      resource_names_unsubscribe: drop,
+      ...(first && held.size ? { initial_resource_versions: Object.fromEntries(held) } : {}),
+    });
+  }
+
+  /** Delta: the ACK (or, with errors, the NACK) of a response. */
+  private answer(type: XdsTypeUrl, nonce: string, errorDetail?: string): void {
+    (this.stream as DeltaClientStream | undefined)?.write({
+      type_url: type,
+      response_nonce: nonce,
+      ...(errorDetail ? { error_detail: { code: 3, message: errorDetail } } : {}),
+    });
   }
 
   private onResponse(res: DiscoveryResponse): void {
@@ -174,75 +205,54 @@ export class XdsClient extends EventEmitter {
     if (!isXdsType(type)) return;
     const st = this.status.get(type)!;
     st.nonce = res.nonce;
-    const decode = decoders[type] as (a: DiscoveryResponse['resources'][number]) => ClusterModel | EndpointsModel | ListenerModel | RouteConfigModel;
-    const target = this.resources[FIELD[type]] as Map<string, unknown>;
-    const errors: string[] = [];
-    const seen = new Set<string>();
-    (res.resources ?? []).forEach((any, i) => {
-      try {
-        const m = decode(any);
-        const name = nameOf(m);
-        seen.add(name);
-        // routes go in force once the clusters they use are warm (make before break)
-        if (type === TypeUrl.RouteConfiguration) this.warming.offer(this.resources, m as RouteConfigModel);
-        else target.set(name, m);
-        if (type === TypeUrl.Cluster) this.warming.revived(name);
-        st.resourceVersions.set(name, res.version_info);
-      } catch (err) {
-        if (err instanceof DecodeError) seen.add(err.resource);
-        errors.push(err instanceof DecodeError ? err.message : `resources[${i}]: ${(err as Error).message}`);
-      }
-    });
-    // State of the World: a listener or cluster missing from the response is gone.
-    // Routes and endpoints no longer subscribed are dropped by the subscription update.
-    if (type === TypeUrl.Listener) {
-      for (const name of [...target.keys()]) if (!seen.has(name)) { target.delete(name); st.resourceVersions.delete(name); }
-    }
-    if (type === TypeUrl.Cluster) {
-      const removed = new Map<string, ClusterModel>();
-      for (const [name, c] of this.resources.clusters) if (!seen.has(name)) { removed.set(name, c); this.resources.clusters.delete(name); st.resourceVersions.delete(name); }
-      if (removed.size) this.warming.clustersReplaced(this.resources, removed);
-    }
-    if (type === TypeUrl.Cluster || type === TypeUrl.ClusterLoadAssignment) this.warming.promote(this.resources);
-    this.scheduleWarming();
-    st.received = true;
-    if (errors.length) {
-      st.lastError = errors.join('; ');
-      this.log.warn(`NACK ${shortName[type]} version ${res.version_info}: ${st.lastError}`);
-      this.emit('nack', type);
-      this.request(type, st.lastError);
-    } else {
-      st.lastError = undefined;
+    const errors = this.store.apply(type, (res.resources ?? []).map((any) => ({ any, version: res.version_info })));
+    if (errors.length) this.request(type, this.rejected(type, res.version_info, errors));
+    else {
       st.version = res.version_info;
       this.request(type);
+    }
+    this.applied(type, errors);
+  }
+
+  private onDeltaResponse(res: DeltaDiscoveryResponse): void {
+    const type = res.type_url;
+    if (!isXdsType(type)) return;
+    const st = this.status.get(type)!;
+    st.nonce = res.nonce;
+    const incoming: Incoming[] = (res.resources ?? []).flatMap((r) => (r.resource ? [{ any: r.resource, version: r.version ?? '' }] : []));
+    const errors = this.store.apply(type, incoming, res.removed_resources ?? []);
+    const version = res.system_version_info ?? '';
+    if (errors.length) this.answer(type, res.nonce, this.rejected(type, version, errors));
+    else {
+      st.version = version;
+      this.answer(type, res.nonce);
+    }
+    this.applied(type, errors);
+  }
+
+  private rejected(type: XdsTypeUrl, version: string, errors: string[]): string {
+    const st = this.status.get(type)!;
+    st.lastError = errors.join('; ');
+    this.log.warn(`NACK ${shortName[type]} version ${version}: ${st.lastError}`);
+    return st.lastError;
+  }
+
+  /** After a response was applied (and answered): events, and EDS and RDS follow CDS and LDS. */
+  private applied(type: XdsTypeUrl, errors: string[]): void {
+    if (errors.length) this.emit('nack', type);
+    else {
+      this.status.get(type)!.lastError = undefined;
       this.emit('ack', type);
     }
-    // only EDS clusters get their endpoints by EDS (DNS and ORIGINAL_DST ones carry them or need none)
-    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.resources.clusters.values()].filter((c) => !c.discovery).map((c) => c.name));
-    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.resources.listeners.values()].flatMap((l) => (l.kind === 'outbound' ? [l.routeConfigName] : [])));
+    if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, this.store.referenced(TypeUrl.ClusterLoadAssignment));
+    if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, this.store.referenced(TypeUrl.RouteConfiguration));
     this.emit('update', type);
   }
 
-  // a route still waiting for its clusters is put in force when its grace runs out
-  private scheduleWarming(): void {
-    clearTimeout(this.warmTimer);
-    const at = this.warming.waiting;
-    if (at === undefined) return;
-    this.warmTimer = setTimeout(() => {
-      if (this.warming.promote(this.resources)) this.emit('update', TypeUrl.RouteConfiguration);
-      this.scheduleWarming();
-    }, Math.max(0, at - Date.now()) + 1);
-    this.warmTimer.unref();
-  }
-
   private follow(type: XdsTypeUrl, names: string[]): void {
-    const st = this.status.get(type)!;
-    const want = [...new Set(names)].sort();
-    if (want.length === st.names.length && want.every((n, i) => n === st.names[i])) return;
-    if (type === TypeUrl.RouteConfiguration) for (const n of st.names) if (!want.includes(n)) this.warming.forget(n);
-    st.names = want;
-    const target = this.resources[FIELD[type]] as Map<string, unknown>;
-    for (const n of [...target.keys()]) if (!want.includes(n)) { target.delete(n); st.resourceVersions.delete(n); }
-    this.request(type);
+    const change = this.store.follow(type, names);
+    if (!change) return;
+    if (this.protocol === 'sotw') this.request(type);
+    else this.subscribe(type, change.added, change.removed);
   }
 }
