@@ -54,4 +54,38 @@ describe('StreamWatch', () => {
     none.add(() => fired++, false);
     expect(none.size).toBe(0);
   });
+
+  it('keeps exactly the requests in flight, whatever order they end in, and a sweep that aborts some walks all the others', () => {
+    const c = clock();
+    const w = new StreamWatch({ streamIdleTimeoutMs: 1000, requestTimeoutMs: 0 }, c.now);
+    const fired: number[] = [];
+    const ws = Array.from({ length: 8 }, (_, i) => w.add(() => fired.push(i), true));
+    // the first, a middle one, the last, and one twice
+    ws[0].done();
+    ws[4].done();
+    ws[7].done();
+    ws[4].done();
+    expect(w.size).toBe(5);
+    c.advance(600);
+    w.sweep();
+    ws[2].touch();
+    ws[5].touch();
+    c.advance(600);
+    w.sweep();
+    // 1, 3 and 6 went quiet (aborted in the order they came); 2 and 5 moved since the last sweep
+    expect(fired).toEqual([1, 3, 6]);
+    expect(w.size).toBe(2);
+    ws[1].done();
+    expect(w.size).toBe(2);
+    c.advance(1000);
+    w.sweep();
+    expect(fired).toEqual([1, 3, 6, 2, 5]);
+    expect(w.size).toBe(0);
+    // and it takes new ones after being emptied
+    w.add(() => fired.push(9), true);
+    expect(w.size).toBe(1);
+    c.advance(1000);
+    w.sweep();
+    expect(fired.at(-1)).toBe(9);
+  });
 });
