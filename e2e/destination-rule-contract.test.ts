@@ -126,6 +126,12 @@ describe('every DestinationRule setting reaches the sidecar', () => {
       tcpKeepalive: { timeMs: 60_000, intervalMs: 10_000, probes: 3 },
     });
     expect(top.upstreamProtocol).toBe('http2');
+    // UPGRADE: the hop between sidecars offers h2 alone; DO_NOT_UPGRADE (subset v1) offers
+    // http/1.1 beside it, so an HTTP/1.1 caller's request crosses as HTTP/1.1
+    expect(top.tls).toMatchObject({ kind: 'mesh', alpn: ['h2'] });
+    const v1 = clusters.get(`outbound|80|v1|${REVIEWS}`)!;
+    expect(v1.upstreamProtocol).toBe('http1');
+    expect(v1.tls).toMatchObject({ kind: 'mesh', alpn: ['h2', 'http/1.1'] });
     expect(top.outlier).toEqual({
       consecutive5xx: 5,
       consecutiveGatewayFailure: 3,

@@ -1,5 +1,5 @@
 // Draining under load: a server sidecar that is told to go (SIGTERM, or POST /drain on its
-// admin port) leaves EDS first, moves its peers off (GOAWAY on the h2 hop), finishes what
+// admin port) leaves EDS first, moves its peers off (GOAWAY on the h2 hop, `Connection: close` on HTTP/1.1), finishes what
 // is in flight, and exits 0 — and not one of the callers' requests fails meanwhile.
 import * as fs from 'node:fs';
 import * as path from 'node:path';

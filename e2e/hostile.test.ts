@@ -189,7 +189,7 @@ describe('hostile requests', () => {
         throw new Error(`${e.message}: ${hanging.now} still held`);
       });
 
-    it('100 HTTP/1.1 callers that close their connections (the h2 hop between sidecars carries the cancel)', async () => {
+    it('100 HTTP/1.1 callers that close their connections (the HTTP/1.1 hop between sidecars carries the cancel: its connection is closed)', async () => {
       expect(hanging.now).toBe(0);
       const sockets = Array.from({ length: 100 }, () => {
         const s = net.connect(echo.outbound, '127.0.0.1', () => s.write('GET /hang HTTP/1.1\r\nHost: echo\r\n\r\n'));

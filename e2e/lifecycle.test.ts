@@ -1,5 +1,6 @@
 // Process lifecycle through the contract: exit codes, SIGTERM draining, the CA directory.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as http2 from 'node:http2';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as h from './harness';
@@ -82,20 +83,34 @@ describe('exit status', () => {
 });
 
 describe('SIGTERM', () => {
-  it('a sidecar stops accepting, finishes what is in flight (over the mTLS h2 hop), and exits 0', async () => {
-    let release: () => void = () => undefined;
+  it('a sidecar stops accepting, finishes what is in flight (over the mTLS hop, HTTP/1.1 and h2), and exits 0', async () => {
+    const waiting: (() => void)[] = [];
+    const release = () => waiting.splice(0).forEach((f) => f());
     const slow = await h.startApp('slow', (req, res) => {
       req.resume();
-      if (req.url === '/wait') release = () => res.end('finished');
+      if (req.url === '/wait') waiting.push(() => res.end('finished'));
       else res.end('pong');
     });
-    const sc = await h.startSidecar(cp, 'slow', slow.port);
+    // the app speaks HTTP/1.1 only: the h2 caller's request reaches it as HTTP/1.1 too
+    const sc = await h.startSidecar(cp, 'slow', slow.port, {}, { args: ['--app-protocol', 'http1'] });
     const caller = await h.startSidecar(cp, 'caller', (await h.startApp('caller')).port);
     await h.waitFor('the caller to see slow', async () => (await h.request(caller.outbound, { host: 'slow', path: '/ping' })).status === 200);
     slow.hits = 0;
-    // the request goes caller sidecar -> mTLS h2 -> slow's sidecar and waits on the app
+    // an HTTP/1.1 request crosses caller sidecar -> mTLS HTTP/1.1 -> slow's sidecar, an h2c
+    // one the multiplexed mTLS h2 session; both wait on the app
     const inflight = h.request(caller.outbound, { host: 'slow', path: '/wait' });
-    await h.waitFor('the request to reach the app', () => slow.hits === 1);
+    const session = http2.connect(`http://127.0.0.1:${caller.outbound}`);
+    session.on('error', () => undefined);
+    const inflightH2 = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const s = session.request({ ':path': '/wait', ':authority': 'slow' });
+      let body = '';
+      let status = 0;
+      s.on('response', (hd) => (status = Number(hd[':status'])));
+      s.on('data', (c: Buffer) => (body += c));
+      s.on('end', () => resolve({ status, body }));
+      s.on('error', reject);
+    });
+    await h.waitFor('both requests to reach the app', () => slow.hits === 2);
     sc.proc.child.kill('SIGTERM');
     const exited = new Promise<number | null>((r) => sc.proc.child.once('exit', (code) => r(code)));
     // no longer accepting
@@ -111,6 +126,8 @@ describe('SIGTERM', () => {
     const r = await inflight;
     expect(r.status).toBe(200);
     expect(r.body).toBe('finished');
+    expect(await inflightH2).toEqual({ status: 200, body: 'finished' });
+    session.close();
     expect(await exited).toBe(0);
   });
 

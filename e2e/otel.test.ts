@@ -88,7 +88,8 @@ describe('spans over OTLP/HTTP', () => {
       'url.query': 'q=1',
       'server.address': 'backend',
       'http.response.status_code': 200,
-      'network.protocol.version': '2',
+      // an HTTP/1.1 caller: the hop between the sidecars is HTTP/1.1 too (over mTLS)
+      'network.protocol.version': '1.1',
       'tandem.upstream.cluster': 'outbound|80||backend.default.svc.cluster.local',
       'tandem.peer.principal': BACKEND_ID,
       'tandem.local.principal': CALLER_ID,
@@ -100,7 +101,7 @@ describe('spans over OTLP/HTTP', () => {
       'url.path': '/items/7',
       'url.scheme': 'http',
       'http.response.status_code': 200,
-      'network.protocol.version': '2',
+      'network.protocol.version': '1.1',
       'user_agent.original': 'otel-e2e',
       'tandem.peer.principal': CALLER_ID,
       'tandem.local.principal': BACKEND_ID,

@@ -165,8 +165,8 @@ describe('request id and the access log', () => {
       expect(e.trace_id).toBe(TRACEPARENT.exec(seen.traceparent!)![1]);
     }
     expect(out).toMatchObject({ direction: 'outbound', protocol: 'HTTP/1.1' });
-    // the sidecar-to-sidecar hop is h2
-    expect(inb).toMatchObject({ direction: 'inbound', protocol: 'HTTP/2' });
+    // an HTTP/1.1 caller's request crosses the sidecar-to-sidecar hop as HTTP/1.1 (over mTLS), an HTTP/2 caller's as HTTP/2 (below)
+    expect(inb).toMatchObject({ direction: 'inbound', protocol: 'HTTP/1.1' });
     // the backend's sidecar knows who called (mTLS); the app's request was forwarded for it
     expect(inb.peer_principal).toBe('spiffe://cluster.local/ns/default/sa/caller');
     expect(out.x_forwarded_for).toBeNull();

@@ -151,6 +151,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
         }
       : (observeMetrics ?? observeSpans);
   const mesh = new H2Dispatcher();
+  const meshH1 = new H1Dispatcher();
   const externalH1 = new H1Dispatcher();
   const externalH2 = new H2Dispatcher();
   const appH1 = new H1Dispatcher();
@@ -169,6 +170,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
     outboundHandler({
       runtime: current,
       mesh,
+      meshH1,
       externalH1,
       externalH2,
       log: access.log,
@@ -296,7 +298,7 @@ export async function runSidecar(o: SidecarOptions): Promise<{ stop(graceMs?: nu
       identity.stop();
       dns.stop();
       admin.close();
-      for (const d of [mesh, externalH1, externalH2, appH1, appH2]) d.close();
+      for (const d of [mesh, meshH1, externalH1, externalH2, appH1, appH2]) d.close();
       await access.close();
     },
   };

@@ -41,7 +41,7 @@ export function upstreamConnectionOptions(p: TrafficPolicy | undefined): Obj | u
 }
 
 /** Istio's shouldH2Upgrade, with the mesh-wide default DO_NOT_UPGRADE. */
-function upgrades(p: TrafficPolicy | undefined): boolean {
+export function upgrades(p: TrafficPolicy | undefined): boolean {
   const http = p?.connectionPool?.http;
   return !http?.useClientProtocol && http?.h2UpgradePolicy === 'UPGRADE';
 }

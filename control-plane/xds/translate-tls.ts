@@ -7,6 +7,7 @@ import type { ClientTls } from '../model/types';
 import { SDS_ROOT_CA, SDS_WORKLOAD_CERT } from '../../proto/sds-names';
 import type { ClusterSpec } from './translate-cluster';
 import { portProtocol } from '../model/services';
+import { upgrades } from './translate-cluster-policy';
 
 type Obj = Record<string, unknown>;
 
@@ -30,12 +31,16 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
   const subjectAltNames = tls?.subjectAltNames?.length ? tls.subjectAltNames : c.service.entry?.subjectAltNames;
   let ctx: Obj;
   if (mode === 'ISTIO_MUTUAL') {
+    // h2 always (HTTP/2 callers, gRPC); http/1.1 too where HTTP/1.1 may cross as itself: the
+    // sidecar picks one per connection (Istio's DO_NOT_UPGRADE default)
+    const protocol = portProtocol(c.service, c.port);
+    const h2Only = protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgrades(c.policy);
     ctx = {
       // Istio's SNI form, so a peer could tell which cluster a connection is for
       sni: tls?.sni ?? `outbound_.${c.port}_.${c.subset}_.${c.service.fqdn}`,
       common_tls_context: {
         tls_params: TLS13,
-        alpn_protocols: ['h2'],
+        alpn_protocols: h2Only ? ['h2'] : ['h2', 'http/1.1'],
         tls_certificate_sds_secret_configs: [{ name: SDS_WORKLOAD_CERT, sds_config: ADS_SOURCE }],
         combined_validation_context: {
           default_validation_context: sans(subjectAltNames, 'URI'),
@@ -53,8 +58,7 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
       common.tls_certificates = [{ certificate_chain: { filename: tls!.clientCertificate }, private_key: { filename: tls!.privateKey } }];
     }
     const protocol = portProtocol(c.service, c.port);
-    const upgraded = c.policy?.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE' && !c.policy.connectionPool.http.useClientProtocol;
-    if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgraded) common.alpn_protocols = ['h2'];
+    if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgrades(c.policy)) common.alpn_protocols = ['h2'];
     // a wildcard entry's SNI is the host each request names (the sidecar's default for an unset sni)
     const sni = tls?.sni ?? (c.service.fqdn.startsWith('*') ? undefined : c.service.fqdn);
     ctx = { ...(sni ? { sni } : {}), common_tls_context: common };

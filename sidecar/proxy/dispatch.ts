@@ -38,6 +38,11 @@ export interface Target {
   tls?: TlsTarget;
   /** absent: the defaults (one h2 session per peer, never closed for idleness; H1 kept alive 60 s) */
   conn?: ConnectionOptions;
+  /**
+   * The same endpoint as HTTP/1.1 keep-alive pools reach it, where that differs: a mesh peer
+   * over mTLS offers ALPN `http/1.1` instead of `h2` (upstream-protocol.ts says when).
+   */
+  h1?: Target;
 }
 
 /** SO_KEEPALIVE as a cluster asks (Node sets the idle time; interval and probes are libuv's). */

@@ -15,8 +15,10 @@ import type { ListenerLimits } from './limits';
 
 export interface OutboundDeps {
   runtime: () => RuntimeConfig;
-  /** the sidecar-to-sidecar hop */
+  /** the sidecar-to-sidecar hop: one h2 session per peer */
   mesh: Dispatcher;
+  /** the sidecar-to-sidecar hop for HTTP/1.1: keep-alive pools (over mTLS, ALPN http/1.1) */
+  meshH1: Dispatcher;
   /** endpoints outside the mesh: HTTP/1.1 or HTTP/2 (plaintext, or TLS the sidecar originates) */
   externalH1: Dispatcher;
   externalH2: Dispatcher;
@@ -32,10 +34,13 @@ export interface OutboundDeps {
 }
 
 export function outboundHandler(d: OutboundDeps) {
+  // an endpoint's HTTP/1.1 variant, where it has one (a mesh peer's ALPN)
+  const meshH1: Dispatcher = { dispatch: (t, req) => d.meshH1.dispatch(t.h1 ?? t, req), close: () => d.meshH1.close() };
   const dispatchers = {
     for: (c: ClusterRuntime, callerProtocol?: string): Dispatcher => {
-      if (c.model.mesh) return d.mesh;
-      return upstreamHttpVersion(c, callerProtocol) === '2' ? d.externalH2 : d.externalH1;
+      const h2 = upstreamHttpVersion(c, callerProtocol) === '2';
+      if (c.model.mesh) return h2 ? d.mesh : meshH1;
+      return h2 ? d.externalH2 : d.externalH1;
     },
   };
   const chain = outboundChain({ dispatchers, budgets: d.budgets ?? new RetryBudgets(), random: d.random, own: d.own, trace: d.trace, spans: d.spans, maxUpstreamRequests: d.limits?.maxUpstreamRequests });

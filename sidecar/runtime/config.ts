@@ -8,7 +8,7 @@ import type { Resources } from '../xds/client';
 export type { HeaderOps } from '../../proto/decode/model';
 import type { ConnectionOptions, Target } from '../proxy/dispatch';
 import { SmoothWeighted, makeBalancer, type Random } from './pickers';
-import { tlsTarget, type MeshTlsSource } from './tls-targets';
+import { meshH1Target, tlsTarget, type MeshTlsSource } from './tls-targets';
 import { compileAuthorizer, type Authorizer } from './authz';
 import { HashRing } from './hash-ring';
 import { freshOutlierState, isEjected } from './outlier';
@@ -213,6 +213,8 @@ export class RuntimeConfig {
     const endpointOf = (model: ClusterModel, e: EndpointModel, conn = connectionOptions(model)): Endpoint => {
       const stats = statsFor(`${model.name}|${e.address}:${e.port}`);
       const target: Target = { host: e.address, port: e.port, tls: tlsTarget(model.tls, e.address, e.port, e.identity, meshTls), ...(conn ? { conn } : {}) };
+      const h1Tls = meshH1Target(model.tls, e.address, e.port, e.identity, meshTls);
+      if (h1Tls) target.h1 = { ...target, tls: h1Tls };
       return { address: e.address, port: e.port, labels: e.labels, weight: e.weight ?? 1, target, stats, active: () => stats.activeRequests, ...(e.identity ? { identity: e.identity } : {}) };
     };
     let resolving = false;

@@ -16,9 +16,28 @@ export function tlsTarget(c: ClusterTls | undefined, host: string, port: number,
   if (!c) return undefined;
   if (c.kind === 'mesh') {
     if (!mesh) return undefined;
-    const ids = c.identities.length ? c.identities : identity ? [identity] : [];
-    return mesh.peer(host, port, ids, c.sni || host, c.alpn.length ? c.alpn : ['h2']);
+    // one protocol offered per connection: h2 sessions and HTTP/1.1 pools never get each other's
+    return mesh.peer(host, port, meshIdentities(c, identity), c.sni || host, ['h2']);
   }
+  return originated(c, host, port);
+}
+
+/** A mesh peer over mTLS as an HTTP/1.1 pool reaches it (ALPN http/1.1), when the cluster allows HTTP/1.1 at all. */
+export function meshH1Target(c: ClusterTls | undefined, host: string, port: number, identity: string | undefined, mesh: MeshTlsSource | undefined): TlsTarget | undefined {
+  if (c?.kind !== 'mesh' || !mesh || !meshAllowsH1(c)) return undefined;
+  return mesh.peer(host, port, meshIdentities(c, identity), c.sni || host, ['http/1.1']);
+}
+
+/** The control plane lists `http/1.1` beside `h2` where a mesh cluster may carry HTTP/1.1 (not HTTP/2 or gRPC ports, not UPGRADE). */
+export function meshAllowsH1(c: ClusterTls): boolean {
+  return c.kind === 'mesh' && c.alpn.includes('http/1.1');
+}
+
+function meshIdentities(c: Extract<ClusterTls, { kind: 'mesh' }>, identity: string | undefined): string[] {
+  return c.identities.length ? c.identities : identity ? [identity] : [];
+}
+
+function originated(c: Exclude<ClusterTls, { kind: 'mesh' }>, host: string, port: number): TlsTarget {
   const servername = c.sni || (net.isIP(host) ? undefined : host);
   const key = `${host}:${port}|origination|${servername ?? ''}|${c.caFile ?? ''}|${c.certFile ?? ''}|${c.verify}|${c.dnsNames.join(',')}`;
   return {

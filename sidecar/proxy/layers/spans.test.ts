@@ -110,7 +110,7 @@ describe('CLIENT span per upstream attempt', () => {
       'server.address': 'reviews',
       'server.port': 9080,
       'network.peer.address': '10.0.0.7',
-      'network.protocol.version': '2',
+      'network.protocol.version': '1.1', // an HTTP/1.1 caller to an HTTP port crosses as HTTP/1.1
       'http.response.status_code': 200,
       'tandem.upstream.cluster': 'outbound|9080||reviews.default.svc.cluster.local',
       'tandem.peer.principal': PEER,
