@@ -50,7 +50,7 @@ spec:
 describe('cluster transport sockets', () => {
   it('mesh services are mutual TLS by default; ServiceEntry hosts are plaintext', () => {
     const c = clusters(snapshot(SE));
-    expect(c.get(`outbound|80||${REVIEWS}`)!.tls).toEqual({ kind: 'mesh', sni: `outbound_.80_._.${REVIEWS}`, alpn: ['h2'], identities: [] });
+    expect(c.get(`outbound|80||${REVIEWS}`)!.tls).toEqual({ kind: 'mesh', sni: `outbound_.80_._.${REVIEWS}`, alpn: ['h2', 'http/1.1'], identities: [] });
     expect(c.get('outbound|443||api.example.com')!.tls).toBeUndefined();
   });
 
