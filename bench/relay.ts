@@ -53,10 +53,11 @@ export function startRelay(targetPort: number, targetHost = '127.0.0.1'): Promis
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-/** What a connection's first bytes are: a TLS handshake record, the h2c preface, or other. */
-export function classify(first: Buffer): 'tls' | 'h2c' | 'other' {
+/** What a connection's first bytes are: a TLS handshake record, the h2c preface, a plaintext HTTP/1.1 request, or other. */
+export function classify(first: Buffer): 'tls' | 'h2c' | 'http1' | 'other' {
   // TLS record: content type 22 (handshake), legacy version 3.x, then a ClientHello (1)
   if (first.length >= 6 && first[0] === 0x16 && first[1] === 0x03 && first[5] === 0x01) return 'tls';
   if (first.length >= H2_PREFACE.length && first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) return 'h2c';
+  if (/^[A-Z]+ \S+ HTTP\/1\.1\r\n/.test(first.subarray(0, 512).toString('latin1'))) return 'http1';
   return 'other';
 }

@@ -236,7 +236,7 @@ export function printReport(rows: Row[], rate: RateRow[], verified: string[] | u
   add(`latency at a fixed ${fmt.rps(RATE)} requests/s, open loop over ${RATE_CONNECTIONS} keep-alive connections, added over direct`, rateTable(rate));
   add(`--concurrency ${WORKERS} against 1 (one sidecar, the defaults)`, workersTable(rows));
   add("the issue's targets, from this run", targetsTable(rows, rate));
-  add('the mesh hop over mTLS against h2c (both with the access log off)', mtlsVsPlaintext(rows));
+  add('the mesh hop over mTLS against plaintext (both with the access log off)', mtlsVsPlaintext(rows));
   add('the cost of observability on the mTLS hop (each row its own pair of sidecars, measured in the same alternating run)', observabilityCost(rows));
   const caTables = ca && ca.rpc.length ? caTable(ca.rpc) : undefined;
   add(`CA signing rate over gRPC: ${CA_REQUESTS} CSRs per credential from ${CA_WORKLOADS} workloads, ${CA_CONCURRENCY} in flight, after ${CA_WORKLOADS} warm-up (each request its own TLS channel to the control plane, as a sidecar's)`, caTables);
@@ -279,7 +279,7 @@ export function printReport(rows: Row[], rate: RateRow[], verified: string[] | u
       `Closed loop: ${CONNECTIONS} connections, ${DURATION}s per target after ${WARMUP}s warm-up, all targets in alternating slices of ~2 s (A B … B A A B …); ` +
       `open loop: ${fmt.rps(RATE)} req/s over ${RATE_CONNECTIONS} connections, ${RATE_DURATION}s per target in alternating slices of ~2 s, latency from the write (from when it was due, for a request that waited for a connection); "sent > 5 ms late" counts the load generator's own stalls (a loaded machine), which are not in the latency. ` +
       "Sidecars run with their defaults (access log to stdout, metrics) unless the row says otherwise. " +
-      `1 sidecar = client → sidecar outbound → HTTP/1.1 keep-alive → backend as a ServiceEntry (STATIC, plain HTTP); mesh hop = client → client sidecar → TLS 1.3 h2 with client certificates → server sidecar → backend; ` +
+      `1 sidecar = client → sidecar outbound → HTTP/1.1 keep-alive → backend as a ServiceEntry (STATIC, plain HTTP); mesh hop = client → client sidecar → TLS 1.3 with client certificates, HTTP/1.1 keep-alive → server sidecar → backend; ` +
       'nginx = one HTTP/1.1 proxy (1 worker, upstream keep-alive); nginx pair = nginx → TLS 1.3 with client certificates, keep-alive → nginx → backend. ' +
       `CPU is utime+stime from /proc per completed request, every process of a proxy (the primary and its workers; nginx master and worker); RSS is VmRSS summed the same way, idle before any load and the peak sampled under load.` +
       (caTables ? ` CA: ${CA_REQUESTS} CSRs per credential over gRPC from ${CA_WORKLOADS} workloads, ${CA_CONCURRENCY} in flight; CPU per certificate issued.` : '') +

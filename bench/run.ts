@@ -6,10 +6,10 @@
 //                       ServiceEntry, STATIC, plain HTTP/1.1 keep-alive), the job one nginx does;
 //                       again with --access-log off, and again with --concurrency 2 (BENCH_WORKERS);
 //   nginx pair        - nginx → TLS 1.3 with client certificates, keep-alive → nginx → backend;
-//   mesh hop (mTLS)   - client → client sidecar outbound → TLS 1.3 h2 with client certificates →
+//   mesh hop (mTLS)   - client → client sidecar outbound → TLS 1.3 with client certificates (HTTP/1.1 keep-alive) →
 //                       server sidecar inbound → backend, both sidecars with their defaults
 //                       (service backend-logged); again with --access-log off (service backend),
-//                       and over h2c with the log off (backend-plain: PeerAuthentication
+//                       and in plaintext with the log off (backend-plain: PeerAuthentication
 //                       PERMISSIVE + DestinationRule tls DISABLE);
 //   mesh hop, obs off / + spans (BENCH_OBS, on unless `off`) - the mTLS hop through two more
 //                       pairs: nothing recorded (--access-log off --metrics off, no OTLP), and the
@@ -17,7 +17,7 @@
 //                       process (trace-sink.ts), which must receive them all.
 // One control plane, a sidecar per client and per service, each with a bootstrap token minted
 // with the mesh root key. Before measuring, a byte-recording relay checks the wire: between
-// the sidecars (a TLS ClientHello for backend, the h2c preface for backend-plain) and between
+// the sidecars (a TLS ClientHello for backend, a plaintext HTTP/1.1 request line for backend-plain) and between
 // the two nginx (a ClientHello). Every measured request is checked at the backend: a SPIFFE
 // x-forwarded-client-cert on all mTLS hop requests, on none of the others; nginx B's mark
 // "TLSv1.3 SUCCESS" (a verified client certificate) on all of the nginx pair's.

@@ -1,8 +1,8 @@
 // The tandem side of the benchmark: a control plane, a client sidecar and a server
-// sidecar for each of backend (mTLS, the default) and backend-plain (h2c), each with a
+// sidecar for each of backend (mTLS, the default) and backend-plain (plaintext), each with a
 // bootstrap token minted with the mesh root key; and, before anything is measured, the
 // wire check through a byte-recording relay between the sidecars (a TLS ClientHello for
-// backend, the h2c preface for backend-plain, and the XFCC the backend sees).
+// backend, a plaintext HTTP/1.1 request line for backend-plain, and the XFCC the backend sees).
 // One sidecar alone ("1 sidecar" rows): an application's outbound call to a service outside
 // the mesh, a ServiceEntry (STATIC, plain HTTP) whose endpoint is the backend: client →
 // client sidecar's outbound port (route, cluster, pool) → HTTP/1.1 keep-alive → backend, the
@@ -124,7 +124,7 @@ interface Sidecar {
 
 /**
  * One control plane and three sidecars: a client, and a server sidecar for each of
- * backend (mTLS) and backend-plain (h2c), both in front of the same backend process.
+ * backend (mTLS) and backend-plain (plaintext), both in front of the same backend process.
  * Before those server sidecars start, a stand-in for each (same service, same labels,
  * same token) advertises a byte-recording relay instead of its own port, so the first
  * bytes the client sidecar sends can be checked; then the stand-ins make way.
@@ -212,7 +212,7 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
   const client = await sidecar('client', await freePort());
   const verified: string[] = [];
   const clientId = spiffeUri({ trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'client' });
-  for (const [svc, relay, want] of [[MESH_SERVICES.mtls, relays[0], 'tls'], [MESH_SERVICES.plain, relays[1], 'h2c']] as const) {
+  for (const [svc, relay, want] of [[MESH_SERVICES.mtls, relays[0], 'tls'], [MESH_SERVICES.plain, relays[1], 'http1']] as const) {
     await through(client, svc, `client sidecar -> relay -> ${svc} sidecar -> backend`);
     const before = await backendStats(backend);
     const n = 5;
@@ -230,11 +230,11 @@ export async function startTandem(dir: string, backend: Proc, backendPort: numbe
     if (want === 'tls' && (xfcc !== n || !after.lastXfcc.includes(`URI=${clientId}`))) {
       throw new Error(`wire check: ${svc}: ${xfcc}/${n} requests reached the backend with an XFCC naming ${clientId} (last: ${after.lastXfcc})`);
     }
-    if (want === 'h2c' && xfcc !== 0) throw new Error(`wire check: ${svc}: ${xfcc}/${n} plaintext requests reached the backend with a SPIFFE XFCC`);
+    if (want === 'http1' && xfcc !== 0) throw new Error(`wire check: ${svc}: ${xfcc}/${n} plaintext requests reached the backend with a SPIFFE XFCC`);
     verified.push(
       want === 'tls'
         ? `${svc}: TLS on the wire (${kinds.length} connection(s), first bytes ${hex}: a TLS handshake record, ClientHello), and ${xfcc}/${n} requests reached the backend with XFCC URI=${clientId}`
-        : `${svc}: plaintext on the wire (${kinds.length} connection(s), first bytes "PRI * HTTP/2.0": the h2c preface), and ${n - xfcc}/${n} requests reached the backend without XFCC`,
+        : `${svc}: plaintext on the wire (${kinds.length} connection(s), first bytes "${relay.firstBytes[0]?.subarray(0, 14).toString('latin1')}": a plaintext HTTP/1.1 request line), and ${n - xfcc}/${n} requests reached the backend without XFCC`,
     );
   }
 

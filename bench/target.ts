@@ -13,7 +13,7 @@ export const NAMES = {
   nginxPair: 'nginx pair (mTLS)',
   hop: 'mesh hop (mTLS)',
   hopNoLog: 'mesh hop, access log off',
-  hopPlain: 'mesh hop h2c, access log off',
+  hopPlain: 'mesh hop plaintext, access log off',
   hopBare: 'mesh hop, obs off',
   hopSpans: 'mesh hop + spans',
 } as const;
