@@ -66,6 +66,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     'cert-ttl': { default: '1h' },
     'max-config-file-mb': { default: String(CONFIG_LIMITS.fileBytes / MIB) },
     'max-config-mb': { default: String(CONFIG_LIMITS.totalBytes / MIB) },
+    'service-grace': { default: '30s' },
   }, 'control-plane');
   const cp = await runControlPlane({
     config: f.config!,
@@ -76,6 +77,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     trustDomain: f['trust-domain']!,
     certTtlMs: duration('cert-ttl', f['cert-ttl']!),
     configLimits: { fileBytes: mebibytes('max-config-file-mb', f['max-config-file-mb']), totalBytes: mebibytes('max-config-mb', f['max-config-mb']) },
+    serviceGraceMs: duration('service-grace', f['service-grace']!),
   });
   onSignals(() => cp.stop());
 }

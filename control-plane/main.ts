@@ -12,7 +12,7 @@ import { adminServer } from '../common/admin-http';
 import { ConfigWatcher, type ConfigError } from './config';
 import { CONFIG_LIMITS, type ConfigLimits } from './config/limits';
 import type { MeshConfig } from './model/types';
-import { SnapshotCache, type Debounce } from './xds/cache';
+import { realClock, SnapshotCache, type Debounce } from './xds/cache';
 import { OversizedConfigError } from './xds/message-size';
 import { AdsServer, adsHandlers, type StreamPolicy } from './xds/server';
 import { caHandlers } from './identity/ca-service';
@@ -50,7 +50,12 @@ export interface ControlPlaneOptions {
   debounce?: Debounce;
   /** how much config is read at all (CONFIG_LIMITS unless told) */
   configLimits?: Partial<ConfigLimits>;
+  /** how long a service known only from its sidecars outlives the last one (SERVICE_GRACE_MS unless told; 0: not at all) */
+  serviceGraceMs?: number;
 }
+
+/** A sidecar restarting, or a wave of them reconnecting, does not take its service out of every proxy's config. */
+export const SERVICE_GRACE_MS = 30_000;
 
 export interface ConfigStatus {
   config?: MeshConfig;
@@ -68,7 +73,7 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   // streams stay bound to the certificate they connected with, past its expiry: the tracker
   // keeps those links (ads is declared below; this is called only once certificates are issued)
   const certs = new CertTracker(Date.now, () => [...ads.streams.values()].flatMap((s) => (s.peer ? [s.peer.serial] : [])));
-  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain }, o.debounce ?? PUSH_DEBOUNCE);
+  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain }, o.debounce ?? PUSH_DEBOUNCE, realClock, o.serviceGraceMs ?? SERVICE_GRACE_MS);
   cache.on('buildError', (err: Error) => log.error(`snapshot build failed, serving the previous one: ${err.message}`));
   const ads = new AdsServer(
     cache,

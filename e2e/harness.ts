@@ -165,7 +165,13 @@ export interface ControlPlane {
   configPath: string;
 }
 
-export async function startControlPlane(dir: string, configPath: string, ports?: Partial<Pick<ControlPlane, 'listen' | 'admin' | 'xdsPlaintext'>>): Promise<ControlPlane> {
+export async function startControlPlane(
+  dir: string,
+  configPath: string,
+  ports?: Partial<Pick<ControlPlane, 'listen' | 'admin' | 'xdsPlaintext'>>,
+  /** more flags, e.g. --service-grace */
+  args: string[] = [],
+): Promise<ControlPlane> {
   const caDir = path.join(dir, 'certs');
   const { ports: p, proc } = await startOnFreePorts(
     async () => ({
@@ -181,6 +187,7 @@ export async function startControlPlane(dir: string, configPath: string, ports?:
         '--admin', `127.0.0.1:${admin}`,
         '--xds-plaintext', `127.0.0.1:${xdsPlaintext}`,
         '--ca-dir', caDir,
+        ...args,
       ]);
       // ours: a control plane reading this config (an absent file loads as no files)
       const ours = async () => {

@@ -24,13 +24,20 @@ export function meshFqdn(service: string, namespace: string, domain: string): st
 }
 
 /** Every service, keyed by fqdn, with aliases that are unambiguous across the mesh. */
-export function collectServices(config: MeshConfig, workloads: WorkloadInfo[], domain: string): Map<string, Service> {
+export function collectServices(
+  config: MeshConfig,
+  workloads: WorkloadInfo[],
+  domain: string,
+  /** mesh services whose sidecars all left a moment ago (cache.ts keeps them for a grace period) */
+  departed: readonly { service: string; namespace: string }[] = [],
+): Map<string, Service> {
   const out = new Map<string, Service>();
   const add = (fqdn: string, mesh: boolean, port = MESH_PORT, protocol = 'HTTP') => {
     if (fqdn === '*' || fqdn.startsWith('*.') || out.has(fqdn)) return;
     out.set(fqdn, { fqdn, mesh, defaultPort: port, protocol, aliases: aliasesOf(fqdn, domain) });
   };
   for (const w of workloads) add(meshFqdn(w.service, w.namespace, domain), true);
+  for (const d of departed) add(meshFqdn(d.service, d.namespace, domain), true);
   for (const se of config.serviceEntries) addEntry(out, se, domain);
   for (const dr of config.destinationRules) add(dr.host, isMeshName(dr.host, domain));
   for (const vs of config.virtualServices) {

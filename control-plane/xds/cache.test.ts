@@ -119,3 +119,65 @@ describe('SnapshotCache: debounced pushes', () => {
     expect(endpointCount(pushed.at(-1)!.snap)).toBe(12);
   });
 });
+
+describe('SnapshotCache: a service outlives its last sidecar by the grace period', () => {
+  const GRACE = 30_000;
+  const ratings = (i: number) => ({ ...workload(i), id: `ratings-${i}`, service: 'ratings', serviceAccount: 'ratings' });
+  const RATINGS = 'outbound|80||ratings.default.svc.cluster.local';
+  const hasCluster = (snap: Snapshot) => snap.served(TypeUrl.Cluster, null).resources.some((r) => r.name === RATINGS);
+  function graceSetup() {
+    const clock = new FakeClock();
+    const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock, GRACE);
+    return { clock, cache };
+  }
+
+  it('its last sidecar reconnecting within the grace changes no cluster; past the grace the service leaves', () => {
+    const { clock, cache } = graceSetup();
+    cache.addWorkload('r1', ratings(1));
+    cache.addWorkload('r2', ratings(2));
+    clock.advance(100);
+    expect(hasCluster(cache.snapshot)).toBe(true);
+    // one of two leaves: nothing departs
+    cache.removeWorkload('r1');
+    clock.advance(100);
+    expect(cache.departedServices).toEqual([]);
+    // the last leaves: the cluster stays, with no endpoints
+    cache.removeWorkload('r2');
+    clock.advance(100);
+    expect(hasCluster(cache.snapshot)).toBe(true);
+    expect(cache.departedServices).toEqual([{ service: 'ratings', namespace: 'default' }]);
+    // back within the grace: not departed any more, and the grace timer does not take it away later
+    cache.addWorkload('r2', ratings(2));
+    expect(cache.departedServices).toEqual([]);
+    clock.advance(GRACE * 2);
+    expect(cache.departedServices).toEqual([]);
+    expect(hasCluster(cache.snapshot)).toBe(true);
+    // gone for good: it leaves once the grace is over, not before
+    cache.removeWorkload('r2');
+    clock.advance(GRACE - 1);
+    expect(hasCluster(cache.snapshot)).toBe(true);
+    clock.advance(1 + 100);
+    expect(hasCluster(cache.snapshot)).toBe(false);
+    expect(cache.departedServices).toEqual([]);
+  });
+
+  it('a stream replaced by one registering another service counts as its old service leaving', () => {
+    const { clock, cache } = graceSetup();
+    cache.addWorkload('s', ratings(1));
+    cache.addWorkload('s', workload(1));
+    clock.advance(100);
+    expect(cache.departedServices).toEqual([{ service: 'ratings', namespace: 'default' }]);
+    clock.advance(GRACE + 100);
+    expect(hasCluster(cache.snapshot)).toBe(false);
+  });
+
+  it('without a grace a service leaves with its last sidecar', () => {
+    const clock = new FakeClock();
+    const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock);
+    cache.addWorkload('r1', ratings(1));
+    clock.advance(100);
+    cache.removeWorkload('r1');
+    clock.advance(100);
+    expect(hasCluster(cache.snapshot)).toBe(false);
+  });
+});

@@ -4,11 +4,16 @@
 // an editor saving twice) becomes one rebuild and one push, made from the state at the
 // end of the burst, so the last change is never lost; a steady stream of changes is
 // still pushed at least every `maxMs`.
+//
+// A service known only from its sidecars outlives its last one by a grace period (Istio's
+// services come from Kubernetes and never leave with a pod): a sidecar restarting, or a
+// tenth of the mesh reconnecting, changes only endpoint sets, not every proxy's clusters and
+// route table (at 2,000 sidecars, 1,458 CDS and 482 RDS responses for one reconnect wave).
 import { EventEmitter } from 'node:events';
 import type { MeshConfig } from '../model/types';
 import { emptyMeshConfig } from '../model/types';
 import type { Workload } from '../model/workload';
-import { Snapshot, type SnapshotOptions } from './snapshot';
+import { Snapshot, type DepartedService, type SnapshotOptions } from './snapshot';
 import { checkServable } from './sidecar-check';
 import { checkMessageSizes } from './message-size';
 
@@ -45,6 +50,11 @@ export const NO_DEBOUNCE: Debounce = { afterMs: 0, maxMs: 0 };
 export class SnapshotCache extends EventEmitter {
   private config: MeshConfig = emptyMeshConfig();
   private readonly workloads = new Map<string, Workload>();
+  /** services whose last sidecar left, by `namespace/service`, kept until `until` */
+  private readonly departed = new Map<string, DepartedService & { until: number }>();
+  /** registered sidecars per `namespace/service` */
+  private readonly perService = new Map<string, number>();
+  private expiry?: unknown;
   private current: Snapshot;
   private generation = 0;
   private timer?: unknown;
@@ -59,6 +69,8 @@ export class SnapshotCache extends EventEmitter {
     private readonly opts: SnapshotOptions,
     private readonly debounce: Debounce = NO_DEBOUNCE,
     private readonly clock: Clock = realClock,
+    /** how long a service outlives its last sidecar; 0: it leaves with it */
+    private readonly graceMs = 0,
   ) {
     super();
     this.current = new Snapshot(0, this.config, [], opts);
@@ -76,7 +88,7 @@ export class SnapshotCache extends EventEmitter {
    */
   setConfig(config: MeshConfig, changedAt = this.clock.now()): void {
     // built and checked here, so such a config is refused at load, not later by a NACK
-    const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts);
+    const next = new Snapshot(this.generation + 1, config, [...this.workloads.values()], this.opts, true, undefined, [...this.departed.values()]);
     // sizes first: a config too large to send is refused without decoding all of it
     checkMessageSizes(next);
     checkServable(next);
@@ -88,12 +100,58 @@ export class SnapshotCache extends EventEmitter {
 
   /** Register a sidecar's workload under its stream key; a second stream of the same key replaces it. */
   addWorkload(key: string, w: Workload): void {
+    const before = this.workloads.get(key);
     this.workloads.set(key, w);
+    if (before) this.left(before);
+    const k = serviceKey(w);
+    this.perService.set(k, (this.perService.get(k) ?? 0) + 1);
+    this.departed.delete(k);
     this.schedule(true);
   }
 
   removeWorkload(key: string): void {
-    if (this.workloads.delete(key)) this.schedule(true);
+    const w = this.workloads.get(key);
+    if (!w) return;
+    this.workloads.delete(key);
+    this.left(w);
+    this.schedule(true);
+  }
+
+  // the last sidecar of its service gone: the service stays for the grace period
+  private left(w: Workload): void {
+    const k = serviceKey(w);
+    const n = (this.perService.get(k) ?? 1) - 1;
+    if (n > 0) return void this.perService.set(k, n);
+    this.perService.delete(k);
+    if (this.graceMs <= 0) return;
+    this.departed.set(k, { service: w.service, namespace: w.namespace, until: this.clock.now() + this.graceMs });
+    this.armExpiry();
+  }
+
+  /** services kept past their last sidecar now */
+  get departedServices(): DepartedService[] {
+    return [...this.departed.values()].map(({ service, namespace }) => ({ service, namespace }));
+  }
+
+  // one timer, for the earliest grace to run out; a service whose grace is over leaves
+  private armExpiry(): void {
+    if (this.expiry !== undefined) this.clock.clearTimeout(this.expiry);
+    this.expiry = undefined;
+    if (!this.departed.size) return;
+    const next = Math.min(...[...this.departed.values()].map((d) => d.until));
+    this.expiry = this.clock.setTimeout(() => {
+      this.expiry = undefined;
+      const now = this.clock.now();
+      let gone = false;
+      for (const [k, d] of this.departed) {
+        if (d.until <= now) {
+          this.departed.delete(k);
+          gone = true;
+        }
+      }
+      if (gone) this.schedule(true);
+      this.armExpiry();
+    }, Math.max(0, next - this.clock.now()));
   }
 
   private schedule(rebuild: boolean, changedAt = this.clock.now()): void {
@@ -115,7 +173,7 @@ export class SnapshotCache extends EventEmitter {
       this.stale = false;
       try {
         // the config was translated for every kind of caller when it was set
-        this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false, this.current);
+        this.current = new Snapshot(++this.generation, this.config, [...this.workloads.values()], this.opts, false, this.current, [...this.departed.values()]);
       } catch (err) {
         // A config that validates but cannot be translated must not take the mesh down.
         this.emit('buildError', err);
@@ -125,3 +183,5 @@ export class SnapshotCache extends EventEmitter {
     this.emit('snapshot', this.current, changedAt);
   }
 }
+
+const serviceKey = (w: { service: string; namespace: string }): string => `${w.namespace}/${w.service}`;

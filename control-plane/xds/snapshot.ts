@@ -66,6 +66,12 @@ interface View {
   sets: Map<string, ServedSet>;
 }
 
+/** A service known from sidecars none of which is connected now. */
+export interface DepartedService {
+  service: string;
+  namespace: string;
+}
+
 export class Snapshot {
   readonly services: Map<string, Service>;
   private readonly listeners: Map<string, Resource>;
@@ -81,9 +87,11 @@ export class Snapshot {
     probe = true,
     /** the snapshot this one follows: what depends only on the config is kept when the config is the same */
     previous?: Snapshot,
+    /** services whose last sidecar left within the grace period: still services, with no endpoints */
+    departed: readonly DepartedService[] = [],
   ) {
     this.inboundCache = previous && previous.config === config ? previous.inboundCache : new Map();
-    this.services = collectServices(config, workloads, opts.domain);
+    this.services = collectServices(config, workloads, opts.domain, departed);
     this.scope = new Scope(config, this.services, opts.domain);
     this.listeners = toMap([
       res(TypeUrl.Listener, OUTBOUND_LISTENER, {
