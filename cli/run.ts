@@ -67,6 +67,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     'max-config-file-mb': { default: String(CONFIG_LIMITS.fileBytes / MIB) },
     'max-config-mb': { default: String(CONFIG_LIMITS.totalBytes / MIB) },
     'service-grace': { default: '30s' },
+    'endpoint-grace': { default: '5s' },
   }, 'control-plane');
   const cp = await runControlPlane({
     config: f.config!,
@@ -78,6 +79,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<void> {
     certTtlMs: duration('cert-ttl', f['cert-ttl']!),
     configLimits: { fileBytes: mebibytes('max-config-file-mb', f['max-config-file-mb']), totalBytes: mebibytes('max-config-mb', f['max-config-mb']) },
     serviceGraceMs: duration('service-grace', f['service-grace']!),
+    endpointGraceMs: duration('endpoint-grace', f['endpoint-grace']!),
   });
   onSignals(() => cp.stop());
 }

@@ -52,7 +52,12 @@ export interface ControlPlaneOptions {
   configLimits?: Partial<ConfigLimits>;
   /** how long a service known only from its sidecars outlives the last one (SERVICE_GRACE_MS unless told; 0: not at all) */
   serviceGraceMs?: number;
+  /** how long a sidecar whose stream ended without a goodbye stays an endpoint (ENDPOINT_GRACE_MS unless told) */
+  endpointGraceMs?: number;
 }
+
+/** A sidecar reconnecting (its control plane restarted, the network blinked) changes nothing for its peers. */
+export const ENDPOINT_GRACE_MS = 5_000;
 
 /** A sidecar restarting, or a wave of them reconnecting, does not take its service out of every proxy's config. */
 export const SERVICE_GRACE_MS = 30_000;
@@ -73,7 +78,10 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   // streams stay bound to the certificate they connected with, past its expiry: the tracker
   // keeps those links (ads is declared below; this is called only once certificates are issued)
   const certs = new CertTracker(Date.now, () => [...ads.streams.values()].flatMap((s) => (s.peer ? [s.peer.serial] : [])));
-  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain }, o.debounce ?? PUSH_DEBOUNCE, realClock, o.serviceGraceMs ?? SERVICE_GRACE_MS);
+  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: o.trustDomain }, o.debounce ?? PUSH_DEBOUNCE, realClock, {
+    serviceMs: o.serviceGraceMs ?? SERVICE_GRACE_MS,
+    endpointMs: o.endpointGraceMs ?? ENDPOINT_GRACE_MS,
+  });
   cache.on('buildError', (err: Error) => log.error(`snapshot build failed, serving the previous one: ${err.message}`));
   const ads = new AdsServer(
     cache,

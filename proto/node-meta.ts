@@ -58,3 +58,17 @@ export function workloadFromNode(node: XdsNode | undefined): WorkloadInfo | unde
     ...(typeof m.ADMIN_ADDRESS === 'string' && HOST_PORT.test(m.ADMIN_ADDRESS) ? { adminAddress: m.ADMIN_ADDRESS } : {}),
   };
 }
+
+/**
+ * A sidecar's last request as it drains: its Node again, marked as leaving. A stream's end alone
+ * cannot tell a drain from a broken connection (grpc-js ends the call the same way for both), and
+ * the control plane keeps a sidecar whose stream broke as an endpoint for a grace, for it to
+ * come back; one that says goodbye leaves EDS at once.
+ */
+export function leavingNode(node: XdsNode): XdsNode {
+  return { ...node, metadata: toStruct({ ...fromStruct(node.metadata), TANDEM_LEAVING: true }) };
+}
+
+export function isLeaving(node: XdsNode | undefined): boolean {
+  return !!node && fromStruct(node.metadata).TANDEM_LEAVING === true;
+}

@@ -127,7 +127,7 @@ describe('SnapshotCache: a service outlives its last sidecar by the grace period
   const hasCluster = (snap: Snapshot) => snap.served(TypeUrl.Cluster, null).resources.some((r) => r.name === RATINGS);
   function graceSetup() {
     const clock = new FakeClock();
-    const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock, GRACE);
+    const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock, { serviceMs: GRACE });
     return { clock, cache };
   }
 
@@ -179,5 +179,50 @@ describe('SnapshotCache: a service outlives its last sidecar by the grace period
     cache.removeWorkload('r1');
     clock.advance(100);
     expect(hasCluster(cache.snapshot)).toBe(false);
+  });
+});
+
+describe('SnapshotCache: a sidecar whose stream broke stays an endpoint for the endpoint grace', () => {
+  const GRACE = 5_000;
+  function graceSetup() {
+    const clock = new FakeClock();
+    const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock, { endpointMs: GRACE });
+    const pushed: Snapshot[] = [];
+    cache.on('snapshot', (snap: Snapshot) => pushed.push(snap));
+    return { clock, cache, pushed };
+  }
+  const ids = (snap: Snapshot) => snap.workloads.map((w) => w.id).sort();
+
+  it('kept through the grace, then gone; one that said goodbye goes at once', () => {
+    const { clock, cache } = graceSetup();
+    cache.addWorkload('s1', workload(1));
+    cache.addWorkload('s2', workload(2));
+    clock.advance(100);
+    cache.loseWorkload('s1');
+    cache.removeWorkload('s2');
+    clock.advance(100);
+    expect(ids(cache.snapshot)).toEqual(['reviews-1']);
+    expect(endpointCount(cache.snapshot)).toBe(1);
+    clock.advance(GRACE);
+    expect(ids(cache.snapshot)).toEqual([]);
+  });
+
+  it('back within the grace under a new stream (same id, or same address): takes its own place, never twice', () => {
+    const { clock, cache } = graceSetup();
+    cache.addWorkload('s1', workload(1));
+    cache.addWorkload('s2', workload(2));
+    clock.advance(100);
+    cache.loseWorkload('s1');
+    cache.loseWorkload('s2');
+    clock.advance(50);
+    cache.addWorkload('s3', workload(1));
+    // a restarted sidecar: a new id, the same inbound address
+    cache.addWorkload('s4', { ...workload(2), id: 'reviews-2-restarted' });
+    clock.advance(100);
+    expect(ids(cache.snapshot)).toEqual(['reviews-1', 'reviews-2-restarted']);
+    expect(endpointCount(cache.snapshot)).toBe(2);
+    // the old streams' grace running out takes nothing away
+    clock.advance(GRACE * 2);
+    expect(ids(cache.snapshot)).toEqual(['reviews-1', 'reviews-2-restarted']);
   });
 });

@@ -9,6 +9,10 @@
 // services come from Kubernetes and never leave with a pod): a sidecar restarting, or a
 // tenth of the mesh reconnecting, changes only endpoint sets, not every proxy's clusters and
 // route table (at 2,000 sidecars, 1,458 CDS and 482 RDS responses for one reconnect wave).
+// And a sidecar whose stream ends without a goodbye (a network blip, a control plane
+// restart, a crash) stays an endpoint for a shorter grace: one that reconnects within it
+// (the same workload id or inbound address) takes its own place and nothing is pushed at all;
+// one that said goodbye (it half-closed its stream as it drains) leaves at once.
 import { EventEmitter } from 'node:events';
 import type { MeshConfig } from '../model/types';
 import { emptyMeshConfig } from '../model/types';
@@ -47,6 +51,14 @@ export const realClock: Clock = {
 
 export const NO_DEBOUNCE: Debounce = { afterMs: 0, maxMs: 0 };
 
+/** How long what a sidecar brought outlives it; 0 (the default): not at all. */
+export interface Graces {
+  /** a service known only from sidecars, after the last one left */
+  serviceMs?: number;
+  /** a sidecar's endpoint, after its stream ended without a goodbye */
+  endpointMs?: number;
+}
+
 export class SnapshotCache extends EventEmitter {
   private config: MeshConfig = emptyMeshConfig();
   private readonly workloads = new Map<string, Workload>();
@@ -54,6 +66,8 @@ export class SnapshotCache extends EventEmitter {
   private readonly departed = new Map<string, DepartedService & { until: number }>();
   /** registered sidecars per `namespace/service` */
   private readonly perService = new Map<string, number>();
+  /** workloads whose stream ended without a goodbye, by stream key: kept until then */
+  private readonly lost = new Map<string, number>();
   private expiry?: unknown;
   private current: Snapshot;
   private generation = 0;
@@ -69,8 +83,7 @@ export class SnapshotCache extends EventEmitter {
     private readonly opts: SnapshotOptions,
     private readonly debounce: Debounce = NO_DEBOUNCE,
     private readonly clock: Clock = realClock,
-    /** how long a service outlives its last sidecar; 0: it leaves with it */
-    private readonly graceMs = 0,
+    private readonly graces: Graces = {},
   ) {
     super();
     this.current = new Snapshot(0, this.config, [], opts);
@@ -102,19 +115,38 @@ export class SnapshotCache extends EventEmitter {
   addWorkload(key: string, w: Workload): void {
     const before = this.workloads.get(key);
     this.workloads.set(key, w);
-    if (before) this.left(before);
     const k = serviceKey(w);
     this.perService.set(k, (this.perService.get(k) ?? 0) + 1);
     this.departed.delete(k);
+    if (before) this.left(before);
+    // the same sidecar back (or its successor on the same address): it takes its own place
+    for (const lostKey of this.lost.keys()) {
+      const o = this.workloads.get(lostKey);
+      if (lostKey === key || !o || (o.id !== w.id && o.inboundAddress !== w.inboundAddress)) continue;
+      this.lost.delete(lostKey);
+      this.workloads.delete(lostKey);
+      this.left(o);
+    }
     this.schedule(true);
   }
 
+  /** A sidecar that said goodbye (or was refused): its endpoint leaves now. */
   removeWorkload(key: string): void {
     const w = this.workloads.get(key);
     if (!w) return;
     this.workloads.delete(key);
+    this.lost.delete(key);
     this.left(w);
     this.schedule(true);
+  }
+
+  /** A sidecar whose stream ended without a goodbye: its endpoint stays for the endpoint grace. */
+  loseWorkload(key: string): void {
+    if (!this.workloads.has(key) || this.lost.has(key)) return;
+    const ms = this.graces.endpointMs ?? 0;
+    if (ms <= 0) return this.removeWorkload(key);
+    this.lost.set(key, this.clock.now() + ms);
+    this.armExpiry();
   }
 
   // the last sidecar of its service gone: the service stays for the grace period
@@ -123,8 +155,9 @@ export class SnapshotCache extends EventEmitter {
     const n = (this.perService.get(k) ?? 1) - 1;
     if (n > 0) return void this.perService.set(k, n);
     this.perService.delete(k);
-    if (this.graceMs <= 0) return;
-    this.departed.set(k, { service: w.service, namespace: w.namespace, until: this.clock.now() + this.graceMs });
+    const ms = this.graces.serviceMs ?? 0;
+    if (ms <= 0) return;
+    this.departed.set(k, { service: w.service, namespace: w.namespace, until: this.clock.now() + ms });
     this.armExpiry();
   }
 
@@ -133,15 +166,19 @@ export class SnapshotCache extends EventEmitter {
     return [...this.departed.values()].map(({ service, namespace }) => ({ service, namespace }));
   }
 
-  // one timer, for the earliest grace to run out; a service whose grace is over leaves
+  // one timer, for the earliest grace to run out: an endpoint whose grace is over leaves (and
+  // maybe starts its service's), a service whose grace is over leaves
   private armExpiry(): void {
     if (this.expiry !== undefined) this.clock.clearTimeout(this.expiry);
     this.expiry = undefined;
-    if (!this.departed.size) return;
-    const next = Math.min(...[...this.departed.values()].map((d) => d.until));
+    if (!this.departed.size && !this.lost.size) return;
+    let next = Infinity;
+    for (const d of this.departed.values()) next = Math.min(next, d.until);
+    for (const until of this.lost.values()) next = Math.min(next, until);
     this.expiry = this.clock.setTimeout(() => {
       this.expiry = undefined;
       const now = this.clock.now();
+      for (const [key, until] of this.lost) if (until <= now) this.removeWorkload(key);
       let gone = false;
       for (const [k, d] of this.departed) {
         if (d.until <= now) {

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../config';
 import type { AdsStream, DiscoveryRequest, DiscoveryResponse } from '../../proto/ads';
 import { unpack } from '../../proto/any';
-import { nodeFromWorkload, type WorkloadInfo } from '../../proto/node-meta';
+import { leavingNode, nodeFromWorkload, type WorkloadInfo } from '../../proto/node-meta';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
-import { SnapshotCache } from './cache';
+import { SnapshotCache, type Graces } from './cache';
 import { AdsServer, MAX_WRITES_IN_FLIGHT, type AdsEvents, type StreamPolicy } from './server';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -128,8 +128,8 @@ interface Recorded {
   streams: number[];
 }
 
-async function setup(cfg = config(), maxBytesInFlight?: number) {
-  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' });
+async function setup(cfg = config(), maxBytesInFlight?: number, graces?: Graces) {
+  const cache = new SnapshotCache({ domain: 'cluster.local', trustDomain: 'cluster.local' }, undefined, undefined, graces);
   cache.setConfig(cfg);
   await tick();
   const rec: Recorded = { pushes: [], nacks: [], acks: [], converged: [], streams: [] };
@@ -638,6 +638,31 @@ describe('AdsServer: sidecar registration', () => {
     s.send({ type_url: TypeUrl.Cluster, node: nodeFromWorkload(workload('a', 'v1', 15106)) });
     s.send({ type_url: TypeUrl.Listener, node: nodeFromWorkload(workload('b', 'v2', 15206)) });
     expect(infoOf(server).workload?.id).toBe('a');
+  });
+
+  it('a sidecar that says goodbye (draining) leaves EDS at once; one whose stream just ends or breaks stays for the endpoint grace', async () => {
+    const { cache, connect } = await setup(config(), undefined, { endpointMs: 60_000 });
+    const node = (id: string, v: string, port: number) => nodeFromWorkload(workload(id, v, port));
+    const leaving = connect();
+    leaving.send({ type_url: TypeUrl.Cluster, node: node('a', 'v1', 15106) });
+    const ended = connect();
+    ended.send({ type_url: TypeUrl.Cluster, node: node('b', 'v2', 15206) });
+    const broken = connect();
+    broken.send({ type_url: TypeUrl.Cluster, node: node('c', 'v2', 15306) });
+    await tick();
+    expect(cache.snapshot.workloads.map((w) => w.id).sort()).toEqual(['a', 'b', 'c']);
+    leaving.send({ type_url: TypeUrl.Cluster, node: leavingNode(node('a', 'v1', 15106)) });
+    await tick();
+    // gone on the goodbye itself, before the stream ends
+    expect(cache.snapshot.workloads.map((w) => w.id).sort()).toEqual(['b', 'c']);
+    leaving.emit('end');
+    expect(leaving.ended).toBe(true);
+    // an end without a goodbye is what a dropped connection looks like too
+    ended.emit('end');
+    broken.emit('error', new Error('reset'));
+    broken.emit('close');
+    await tick();
+    expect(cache.snapshot.workloads.map((w) => w.id).sort()).toEqual(['b', 'c']);
   });
 
   it('registers nothing for a proxyless client', async () => {

@@ -15,6 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DeltaDiscoveryRequest, DeltaStream, DiscoveryRequest, PreparedResponse } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
+import { isLeaving } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
@@ -112,7 +113,10 @@ export class AdsServer implements ProtocolHost {
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
     call.sendMetadata(new grpc.Metadata());
     this.events.onStreamsChanged?.(this.streams.size);
-    const close = () => {
+    // goodbye: the client said so (a sidecar draining, proto/node-meta.ts) or it was refused;
+    // else (a reset, a dropped connection, a crash) its endpoint stays for the cache's grace,
+    // for it to come back
+    const close = (goodbye: boolean) => {
       if (!this.streams.delete(key)) return;
       this.writers.delete(key);
       // a closed call never completes its writes: their bytes are freed here
@@ -120,26 +124,39 @@ export class AdsServer implements ProtocolHost {
       info.bytesInFlight = 0;
       this.waiting.delete(info);
       this.wake();
-      if (info.registered) this.cache.removeWorkload(key);
+      if (info.registered) {
+        if (goodbye) this.cache.removeWorkload(key);
+        else this.cache.loseWorkload(key);
+      }
       this.events.onStreamsChanged?.(this.streams.size);
     };
+    let saidGoodbye = false;
     call.on('data', (req: DiscoveryRequest | DeltaDiscoveryRequest) => {
       if (!this.streams.has(key)) return;
+      // a draining sidecar's goodbye: its endpoint leaves now; the request carries nothing else
+      if (isLeaving(req.node)) {
+        saidGoodbye = true;
+        if (info.registered) {
+          info.registered = false;
+          this.cache.removeWorkload(key);
+        }
+        return;
+      }
       try {
         if (!info.node && req.node) identify(this.cache, info, req.node, policy);
         if (protocol === 'delta') this.delta.onRequest(info, req as DeltaDiscoveryRequest);
         else this.onRequest(info, req as DiscoveryRequest);
       } catch (err) {
-        close();
+        close(true);
         this.refuse(call, err, peer);
       }
     });
     call.on('end', () => {
-      close();
+      close(saidGoodbye);
       call.end();
     });
-    call.on('error', close);
-    call.on('close', close);
+    call.on('error', () => close(false));
+    call.on('close', () => close(false));
   }
 
   private refuse(call: AdsStream | DeltaStream, err: unknown, peer?: PeerIdentity): void {

@@ -16,6 +16,7 @@ import {
   type XdsNode,
 } from '../../proto/ads';
 import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
+import { leavingNode } from '../../proto/node-meta';
 import type { Logger } from '../../common/log';
 import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { ResourceStore, type Incoming, type Resources, type TypeStatus } from './resources';
@@ -33,6 +34,9 @@ export interface BackoffPolicy {
 
 const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
 type Stream = AdsClientStream | DeltaClientStream;
+
+/** how long a leaving sidecar waits for the control plane to close its side of the stream */
+const GOODBYE_MS = 1000;
 
 export class XdsClient extends EventEmitter {
   private readonly store = new ResourceStore(() => this.emit('update', TypeUrl.RouteConfiguration));
@@ -80,12 +84,35 @@ export class XdsClient extends EventEmitter {
     });
   }
 
+  /**
+   * Leaves: a last request says goodbye (proto/node-meta.ts: this endpoint leaves EDS now; a
+   * stream that just breaks is waited for, as a sidecar coming back), the stream is
+   * half-closed, and cut once the control plane has closed its side, or after GOODBYE_MS.
+   */
   stop(): void {
     this.stopped = true;
     this.store.stop();
     clearTimeout(this.timer);
-    this.stream?.cancel();
-    this.client?.close();
+    const stream = this.stream;
+    const client = this.client;
+    if (!stream) return void client?.close();
+    let done = false;
+    const cut = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stream.cancel();
+      client?.close();
+    };
+    const timer = setTimeout(cut, GOODBYE_MS);
+    timer.unref();
+    stream.once('status', cut);
+    stream.once('error', cut);
+    const node = typeof this.node === 'function' ? this.node() : this.node;
+    const goodbye = { node: leavingNode(node), type_url: TypeUrl.Cluster };
+    if (this.protocol === 'delta') (stream as DeltaClientStream).write(goodbye);
+    else (stream as AdsClientStream).write(goodbye);
+    stream.end();
   }
 
   private connect(): void {
