@@ -37,9 +37,9 @@ export function outboundHandler(d: OutboundDeps) {
   // an endpoint's HTTP/1.1 variant, where it has one (a mesh peer's ALPN)
   const meshH1: Dispatcher = { dispatch: (t, req) => d.meshH1.dispatch(t.h1 ?? t, req), close: () => d.meshH1.close() };
   const dispatchers = {
-    for: (c: ClusterRuntime, callerProtocol?: string): Dispatcher => {
+    for: (c: ClusterRuntime, callerProtocol?: string, shadow = false): Dispatcher => {
       const h2 = upstreamHttpVersion(c, callerProtocol) === '2';
-      if (c.model.mesh) return h2 ? d.mesh : meshH1;
+      if (c.model.mesh) return h2 || shadow ? d.mesh : meshH1;
       return h2 ? d.externalH2 : d.externalH1;
     },
   };

@@ -9,8 +9,13 @@ import type { Exchange, Handler } from '../exchange';
 import type { ClusterRuntime } from '../../runtime/config';
 
 export interface Dispatchers {
-  /** the dispatcher for a cluster's endpoints (mesh h2, external h1 or h2; for some clusters, as the caller spoke) */
-  for(cluster: ClusterRuntime, callerProtocol?: string): Dispatcher;
+  /**
+   * the dispatcher for a cluster's endpoints (mesh HTTP/1.1 or h2, external h1 or h2; for some
+   * clusters, as the caller spoke); `shadow`: a mirror's copy, which to a mesh peer always rides
+   * the multiplexed h2 session (copies to a slow or hanging version would otherwise each hold
+   * an HTTP/1.1 connection, and a TLS handshake, of their own)
+   */
+  for(cluster: ClusterRuntime, callerProtocol?: string, shadow?: boolean): Dispatcher;
 }
 
 function send(dispatcher: Dispatcher, target: Target, x: Exchange, connectTimeoutMs: number): Promise<UpstreamResponse> {

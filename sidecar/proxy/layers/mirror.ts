@@ -16,7 +16,7 @@ export function mirrorLayer(d: Dispatchers, random: () => number): Layer {
       if (!cluster || !ep) continue;
       const body = x.body ? (x.body.tap(MIRROR_LAG_LIMIT) ?? null) : null;
       if (x.body && !body) continue; // too late to copy the whole body
-      const inflight = d.for(cluster, x.info.protocol).dispatch(ep.target, {
+      const inflight = d.for(cluster, x.info.protocol, true).dispatch(ep.target, {
         ...x.request,
         authority: x.request.authority.replace(/(:\d+)?$/, '-shadow$1'),
         headers: { ...x.request.headers },
