@@ -226,3 +226,18 @@ describe('SnapshotCache: a sidecar whose stream broke stays an endpoint for the 
     expect(ids(cache.snapshot)).toEqual(['reviews-1', 'reviews-2-restarted']);
   });
 });
+
+describe('SnapshotCache: a newcomer takes the place of a lost endpoint of its own service only', () => {
+  it('another service registering the same address leaves the lost endpoint to its grace', () => {
+    const clock = new FakeClock();
+    const cache = new SnapshotCache(OPTS, { afterMs: 100, maxMs: 500 }, clock, { endpointMs: 5_000 });
+    cache.addWorkload('s1', workload(1));
+    clock.advance(100);
+    cache.loseWorkload('s1');
+    cache.addWorkload('s2', { ...workload(1), id: 'other', service: 'ratings', serviceAccount: 'ratings' });
+    clock.advance(100);
+    expect(cache.snapshot.workloads.map((w) => w.id).sort()).toEqual(['other', 'reviews-1']);
+    clock.advance(5_000);
+    expect(cache.snapshot.workloads.map((w) => w.id)).toEqual(['other']);
+  });
+});

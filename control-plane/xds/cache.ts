@@ -11,8 +11,8 @@
 // route table (at 2,000 sidecars, 1,458 CDS and 482 RDS responses for one reconnect wave).
 // And a sidecar whose stream ends without a goodbye (a network blip, a control plane
 // restart, a crash) stays an endpoint for a shorter grace: one that reconnects within it
-// (the same workload id or inbound address) takes its own place and nothing is pushed at all;
-// one that said goodbye (it half-closed its stream as it drains) leaves at once.
+// (its service's, with the same workload id or inbound address) takes its own place and
+// nothing is pushed at all; one that said goodbye as it drains (server.ts) leaves at once.
 import { EventEmitter } from 'node:events';
 import type { MeshConfig } from '../model/types';
 import { emptyMeshConfig } from '../model/types';
@@ -122,7 +122,7 @@ export class SnapshotCache extends EventEmitter {
     // the same sidecar back (or its successor on the same address): it takes its own place
     for (const lostKey of this.lost.keys()) {
       const o = this.workloads.get(lostKey);
-      if (lostKey === key || !o || (o.id !== w.id && o.inboundAddress !== w.inboundAddress)) continue;
+      if (lostKey === key || !o || serviceKey(o) !== k || (o.id !== w.id && o.inboundAddress !== w.inboundAddress)) continue;
       this.lost.delete(lostKey);
       this.workloads.delete(lostKey);
       this.left(o);

@@ -113,9 +113,9 @@ export class AdsServer implements ProtocolHost {
     // headers now, so a client that is sent nothing (its config is current) knows it is connected
     call.sendMetadata(new grpc.Metadata());
     this.events.onStreamsChanged?.(this.streams.size);
-    // goodbye: the client said so (a sidecar draining, proto/node-meta.ts) or it was refused;
-    // else (a reset, a dropped connection, a crash) its endpoint stays for the cache's grace,
-    // for it to come back
+    // goodbye: the stream was refused (a sidecar that says goodbye as it drains has left
+    // already, below); else (a reset, a dropped connection, a crash) its endpoint stays for the
+    // cache's grace, for it to come back
     const close = (goodbye: boolean) => {
       if (!this.streams.delete(key)) return;
       this.writers.delete(key);
@@ -130,12 +130,10 @@ export class AdsServer implements ProtocolHost {
       }
       this.events.onStreamsChanged?.(this.streams.size);
     };
-    let saidGoodbye = false;
     call.on('data', (req: DiscoveryRequest | DeltaDiscoveryRequest) => {
       if (!this.streams.has(key)) return;
       // a draining sidecar's goodbye: its endpoint leaves now; the request carries nothing else
       if (isLeaving(req.node)) {
-        saidGoodbye = true;
         if (info.registered) {
           info.registered = false;
           this.cache.removeWorkload(key);
@@ -151,8 +149,9 @@ export class AdsServer implements ProtocolHost {
         this.refuse(call, err, peer);
       }
     });
+    // an end alone is no goodbye: grpc-js ends a call the same way when its connection drops
     call.on('end', () => {
-      close(saidGoodbye);
+      close(false);
       call.end();
     });
     call.on('error', () => close(false));
