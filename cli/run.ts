@@ -1,27 +1,11 @@
-// `tandem control-plane` and `tandem sidecar`: flags in, a running server out, SIGTERM drains.
+// `tandem sidecar`: flags in, a running sidecar (or --concurrency workers) out, SIGTERM drains.
 import cluster from 'node:cluster';
 import { endpointProblem, isDialableHost, parseHostPort, type HostPort } from '../common/addr';
-import { parseDuration } from '../common/duration';
-import { runControlPlane } from '../control-plane/main';
 import { runSidecar } from '../sidecar/main';
 import { serveClusterMetrics } from '../sidecar/cluster-metrics';
 import { parseFlags, parseLabels, UsageError } from './flags';
 import { LIMIT_FLAGS, parseLimits } from './limit-flags';
-import { CONFIG_LIMITS } from '../control-plane/config/limits';
-
-function onSignals(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = () => {
-    if (stopping) return;
-    stopping = true;
-    stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
-}
+import { duration, onSignals } from './run-common';
 
 // The inbound address is announced to every peer (by --advertise, or as the listener's own):
 // one they could not dial is refused here, at startup, not at registration.
@@ -37,51 +21,6 @@ function advertiseFlag(v: string | undefined): string | undefined {
   const problem = /:\d+$/.test(v) ? endpointProblem(v) : `${JSON.stringify(v)} is not an IP address or a DNS name`;
   if (problem) throw new UsageError(`--advertise: ${problem} (expected HOST or HOST:PORT that peers can dial)`);
   return v;
-}
-
-function duration(flag: string, v: string): number {
-  try {
-    return parseDuration(v);
-  } catch (err) {
-    throw new UsageError(`--${flag}: ${(err as Error).message}`);
-  }
-}
-
-const MIB = 1024 * 1024;
-
-function mebibytes(flag: string, v: string | undefined): number {
-  const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v ?? '') || n <= 0 || n > 1024) throw new UsageError(`--${flag}: a size in MiB, more than 0 and at most 1024`);
-  return Math.floor(n * MIB);
-}
-
-export async function controlPlaneCommand(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, {
-    config: { default: 'mesh.yaml' },
-    listen: { default: '127.0.0.1:15012' },
-    'xds-plaintext': {},
-    admin: { default: '127.0.0.1:15014' },
-    'ca-dir': { default: 'certs' },
-    'trust-domain': { default: 'cluster.local' },
-    'cert-ttl': { default: '1h' },
-    'max-config-file-mb': { default: String(CONFIG_LIMITS.fileBytes / MIB) },
-    'max-config-mb': { default: String(CONFIG_LIMITS.totalBytes / MIB) },
-    'service-grace': { default: '30s' },
-    'endpoint-grace': { default: '5s' },
-  }, 'control-plane');
-  const cp = await runControlPlane({
-    config: f.config!,
-    listen: parseHostPort(f.listen!, '--listen'),
-    xdsPlaintext: f['xds-plaintext'] && f['xds-plaintext'] !== 'off' ? parseHostPort(f['xds-plaintext'], '--xds-plaintext') : undefined,
-    admin: parseHostPort(f.admin!, '--admin'),
-    caDir: f['ca-dir']!,
-    trustDomain: f['trust-domain']!,
-    certTtlMs: duration('cert-ttl', f['cert-ttl']!),
-    configLimits: { fileBytes: mebibytes('max-config-file-mb', f['max-config-file-mb']), totalBytes: mebibytes('max-config-mb', f['max-config-mb']) },
-    serviceGraceMs: duration('service-grace', f['service-grace']!),
-    endpointGraceMs: duration('endpoint-grace', f['endpoint-grace']!),
-  });
-  onSignals(() => cp.stop());
 }
 
 export async function sidecarCommand(argv: string[]): Promise<void> {

@@ -1,12 +1,8 @@
 #!/usr/bin/env node
 // The one executable. Exit status: 0 success, 2 bad usage, 1 anything else.
+// Each command's code is loaded when it runs: a sidecar does not carry the control plane's
+// config parser and translators (nor the demo, nor the CLI tables) in its memory.
 import { HelpRequested, UsageError } from './flags';
-import { controlPlaneCommand, sidecarCommand } from './run';
-import { certsCommand } from './certs';
-import { tokenCommand } from './token';
-import { statusCommand } from './status';
-import { statCommand } from './stat';
-import { demoCommand } from './demo';
 
 const USAGE = `usage: tandem <command> [flags]
 
@@ -24,21 +20,21 @@ async function main(argv: string[]): Promise<number | 'running'> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'control-plane':
-      await controlPlaneCommand(rest);
+      await (await import('./run-control-plane')).controlPlaneCommand(rest);
       return 'running';
     case 'sidecar':
-      await sidecarCommand(rest);
+      await (await import('./run')).sidecarCommand(rest);
       return 'running';
     case 'certs':
-      return certsCommand(rest);
+      return (await import('./certs')).certsCommand(rest);
     case 'token':
-      return tokenCommand(rest);
+      return (await import('./token')).tokenCommand(rest);
     case 'status':
-      return statusCommand(rest);
+      return (await import('./status')).statusCommand(rest);
     case 'stat':
-      return statCommand(rest);
+      return (await import('./stat')).statCommand(rest);
     case 'demo':
-      return demoCommand(rest);
+      return (await import('./demo')).demoCommand(rest);
     case undefined:
     case '--help':
     case '-h':
