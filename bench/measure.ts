@@ -7,27 +7,17 @@ import { CONNECTIONS, DURATION, RATE, RATE_CONNECTIONS, RATE_DURATION, WARMUP } 
 import type { LoadRequest, LoadResult, RateReply } from './load';
 import { sampleRss } from './rss';
 import { backendStats, type RateRow, type Row, type Target } from './target';
-import { cpuSeconds, forkProc, processTree, type Proc } from './util';
+import { cpuSeconds, forkProc, isInterrupted, processTree, type Proc } from './util';
 
 // ---------------------------------------------------------------------------------------------
 // The load generator child.
 
 let loadProc: Proc | undefined;
-let interrupted = false;
 let nextId = 1;
 
 /** Start the load generator process (once, before anything is measured). */
 export function startLoadGenerator(): void {
   loadProc = forkProc('load generator', path.join(__dirname, 'load.js'));
-}
-
-/** After SIGINT/SIGTERM: no new load runs. */
-export function setInterrupted(): void {
-  interrupted = true;
-}
-
-export function isInterrupted(): boolean {
-  return interrupted;
 }
 
 function load(url: string, host: string | undefined, durationSec: number, raw?: boolean): Promise<LoadResult>;
@@ -44,7 +34,7 @@ function load(url: string, host: string | undefined, durationSec: number, raw = 
       else resolve(m);
     };
     const onExit = () => reject(new Error(`load generator exited: ${loadProc!.output().slice(-2000)}`));
-    if (interrupted || !child.connected) {
+    if (isInterrupted() || !child.connected) {
       reject(new Error('load generator is gone'));
       return;
     }
@@ -179,7 +169,7 @@ export async function measureGroup(ts: Target[], backend: Proc): Promise<Row[]> 
   const accs = ts.map(newAcc);
   const { order, sliceSec } = alternation(ts.length, DURATION);
   for (const i of order) {
-    if (interrupted) throw new Error('interrupted');
+    if (isInterrupted()) throw new Error('interrupted');
     await slice(ts[i], backend, sliceSec, accs[i], true);
   }
   return ts.map((t, i) => row(t, accs[i]));
@@ -197,7 +187,7 @@ export async function measureRateGroup(ts: Target[]): Promise<RateRow[]> {
   // a stall of the shared machine lands in one short slice of one target, not in half of its samples
   const { order, sliceSec } = alternation(ts.length, RATE_DURATION);
   for (const i of order) {
-    if (interrupted) throw new Error('interrupted');
+    if (isInterrupted()) throw new Error('interrupted');
     const trees = ts[i].proxies.map((p) => processTree(p.pid));
     const before = cpuSeconds(trees.flat());
     accs[i].replies.push(await load(ts[i].url, ts[i].host, sliceSec, false, RATE));

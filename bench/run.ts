@@ -48,35 +48,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { caInProcess, caOverGrpc } from './ca';
 import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, RATE, RATE_CONNECTIONS, RATE_DURATION, WARMUP } from './config';
-import { alternation, isInterrupted, measure, measureGroup, measureRateGroup, setInterrupted, startLoadGenerator } from './measure';
+import { alternation, measure, measureGroup, measureRateGroup, startLoadGenerator } from './measure';
 import { nginxVersion, startNginx, startNginxPair } from './nginx';
 import { treeRss, type Rss } from './rss';
 import { fmt, printMarkdown, printReport, printText, traceTable, type CaResults } from './report';
 import { SPANS_TARGET, startTandem, type Mesh } from './tandem';
 import { NAMES, startBackend, type RateRow, type Row, type Target } from './target';
-import { executable, httpGet, killAllSync, removeTmpDirs, stopAll, tmpDir, which } from './util';
+import { cleanup, cleanupOnEveryExit, executable, httpGet, isInterrupted, tmpDir, which } from './util';
 
 // ---------------------------------------------------------------------------------------------
 // Main, with cleanup on every way out.
 
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= stopAll().finally(removeTmpDirs);
-  return cleaning;
-}
-
-function interrupt(signal: string, code: number): void {
-  if (isInterrupted()) return;
-  setInterrupted();
-  console.error(`\nbench: ${signal}, stopping everything`);
-  void cleanup().finally(() => process.exit(code));
-}
-process.on('SIGINT', () => interrupt('interrupted', 130));
-process.on('SIGTERM', () => interrupt('terminated', 143));
-process.on('exit', () => {
-  killAllSync();
-  removeTmpDirs();
-});
+cleanupOnEveryExit('bench');
 
 async function main(): Promise<number> {
   const started = Date.now();

@@ -20,7 +20,7 @@ import { SoakLoad } from './soak-load';
 import { SERVICE, startSoakMesh, v1Weight, type SoakMesh } from './soak-mesh';
 import { rssMiB, type Sample } from './soak-memory';
 import { reportCertificates, reportConfigEdits, reportMemory, reportRequests, Table, type Edit, type Watched } from './soak-report';
-import { httpGet, killAllSync, removeTmpDirs, stopAll, tmpDir } from './util';
+import { cleanup, cleanupOnEveryExit, httpGet, isInterrupted, tmpDir } from './util';
 
 function envNumber(name: string, dflt: number, min: number): number {
   const raw = process.env[name];
@@ -48,24 +48,7 @@ const EDIT_OFFSET_S = 15;
 const MIN_ROTATIONS = (seconds: number) => Math.floor(seconds / 11) - 1;
 const RSS_LIMIT = 0.1;
 
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= stopAll().finally(removeTmpDirs);
-  return cleaning;
-}
-let interrupted = false;
-function interrupt(signal: string, code: number): void {
-  if (interrupted) return;
-  interrupted = true;
-  console.error(`\nsoak: ${signal}, stopping everything`);
-  void cleanup().finally(() => process.exit(code));
-}
-process.on('SIGINT', () => interrupt('interrupted', 130));
-process.on('SIGTERM', () => interrupt('terminated', 143));
-process.on('exit', () => {
-  killAllSync();
-  removeTmpDirs();
-});
+cleanupOnEveryExit('soak');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -107,9 +90,9 @@ async function main(): Promise<number> {
 
   const started = Date.now();
   load.start();
-  for (let t = 1; t <= SECONDS && !interrupted; t++) {
+  for (let t = 1; t <= SECONDS && !isInterrupted(); t++) {
     await sleep(started + t * 1000 - Date.now());
-    if (interrupted) break;
+    if (isInterrupted()) break;
     if (t % EDIT_EVERY_S === EDIT_OFFSET_S && t < SECONDS) {
       const generation = edits.length + 1;
       mesh.writeConfig(generation);
@@ -131,7 +114,7 @@ async function main(): Promise<number> {
     const applied = edits.filter((e) => load.byConfig.has(e.generation)).length;
     console.log(table.row(t, load.takeInterval(), load.failed, load.pending, renewals, `${applied}/${edits.length}`, s));
   }
-  if (interrupted) return 130;
+  if (isInterrupted()) return 130;
   const stopAt = Date.now();
   await load.stop();
   const drainedMs = Date.now() - stopAt;

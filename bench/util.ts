@@ -96,6 +96,40 @@ export function killAllSync(): void {
   }
 }
 
+let interrupted = false;
+
+/** After SIGINT/SIGTERM: a run starts nothing new. */
+export function isInterrupted(): boolean {
+  return interrupted;
+}
+
+let cleaning: Promise<void> | undefined;
+
+/** Stops every process started here and removes the temporary directories, once. */
+export function cleanup(): Promise<void> {
+  cleaning ??= stopAll().finally(removeTmpDirs);
+  return cleaning;
+}
+
+/**
+ * Cleanup on every way out: SIGINT and SIGTERM mark the run interrupted, stop everything and
+ * exit 130 / 143; any exit SIGKILLs what is still running and removes the temporary directories.
+ */
+export function cleanupOnEveryExit(name: string): void {
+  const interrupt = (signal: string, code: number) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`\n${name}: ${signal}, stopping everything`);
+    void cleanup().finally(() => process.exit(code));
+  };
+  process.on('SIGINT', () => interrupt('interrupted', 130));
+  process.on('SIGTERM', () => interrupt('terminated', 143));
+  process.on('exit', () => {
+    killAllSync();
+    removeTmpDirs();
+  });
+}
+
 const tmpDirs = new Set<string>();
 
 export function tmpDir(prefix: string): string {
