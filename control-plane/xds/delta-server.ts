@@ -30,8 +30,14 @@ export interface ProtocolHost {
   intern(key: string, names: string[]): string[];
 }
 
-const WILDCARD_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
-const GONE_WHEN_ABSENT: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
+/**
+ * Listener and Cluster: the types a client may subscribe to as a wildcard, and whose
+ * resources are said gone (removed_resources) when they leave the set.
+ */
+const WHOLE_SET_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
+
+/** What a stream's client holds of a type, by name and version: as last sent, or as it said when it connected. */
+const heldBy = (st: TypeState): Map<string, string> => (st.sentSet ? st.sentSet.digests : (st.heldVersions ?? new Map<string, string>()));
 
 export class DeltaProtocol {
   constructor(private readonly host: ProtocolHost) {}
@@ -65,8 +71,7 @@ export class DeltaProtocol {
       st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', at: Date.now() };
       // The client kept what it had of that response's resources: which those are is not
       // known here, so the next push sends it every resource it is subscribed to again.
-      const held = st.sentSet ? st.sentSet.digests : (st.heldVersions ?? new Map<string, string>());
-      st.heldVersions = new Map([...held.keys()].map((n) => [n, '']));
+      st.heldVersions = new Map([...heldBy(st).keys()].map((n) => [n, '']));
       st.sentSet = undefined;
       this.host.events.onNack?.(info, type, st.lastNack.message);
     } else if (req.response_nonce === st.sentNonce) {
@@ -79,7 +84,7 @@ export class DeltaProtocol {
 
   /** Applies a request's subscribe and unsubscribe; whether the subscription changed. */
   private subscribe(type: XdsTypeUrl, st: TypeState, isNew: boolean, subscribe: string[], unsubscribe: string[]): boolean {
-    const wildcardType = WILDCARD_TYPES.includes(type);
+    const wildcardType = WHOLE_SET_TYPES.includes(type);
     let wildcard = st.wildcard ?? false;
     // the legacy wildcard: a first request that names nothing, for Listener and Cluster
     if (isNew && wildcardType && subscribe.length === 0) wildcard = true;
@@ -108,7 +113,7 @@ export class DeltaProtocol {
     if (asked.length) st.asked = [...(st.asked ?? []), ...asked];
     if (dropped.length && !wildcard) {
       // the client drops what it unsubscribed from itself
-      const held = new Map(st.sentSet ? st.sentSet.digests : st.heldVersions);
+      const held = new Map(heldBy(st));
       for (const n of dropped) held.delete(n);
       st.heldVersions = held;
       st.sentSet = undefined;
@@ -129,14 +134,14 @@ export class DeltaProtocol {
       changed = set.changedSince(st.sentSet);
       removed = set.removedSince(st.sentSet);
     } else {
-      const held = st.heldVersions ?? new Map<string, string>();
+      const held = heldBy(st);
       changed = set.resources.filter((r) => held.get(r.name) !== digestOf(r));
       removed = [...held.keys()].filter((n) => !set.summary.digests.has(n));
     }
     // As in State of the World, a route or endpoint set the client still subscribes to is
     // kept by it when it goes (a cluster draining under make-before-break keeps its
     // endpoints); the client drops it when it unsubscribes. Listeners and clusters go.
-    if (!GONE_WHEN_ABSENT.includes(type)) removed = [];
+    if (!WHOLE_SET_TYPES.includes(type)) removed = [];
     // a name asked for that does not exist is said to be absent, so the client need not wait for it
     const absent = (st.asked ?? []).filter((n) => !set.summary.digests.has(n) && !removed.includes(n));
     if (absent.length) removed = [...removed, ...absent];

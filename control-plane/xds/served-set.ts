@@ -15,17 +15,20 @@ export interface Resource {
   obj: Record<string, unknown>;
 }
 
+/** `make(key)` made once per key, for as long as the key lives. */
+function once<K extends object, V>(cache: WeakMap<K, V>, key: K, make: (key: K) => V): V {
+  let v = cache.get(key);
+  if (v === undefined) {
+    v = make(key);
+    cache.set(key, v);
+  }
+  return v;
+}
+
 const wires = new WeakMap<Resource, Buffer>();
 
 /** The resource as DiscoveryResponse field 2, encoded once. */
-export function wireOf(r: Resource): Buffer {
-  let w = wires.get(r);
-  if (!w) {
-    w = encodeResourceField(r.any);
-    wires.set(r, w);
-  }
-  return w;
-}
+export const wireOf = (r: Resource): Buffer => once(wires, r, (x) => encodeResourceField(x.any));
 
 /**
  * What a client was sent of a set, without the resources: a stream keeps this, so that a
@@ -40,26 +43,12 @@ export interface Held {
 const digests = new WeakMap<Resource, string>();
 
 /** A resource's version in Delta xDS: a digest of its encoding, made once. */
-export function digestOf(r: Resource): string {
-  let d = digests.get(r);
-  if (d === undefined) {
-    d = createHash('sha256').update(r.any.value).digest('base64url').slice(0, 22);
-    digests.set(r, d);
-  }
-  return d;
-}
+export const digestOf = (r: Resource): string => once(digests, r, (x) => createHash('sha256').update(x.any.value).digest('base64url').slice(0, 22));
 
 const deltaWires = new WeakMap<Resource, Buffer>();
 
 /** The resource as DeltaDiscoveryResponse field 2 (a Resource named and versioned by its digest), encoded once. */
-export function deltaWireOf(r: Resource): Buffer {
-  let w = deltaWires.get(r);
-  if (!w) {
-    w = encodeDeltaResourceField(r.name, digestOf(r), r.any);
-    deltaWires.set(r, w);
-  }
-  return w;
-}
+export const deltaWireOf = (r: Resource): Buffer => once(deltaWires, r, (x) => encodeDeltaResourceField(x.name, digestOf(x), x.any));
 
 export class ServedSet {
   private held?: Held;
@@ -85,42 +74,22 @@ export class ServedSet {
    * unsubscribes, and one still subscribed keeps what it has, as Envoy does.
    */
   changedSince(held: Held): Resource[] {
-    let d = this.diffs.get(held);
-    if (!d) {
-      d = held === this.held ? [] : this.resources.filter((r) => held.digests.get(r.name) !== digestOf(r));
-      this.diffs.set(held, d);
-    }
-    return d;
+    return once(this.diffs, held, (h) => (h === this.held ? [] : this.resources.filter((r) => h.digests.get(r.name) !== digestOf(r))));
   }
 
   /** `list` (this set's resources, or a diff of it) encoded, once for every stream sent it. */
   wire(list: Resource[]): Buffer {
-    let w = this.wires.get(list);
-    if (!w) {
-      w = Buffer.concat(list.map(wireOf));
-      this.wires.set(list, w);
-    }
-    return w;
+    return once(this.wires, list, (l) => Buffer.concat(l.map(wireOf)));
   }
 
   /** The names a client holding `held` holds that this set no longer has (Delta xDS removed_resources). */
   removedSince(held: Held): string[] {
-    let g = this.gone.get(held);
-    if (!g) {
-      const have = this.summary.digests;
-      g = held === this.held ? [] : [...held.digests.keys()].filter((n) => !have.has(n));
-      this.gone.set(held, g);
-    }
-    return g;
+    const have = this.summary.digests;
+    return once(this.gone, held, (h) => (h === this.held ? [] : [...h.digests.keys()].filter((n) => !have.has(n))));
   }
 
   /** `list` as DeltaDiscoveryResponse resources, encoded once for every stream sent it. */
   deltaWire(list: Resource[]): Buffer {
-    let w = this.deltaWires.get(list);
-    if (!w) {
-      w = Buffer.concat(list.map(deltaWireOf));
-      this.deltaWires.set(list, w);
-    }
-    return w;
+    return once(this.deltaWires, list, (l) => Buffer.concat(l.map(deltaWireOf)));
   }
 }
