@@ -7,13 +7,14 @@
 // useClientProtocol (downstream) says, else as the port's protocol names it. The dispatcher
 // choice and the spans' network.protocol.version both read it, so they cannot disagree.
 import type { ClusterRuntime } from '../runtime/config';
+import { meshAllowsH1 } from '../runtime/tls-targets';
 
 export function upstreamHttpVersion(c: ClusterRuntime, callerProtocol?: string): '1.1' | '2' {
   const m = c.model;
   const p = m.protocol;
   const h2Port = p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB';
   if (m.mesh) {
-    const h1Allowed = m.tls ? m.tls.kind === 'mesh' && m.tls.alpn.includes('http/1.1') : true;
+    const h1Allowed = m.tls ? meshAllowsH1(m.tls) : true;
     if (!h1Allowed || h2Port || m.upstreamProtocol === 'http2') return '2';
     if (m.upstreamProtocol === 'http1') return '1.1';
     return callerProtocol === 'HTTP/2' ? '2' : '1.1';

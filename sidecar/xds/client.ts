@@ -108,8 +108,7 @@ export class XdsClient extends EventEmitter {
     timer.unref();
     stream.once('status', cut);
     stream.once('error', cut);
-    const node = typeof this.node === 'function' ? this.node() : this.node;
-    const goodbye = { node: leavingNode(node), type_url: TypeUrl.Cluster };
+    const goodbye = { node: leavingNode(this.currentNode()), type_url: TypeUrl.Cluster };
     if (this.protocol === 'delta') (stream as DeltaClientStream).write(goodbye);
     else (stream as AdsClientStream).write(goodbye);
     stream.end();
@@ -187,8 +186,12 @@ export class XdsClient extends EventEmitter {
     }, delay);
   }
 
+  private currentNode(): XdsNode {
+    return typeof this.node === 'function' ? this.node() : this.node;
+  }
+
   private nodeOnce(): XdsNode | undefined {
-    const node = this.sentNode ? undefined : typeof this.node === 'function' ? this.node() : this.node;
+    const node = this.sentNode ? undefined : this.currentNode();
     this.sentNode = true;
     return node;
   }
