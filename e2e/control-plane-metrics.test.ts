@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adsService, type AdsClientStream, type DiscoveryResponse } from '../proto/ads';
 import { TypeUrl } from '../proto/type-urls';
 import * as h from './harness';
+import type { SyncEntry } from '../control-plane/syncz';
 
 const mesh = (v1: number, v2: number) => `${h.REVIEWS_SUBSETS}---
 apiVersion: networking.istio.io/v1
@@ -65,10 +66,20 @@ describe('control-plane metrics e2e: connected proxies, certificates, pushes, co
   });
 
   it('a route edit is pushed to both sidecars, and its convergence observed once per acknowledging proxy', async () => {
-    const before = await scrape();
     const count = (t: string) => value(t, 'tandem_xds_push_convergence_seconds_count', { type: 'RDS' });
     const sum = (t: string) => value(t, 'tandem_xds_push_convergence_seconds_sum', { type: 'RDS' });
     const pushes = (t: string) => value(t, 'tandem_xds_pushes_total', { type: 'RDS' });
+    // The second sidecar's join is pushed to the first too, and that ACK may still be on
+    // its way; counted after the reading below, it would pass for the edit's. So: every
+    // stream SYNCED, and no push or ACK across a window longer than the debounce's cap.
+    const synced = async () => (await h.json<SyncEntry[]>(cp.admin, '/debug/syncz')).every((e) => Object.values(e.types).every((t) => t.status === 'SYNCED'));
+    const before = await h.waitFor('the mesh quiet after the joins', async () => {
+      const a = await scrape();
+      if (!(await synced())) return undefined;
+      await new Promise((r) => setTimeout(r, 700));
+      const b = await scrape();
+      return (await synced()) && pushes(a) === pushes(b) && count(a) === count(b) ? b : undefined;
+    }, 15_000, 50);
     // replaced in one step, so the watcher sees one change
     fs.writeFileSync(`${configPath}.tmp`, mesh(50, 50));
     fs.renameSync(`${configPath}.tmp`, configPath);
