@@ -1,8 +1,7 @@
 // PKCS#10 certification requests (RFC 2986). A workload proves it holds the key by
 // signing the request with it; the CA takes only the key and the URI from it.
 import * as crypto from 'node:crypto';
-import forge from 'node-forge';
-import { bits, fromDer, implicitSet, isTag, oid, rawChildren, readBits, readOid, readSeq, seq, set, toDer, uint, type Asn1 } from './der';
+import { bits, fromDer, implicitSet, isTag, oid, rawChildren, readBits, readOid, readSeq, seq, set, TagClass, TagType, toDer, uint, type Asn1 } from './der';
 import { signatureAlgorithm, signDer, spkiDer, unsupportedKey, verifyDer } from './algs';
 import { encodeExtension, parseExtensions, parseSubjectAltName, subjectAltName } from './extensions';
 import type { WorkloadKey } from './keys';
@@ -93,14 +92,14 @@ function shape(top: Asn1[], infoRaw: Buffer): { info: Asn1[]; spkiRaw: Buffer; a
 function requestedNames(info: Asn1[]): { uris: string[]; dnsNames: string[] } {
   const attrs = info[3];
   if (attrs === undefined) return { uris: [], dnsNames: [] };
-  if (!isTag(attrs, forge.asn1.Class.CONTEXT_SPECIFIC, 0) || !Array.isArray(attrs.value)) {
+  if (!isTag(attrs, TagClass.CONTEXT_SPECIFIC, 0) || !Array.isArray(attrs.value)) {
     throw new Error('attributes: expected [0] SET OF Attribute');
   }
   const requests = attrs.value.filter((a) => readOid(readSeq(a, 'Attribute')[0], 'attribute type') === OID.extensionRequest);
   if (requests.length === 0) return { uris: [], dnsNames: [] };
   if (requests.length > 1) throw new Error('more than one extensionRequest');
   const values = readSeq(requests[0], 'Attribute')[1];
-  if (!isTag(values, forge.asn1.Class.UNIVERSAL, forge.asn1.Type.SET) || !Array.isArray(values.value) || values.value.length !== 1) {
+  if (!isTag(values, TagClass.UNIVERSAL, TagType.SET) || !Array.isArray(values.value) || values.value.length !== 1) {
     throw new Error('extensionRequest: expected one value');
   }
   const san = parseExtensions(values.value[0]).get(OID.subjectAltName);

@@ -1,21 +1,16 @@
-// DER encoding and decoding on top of forge.asn1, which speaks "binary strings" (one char
-// per byte); everything outside this file deals in Buffers.
-import forge from 'node-forge';
+// DER encoding and decoding on top of node-forge's asn1 module alone (see forge-asn1.d.ts),
+// which speaks "binary strings" (one char per byte); everything outside this file deals in
+// Buffers.
+import type forge from 'node-forge';
+import asn1 = require('node-forge/lib/asn1');
 
-declare module 'node-forge' {
-  // forge 1.x takes an options object; its typings only know the old boolean form.
-  namespace asn1 {
-    function fromDer(
-      bytes: string,
-      options: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean },
-    ): Asn1;
-  }
-}
-
-const { asn1 } = forge;
 export type Asn1 = forge.asn1.Asn1;
+/** tag classes and universal types, for readers that check a tag */
+export const TagClass = asn1.Class;
+export const TagType = asn1.Type;
 const U = asn1.Class.UNIVERSAL;
 const T = asn1.Type;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 const bin = (b: Buffer): string => b.toString('binary');
 const buf = (s: string): Buffer => Buffer.from(s, 'binary');
@@ -26,7 +21,7 @@ export const oid = (dotted: string): Asn1 => asn1.create(U, T.OID, false, bin(oi
 export const bool = (v: boolean): Asn1 => asn1.create(U, T.BOOLEAN, false, v ? '\xff' : '\x00');
 export const nul = (): Asn1 => asn1.create(U, T.NULL, false, '');
 export const octets = (b: Buffer): Asn1 => asn1.create(U, T.OCTETSTRING, false, bin(b));
-export const utf8 = (s: string): Asn1 => asn1.create(U, T.UTF8, false, forge.util.encodeUtf8(s));
+export const utf8 = (s: string): Asn1 => asn1.create(U, T.UTF8, false, Buffer.from(s, 'utf8').toString('binary'));
 
 /** A non-negative INTEGER from its big-endian magnitude. */
 export function uint(magnitude: Buffer): Asn1 {
@@ -90,7 +85,7 @@ function primitive(node: Asn1 | undefined, type: number, what: string): string {
 export const readOid = (n: Asn1 | undefined, what: string): string => derToOid(buf(primitive(n, T.OID, what)));
 export const readOctets = (n: Asn1 | undefined, what: string): Buffer => buf(primitive(n, T.OCTETSTRING, what));
 export const readBool = (n: Asn1 | undefined, what: string): boolean => primitive(n, T.BOOLEAN, what) !== '\x00';
-export const readUtf8 = (n: Asn1 | undefined, what: string): string => forge.util.decodeUtf8(primitive(n, T.UTF8, what));
+export const readUtf8 = (n: Asn1 | undefined, what: string): string => strictUtf8.decode(buf(primitive(n, T.UTF8, what)));
 export const readSeq = (n: Asn1 | undefined, what: string): Asn1[] => {
   if (!isTag(n, U, T.SEQUENCE)) throw new Error(`${what}: expected a SEQUENCE`);
   return children(n, what);

@@ -2,10 +2,9 @@
 // (Node's X509Certificate exposes neither key identifiers nor private extensions).
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import forge from 'node-forge';
 import {
   bool, children, explicit, flagBits, fromDer, implicitBytes, isTag, octets, oid,
-  rawChildren, readBits, readBool, readImplicit, readOctets, readOid, readSeq, readUtf8, seq, toDer, utf8,
+  rawChildren, readBits, readBool, readImplicit, readOctets, readOid, readSeq, readUtf8, seq, TagClass, toDer, utf8,
   type Asn1,
 } from './der';
 import { OID, SERVICES_EXTENSION_OID } from './oids';
@@ -83,7 +82,7 @@ export function parseExtensions(node: Asn1): Map<string, Extension> {
 /** The extensions of a DER certificate (empty when it has none). */
 export function certificateExtensions(certDer: Buffer): Map<string, Extension> {
   const tbs = readSeq(fromDer(rawChildren(certDer)[0]), 'TBSCertificate');
-  const field = tbs.find((n) => isTag(n, forge.asn1.Class.CONTEXT_SPECIFIC, 3));
+  const field = tbs.find((n) => isTag(n, TagClass.CONTEXT_SPECIFIC, 3));
   return field ? parseExtensions(children(field, '[3] extensions')[0]) : new Map();
 }
 
@@ -103,8 +102,8 @@ export function parseSubjectAltName(value: Buffer): GeneralNames {
       if (!/^[\x20-\x7e]*$/.test(s)) throw new Error('GeneralName: not printable ASCII');
       return s;
     };
-    if (n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === 6) out.uris.push(text());
-    else if (n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === 2) out.dnsNames.push(text());
+    if (n.tagClass === TagClass.CONTEXT_SPECIFIC && n.type === 6) out.uris.push(text());
+    else if (n.tagClass === TagClass.CONTEXT_SPECIFIC && n.type === 2) out.dnsNames.push(text());
     else out.others++;
   }
   return out;
