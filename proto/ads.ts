@@ -8,6 +8,8 @@ export interface XdsNode {
   cluster?: string;
   metadata?: unknown;
   user_agent_name?: string;
+  /** what the client can do beyond the protocol's baseline (node-meta.ts VHDS_FEATURE) */
+  client_features?: string[];
 }
 
 export interface DiscoveryRequest {

@@ -72,3 +72,20 @@ export function leavingNode(node: XdsNode): XdsNode {
 export function isLeaving(node: XdsNode | undefined): boolean {
   return !!node && fromStruct(node.metadata).TANDEM_LEAVING === true;
 }
+
+/**
+ * What a Tandem sidecar speaking Delta xDS declares in `node.client_features`: it takes its
+ * outbound routes split, a RouteConfiguration with `vhds` and each virtual host a VirtualHost
+ * resource of its own (`outbound/<host>`), so that a route edit sends one small resource, not
+ * the whole table. A client that does not declare it gets the whole table.
+ */
+export const VHDS_FEATURE = 'tandem.io/vhds';
+
+export function declaresVhds(node: XdsNode | undefined): boolean {
+  return !!node?.client_features?.includes(VHDS_FEATURE);
+}
+
+/** The node with the VHDS feature declared (once). */
+export function withVhds(node: XdsNode): XdsNode {
+  return declaresVhds(node) ? node : { ...node, client_features: [...(node.client_features ?? []), VHDS_FEATURE] };
+}

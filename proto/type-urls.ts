@@ -4,6 +4,8 @@ const prefix = 'type.googleapis.com/';
 export const TypeUrl = {
   Listener: `${prefix}envoy.config.listener.v3.Listener`,
   RouteConfiguration: `${prefix}envoy.config.route.v3.RouteConfiguration`,
+  /** a virtual host of a RouteConfiguration with `vhds`, as its own resource (VHDS, Delta xDS only) */
+  VirtualHost: `${prefix}envoy.config.route.v3.VirtualHost`,
   Cluster: `${prefix}envoy.config.cluster.v3.Cluster`,
   ClusterLoadAssignment: `${prefix}envoy.config.endpoint.v3.ClusterLoadAssignment`,
   HttpConnectionManager: `${prefix}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
@@ -21,15 +23,19 @@ export const TypeUrl = {
 /** The key Envoy files a cluster's upstream HttpProtocolOptions under (typed_extension_protocol_options). */
 export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** The four resource types served over ADS, in the order Envoy applies them. */
-export const xdsTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
+/**
+ * The resource types served over ADS, in the order Envoy applies them: clusters and their
+ * endpoints before the listeners, routes and virtual hosts that use them.
+ */
+export const xdsTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost] as const;
 export type XdsTypeUrl = (typeof xdsTypes)[number];
 
-export const shortName: Record<XdsTypeUrl, 'CDS' | 'EDS' | 'LDS' | 'RDS'> = {
+export const shortName: Record<XdsTypeUrl, 'CDS' | 'EDS' | 'LDS' | 'RDS' | 'VHDS'> = {
   [TypeUrl.Cluster]: 'CDS',
   [TypeUrl.ClusterLoadAssignment]: 'EDS',
   [TypeUrl.Listener]: 'LDS',
   [TypeUrl.RouteConfiguration]: 'RDS',
+  [TypeUrl.VirtualHost]: 'VHDS',
 };
 
 export function isXdsType(url: string): url is XdsTypeUrl {

@@ -1,5 +1,5 @@
 // Delta (incremental) xDS over DeltaAggregatedResources: per type, a client subscribes and
-// unsubscribes names (or the wildcard, for Listener and Cluster), and each response carries
+// unsubscribes names (or the wildcard, for Listener, Cluster and VirtualHost), and each response carries
 // only the resources that changed, each with its own version, plus the names removed.
 // A reconnecting client names what it holds (initial_resource_versions) and is sent only
 // what differs. A resource's version is the digest of its encoding (served-set.ts), so the
@@ -31,10 +31,10 @@ export interface ProtocolHost {
 }
 
 /**
- * Listener and Cluster: the types a client may subscribe to as a wildcard, and whose
- * resources are said gone (removed_resources) when they leave the set.
+ * Listener, Cluster and VirtualHost: the types a client may subscribe to as a wildcard, and
+ * whose resources are said gone (removed_resources) when they leave the set.
  */
-const WHOLE_SET_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster];
+const WHOLE_SET_TYPES: string[] = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.VirtualHost];
 
 /** What a stream's client holds of a type, by name and version: as last sent, or as it said when it connected. */
 const heldBy = (st: TypeState): Map<string, string> => (st.sentSet ? st.sentSet.digests : (st.heldVersions ?? new Map<string, string>()));
@@ -125,7 +125,7 @@ export class DeltaProtocol {
   push(info: StreamInfo, type: XdsTypeUrl, snap: Snapshot, changedAt?: number): void {
     const st = info.types.get(type);
     if (!st || st.names === undefined || st.wildcard === undefined) return;
-    const set = snap.served(type, st.names, info.workload, st.namesKey);
+    const set = snap.served(type, st.names, info.workload, st.namesKey, info.routeForm);
     if (set.summary === st.sentSet && !st.answerOwed) return;
     let changed: Resource[];
     let removed: string[];
@@ -140,7 +140,7 @@ export class DeltaProtocol {
     }
     // As in State of the World, a route or endpoint set the client still subscribes to is
     // kept by it when it goes (a cluster draining under make-before-break keeps its
-    // endpoints); the client drops it when it unsubscribes. Listeners and clusters go.
+    // endpoints); the client drops it when it unsubscribes. Listeners, clusters and virtual hosts go.
     if (!WHOLE_SET_TYPES.includes(type)) removed = [];
     // a name asked for that does not exist is said to be absent, so the client need not wait for it
     const absent = (st.asked ?? []).filter((n) => !set.summary.digests.has(n) && !removed.includes(n));

@@ -15,7 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DeltaDiscoveryRequest, DeltaStream, DiscoveryRequest, PreparedResponse } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
-import { isLeaving } from '../../proto/node-meta';
+import { declaresVhds, isLeaving } from '../../proto/node-meta';
 import { CallRefused, refuse, type PeerIdentity } from '../identity/peer';
 import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
@@ -141,7 +141,11 @@ export class AdsServer implements ProtocolHost {
         return;
       }
       try {
-        if (!info.node && req.node) identify(this.cache, info, req.node, policy);
+        if (!info.node && req.node) {
+          identify(this.cache, info, req.node, policy);
+          // VHDS needs Delta xDS: over State of the World the whole table goes, feature or not
+          info.routeForm = protocol === 'delta' && declaresVhds(req.node) ? 'vhds' : 'whole';
+        }
         if (protocol === 'delta') this.delta.onRequest(info, req as DeltaDiscoveryRequest);
         else this.onRequest(info, req as DiscoveryRequest);
       } catch (err) {

@@ -2,9 +2,11 @@
 // translates to goes through the sidecar's own decoders (proto/decode) before the config is
 // accepted, so what a sidecar would NACK is a load error naming the resource and the field,
 // and the last good config stays in force: never "loaded" here and then refused there.
-import { DecodeError, decoders } from '../../proto/decode/decode';
+import { DecodeError, decoders, decodeVirtualHost } from '../../proto/decode/decode';
+import { ENVOY_MAX_DIRECT_RESPONSE_BODY } from '../../proto/decode/decode-route-action';
+import type { RouteConfigModel } from '../../proto/decode/model';
 import type { AnyMessage } from '../../proto/any';
-import type { XdsTypeUrl } from '../../proto/type-urls';
+import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import type { Snapshot } from './snapshot';
 
 /** A config whose translation a sidecar would refuse; `problems` names each resource and field. */
@@ -23,12 +25,19 @@ const decode = decoders as Record<XdsTypeUrl, (a: AnyMessage) => unknown>;
 export function checkServable(s: Snapshot): void {
   const problems: DecodeError[] = [];
   const seen = new Set<AnyMessage>();
+  // a virtual host of the split form is held to its route configuration's bounds, as a sidecar holds it
+  const maxBody = new Map<string, number>();
+  const limitOf = (rc: string) => maxBody.get(rc) ?? ENVOY_MAX_DIRECT_RESPONSE_BODY;
   for (const { type, resource } of s.translated()) {
     // alike callers share resources: decode each once
     if (seen.has(resource.any) || !decode[type]) continue;
     seen.add(resource.any);
     try {
-      decode[type](resource.any);
+      if (type === TypeUrl.VirtualHost) decodeVirtualHost(resource.any, limitOf);
+      else {
+        const m = decode[type](resource.any);
+        if (type === TypeUrl.RouteConfiguration && (m as RouteConfigModel).vhds) maxBody.set(resource.name, (m as RouteConfigModel).vhds!.maxDirectBody);
+      }
     } catch (err) {
       if (!(err instanceof DecodeError)) throw err;
       problems.push(err);

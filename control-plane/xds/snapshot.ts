@@ -20,6 +20,7 @@ import { servedByEds } from './translate-discovery';
 import { clusterPolicy, DestinationRuleIndex, serviceNamespace } from '../model/destination-rules';
 
 import { ServedSet, type Resource } from './served-set';
+import { splitRoutes, type RouteForm } from './vhds';
 
 export { ServedSet, type Resource };
 
@@ -183,19 +184,27 @@ export class Snapshot {
    * The resources of one type a subscriber gets: every resource for a wildcard
    * subscription (names null), else the named ones that exist. What a sidecar gets
    * depends on its workload (scope.ts); a client without one gets the unscoped set.
+   * `form`: how the client takes its outbound routes (vhds.ts), whole unless it said otherwise.
    */
-  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload, namesKey = subscriptionKey(names)): ServedSet {
+  served(type: XdsTypeUrl, names: string[] | null, workload?: Workload, namesKey = subscriptionKey(names), form: RouteForm = 'whole'): ServedSet {
     const v = this.view(workload);
+    const split = form === 'vhds' || type === TypeUrl.VirtualHost;
     // alike sidecars subscribe alike: each set, and the hash that versions it, is made once
-    // (listeners once per kind of inbound listener)
-    const key = type === TypeUrl.Listener && workload ? `${type} ${namesKey} ${inboundKey(workload)}` : `${type} ${namesKey}`;
+    // (listeners once per kind of inbound listener, route configurations once per form)
+    const key =
+      type === TypeUrl.Listener && workload ? `${type} ${namesKey} ${inboundKey(workload)}` : type === TypeUrl.RouteConfiguration && split ? `${type} ${namesKey} vhds` : `${type} ${namesKey}`;
     const made = v.sets.get(key);
     if (made) return made;
     let list: Resource[];
     if (type === TypeUrl.ClusterLoadAssignment) {
       list = (names ?? [...v.specs.keys()]).map((n) => this.assignment(v, n)).filter((r): r is Resource => !!r);
     } else {
-      const fixed = type === TypeUrl.Listener ? this.listeners : type === TypeUrl.Cluster ? v.clusters : v.routes;
+      const fixed =
+        type === TypeUrl.Listener ? this.listeners
+        : type === TypeUrl.Cluster ? v.clusters
+        : type === TypeUrl.VirtualHost ? splitRoutes(v.routes).vhosts
+        : split ? splitRoutes(v.routes).routes
+        : v.routes;
       if (names === null) list = [...fixed.values()];
       else list = names.filter((n) => n !== INBOUND_LISTENER).map((n) => fixed.get(n) ?? this.onDemand(v, type, n)).filter((r): r is Resource => !!r);
     }
@@ -219,6 +228,10 @@ export class Snapshot {
     for (const v of this.views.values()) {
       for (const r of v.clusters.values()) yield { type: TypeUrl.Cluster, resource: r };
       for (const r of v.routes.values()) yield { type: TypeUrl.RouteConfiguration, resource: r };
+      // the same routes split, for the clients that take them so; each route configuration before its virtual hosts
+      const split = splitRoutes(v.routes);
+      for (const r of split.routes.values()) yield { type: TypeUrl.RouteConfiguration, resource: r };
+      for (const r of split.vhosts.values()) yield { type: TypeUrl.VirtualHost, resource: r };
       for (const name of v.specs.keys()) {
         const r = this.assignment(v, name);
         if (r) yield { type: TypeUrl.ClusterLoadAssignment, resource: r };

@@ -5,6 +5,7 @@ import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import type { PeerIdentity } from '../identity/peer';
 import type { Workload } from '../model/workload';
 import type { Held } from './served-set';
+import type { RouteForm } from './vhds';
 
 /** a stream's bookkeeping is bounded: no client needs more types or names than this */
 export const MAX_TYPES_PER_STREAM = 16;
@@ -51,6 +52,8 @@ export interface StreamInfo {
   /** State of the World (StreamAggregatedResources) or Delta (DeltaAggregatedResources) */
   protocol: XdsProtocol;
   node?: XdsNode;
+  /** how its client takes the outbound routes: split (VHDS) only for a Delta client whose node declares it */
+  routeForm?: RouteForm;
   /** the sidecar behind the stream; registered as an endpoint only when `registered` */
   workload?: Workload;
   registered: boolean;

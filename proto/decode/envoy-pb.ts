@@ -123,6 +123,7 @@ export interface VirtualHostPb extends HeaderOpsPb {
 export interface RouteConfigurationPb {
   name?: string;
   virtual_hosts?: VirtualHostPb[];
+  vhds?: { config_source?: { ads?: object; resource_api_version?: string } };
   max_direct_response_body_size_bytes?: UInt32Pb;
 }
 

@@ -289,6 +289,17 @@ export interface VirtualHostModel {
 export interface RouteConfigModel {
   name: string;
   virtualHosts: VirtualHostModel[];
+  /** set when more of its virtual hosts come as VirtualHost resources (VHDS) */
+  vhds?: { maxDirectBody: number };
+}
+
+/** A VirtualHost resource (VHDS): one virtual host of the route configuration its name starts with. */
+export interface VirtualHostResourceModel {
+  /** `<route configuration name>/<host>` */
+  name: string;
+  routeConfigName: string;
+  /** named `<host>`, as the same virtual host inline in the route configuration */
+  vhost: VirtualHostModel;
 }
 
 export const noHeaderOps = (): HeaderOps => ({ add: [], remove: [] });

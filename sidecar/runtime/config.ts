@@ -2,7 +2,7 @@
 // resources each time they change and swapped in one assignment; mutable per-
 // endpoint counters live in EndpointStats so they outlive swaps.
 import type { ClusterModel, EndpointModel, InboundListenerModel, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../../proto/decode/model';
-import type { Resources } from '../xds/client';
+import type { InForce } from '../xds/client';
 
 /** The request path reads runtime types only; these come from the checked model unchanged. */
 export type { HeaderOps } from '../../proto/decode/model';
@@ -198,7 +198,7 @@ export class RuntimeConfig {
 
   constructor(
     readonly generation: number,
-    res: Resources,
+    res: InForce,
     statsFor: (key: string) => EndpointStats,
     random: Random,
     o: RuntimeOptions = {},

@@ -4,7 +4,9 @@
 // jittered exponential backoff when the stream ends. It speaks Delta xDS
 // (DeltaAggregatedResources: only what changed is sent, and a reconnect names the version
 // of each resource it holds) or State of the World; what it holds, and how a resource is
-// applied, is the same for both (resources.ts).
+// applied, is the same for both (resources.ts). Over Delta it declares VHDS (node-meta.ts
+// VHDS_FEATURE): a route configuration that says `vhds` is followed by a wildcard
+// subscription to VirtualHost, and a route edit brings only the virtual hosts it changed.
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
 import {
@@ -16,12 +18,12 @@ import {
   type XdsNode,
 } from '../../proto/ads';
 import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
-import { leavingNode } from '../../proto/node-meta';
+import { leavingNode, withVhds } from '../../proto/node-meta';
 import type { Logger } from '../../common/log';
 import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { ResourceStore, type Incoming, type Resources, type TypeStatus } from './resources';
 
-export type { Resources, TypeStatus } from './resources';
+export type { InForce, Resources, TypeStatus } from './resources';
 
 /** Delta (incremental) xDS, or State of the World */
 export type XdsProtocol = 'delta' | 'sotw';
@@ -161,11 +163,11 @@ export class XdsClient extends EventEmitter {
       if (this.protocol === 'delta') this.subscribe(t, ['*'], [], true);
       else this.request(t);
     }
-    for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) {
+    for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost] as const) {
       const names = this.status.get(t)!.names;
       if (!names.length) continue;
       if (this.protocol === 'delta') this.subscribe(t, names, [], true);
-      else this.request(t);
+      else if (t !== TypeUrl.VirtualHost) this.request(t);
     }
   }
 
@@ -193,7 +195,8 @@ export class XdsClient extends EventEmitter {
   private nodeOnce(): XdsNode | undefined {
     const node = this.sentNode ? undefined : this.currentNode();
     this.sentNode = true;
-    return node;
+    // VHDS is Delta xDS only: over State of the World the whole route table comes
+    return node && this.protocol === 'delta' ? withVhds(node) : node;
   }
 
   /** State of the World: the names subscribed, the version held, the nonce answered. */
@@ -276,13 +279,14 @@ export class XdsClient extends EventEmitter {
     }
     if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, this.store.referenced(TypeUrl.ClusterLoadAssignment));
     if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, this.store.referenced(TypeUrl.RouteConfiguration));
+    if (type === TypeUrl.Listener || type === TypeUrl.RouteConfiguration) this.follow(TypeUrl.VirtualHost, this.store.referenced(TypeUrl.VirtualHost));
     this.emit('update', type);
   }
 
   private follow(type: XdsTypeUrl, names: string[]): void {
     const change = this.store.follow(type, names);
     if (!change) return;
-    if (this.protocol === 'sotw') this.request(type);
-    else this.subscribe(type, change.added, change.removed);
+    if (this.protocol === 'delta') this.subscribe(type, change.added, change.removed);
+    else if (type !== TypeUrl.VirtualHost) this.request(type);
   }
 }

@@ -1,18 +1,28 @@
 // What the sidecar holds of xDS, whichever protocol brought it: each resource decoded and
 // applied on its own (one that cannot be is named in the NACK and the last good one is
 // kept), routes put in force through warming (make before break), and the names EDS and
-// RDS must subscribe to, followed from the clusters and listeners in force.
+// RDS must subscribe to, followed from the clusters and listeners in force. A route
+// configuration with `vhds` (Delta xDS) is put in force with its inline virtual hosts and
+// the VirtualHost resources named for it (`<its name>/<host>`), through the same warming.
 import type { AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
-import { decoders, nameOf, DecodeError } from '../../proto/decode/decode';
-import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel } from '../../proto/decode/model';
+import { decoders, decodeVirtualHost, nameOf, DecodeError } from '../../proto/decode/decode';
+import { ENVOY_MAX_DIRECT_RESPONSE_BODY } from '../../proto/decode/decode-route-action';
+import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel, VirtualHostResourceModel } from '../../proto/decode/model';
 import { Warming } from './warming';
 
-export interface Resources {
+/** What the runtime config is built from. */
+export interface InForce {
   clusters: Map<string, ClusterModel>;
   endpoints: Map<string, EndpointsModel>;
   listeners: Map<string, ListenerModel>;
+  /** route configurations in force (with their VHDS virtual hosts) */
   routes: Map<string, RouteConfigModel>;
+}
+
+export interface Resources extends InForce {
+  /** VirtualHost resources (VHDS), by resource name: in force as part of their route configuration */
+  virtualHosts: Map<string, VirtualHostResourceModel>;
 }
 
 export interface TypeStatus {
@@ -31,18 +41,24 @@ export interface Incoming {
   version: string;
 }
 
-export const ORDER: XdsTypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
+export const ORDER: XdsTypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost];
 const FIELD: Record<XdsTypeUrl, keyof Resources> = {
   [TypeUrl.Cluster]: 'clusters',
   [TypeUrl.ClusterLoadAssignment]: 'endpoints',
   [TypeUrl.Listener]: 'listeners',
   [TypeUrl.RouteConfiguration]: 'routes',
+  [TypeUrl.VirtualHost]: 'virtualHosts',
 };
 
-type Model = ClusterModel | EndpointsModel | ListenerModel | RouteConfigModel;
+type Model = ClusterModel | EndpointsModel | ListenerModel | RouteConfigModel | VirtualHostResourceModel;
+
+/** What the sidecar subscribes to of VirtualHost: all of them, over the same Delta stream. */
+export const VHDS_WILDCARD = ['*'];
 
 export class ResourceStore {
-  readonly resources: Resources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
+  readonly resources: Resources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map(), virtualHosts: new Map() };
+  /** route configurations with `vhds` as they came, without the virtual hosts that come by VHDS */
+  private readonly vhdsRoutes = new Map<string, RouteConfigModel>();
   readonly status = new Map<XdsTypeUrl, TypeStatus>(
     ORDER.map((t) => [t, { version: '', nonce: '', names: [], resourceVersions: new Map(), received: false }]),
   );
@@ -59,18 +75,21 @@ export class ResourceStore {
    */
   apply(type: XdsTypeUrl, incoming: Incoming[], removed?: string[]): string[] {
     const st = this.status.get(type)!;
-    const decode = decoders[type] as (a: AnyMessage) => Model;
+    const decode = type === TypeUrl.VirtualHost ? (a: AnyMessage) => decodeVirtualHost(a, this.maxDirectBody) : (decoders[type] as (a: AnyMessage) => Model);
     const target = this.resources[FIELD[type]] as Map<string, unknown>;
     const errors: string[] = [];
     const seen = new Set<string>();
+    /** route configurations whose VHDS virtual hosts changed */
+    const recompose = new Set<string>();
     incoming.forEach(({ any, version }, i) => {
       try {
         const m = decode(any);
         const name = nameOf(m);
         seen.add(name);
         // routes go in force once the clusters they use are warm (make before break)
-        if (type === TypeUrl.RouteConfiguration) this.warming.offer(this.resources, m as RouteConfigModel);
+        if (type === TypeUrl.RouteConfiguration) this.offerRoute(m as RouteConfigModel);
         else target.set(name, m);
+        if (type === TypeUrl.VirtualHost) recompose.add((m as VirtualHostResourceModel).routeConfigName);
         if (type === TypeUrl.Cluster) this.warming.revived(name);
         st.resourceVersions.set(name, version);
       } catch (err) {
@@ -90,10 +109,17 @@ export class ResourceStore {
       if (dropped.size) this.warming.clustersReplaced(this.resources, dropped);
     } else {
       for (const name of gone) {
-        if (type === TypeUrl.RouteConfiguration) this.warming.forget(name);
+        if (type === TypeUrl.RouteConfiguration) this.forgetRoute(name);
+        if (type === TypeUrl.VirtualHost) recompose.add(this.resources.virtualHosts.get(name)?.routeConfigName ?? '');
         target.delete(name);
         st.resourceVersions.delete(name);
       }
+    }
+    if (type === TypeUrl.VirtualHost) {
+      // the first VHDS response puts in force the route configurations that waited for it
+      const names = st.received ? recompose : new Set(this.vhdsRoutes.keys());
+      st.received = true;
+      for (const n of names) this.offerComposed(n);
     }
     if (type === TypeUrl.Cluster || type === TypeUrl.ClusterLoadAssignment) this.warming.promote(this.resources);
     this.scheduleWarming();
@@ -101,10 +127,43 @@ export class ResourceStore {
     return errors;
   }
 
-  /** The names EDS or RDS must subscribe to now: what the clusters and listeners in force reference. */
-  referenced(type: typeof TypeUrl.ClusterLoadAssignment | typeof TypeUrl.RouteConfiguration): string[] {
+  /** A route configuration as it came: with `vhds`, it waits for (and is put in force with) its VHDS virtual hosts. */
+  private offerRoute(rc: RouteConfigModel): void {
+    if (!rc.vhds) {
+      this.vhdsRoutes.delete(rc.name);
+      return this.warming.offer(this.resources, rc);
+    }
+    this.vhdsRoutes.set(rc.name, rc);
+    // until the first VHDS response, the route configuration in force (if any) stays
+    if (this.status.get(TypeUrl.VirtualHost)!.received) this.offerComposed(rc.name);
+  }
+
+  private forgetRoute(name: string): void {
+    this.warming.forget(name);
+    this.vhdsRoutes.delete(name);
+  }
+
+  /**
+   * A route configuration with `vhds`, composed: its inline virtual hosts, then those VHDS
+   * brought for it, by name. The order does not change routing (a virtual host is chosen by
+   * its domains, exact before wildcards, and no two share a domain), only what is listed.
+   */
+  private offerComposed(name: string): void {
+    const rc = this.vhdsRoutes.get(name);
+    if (!rc) return;
+    const prefix = `${name}/`;
+    const vhds = [...this.resources.virtualHosts.values()].filter((v) => v.name.startsWith(prefix)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.warming.offer(this.resources, { name, virtualHosts: [...rc.virtualHosts, ...vhds.map((v) => v.vhost)] });
+  }
+
+  /** A VirtualHost's direct responses are bounded by its route configuration's max_direct_response_body_size_bytes, as Envoy bounds them. */
+  private readonly maxDirectBody = (routeConfig: string): number => this.vhdsRoutes.get(routeConfig)?.vhds?.maxDirectBody ?? ENVOY_MAX_DIRECT_RESPONSE_BODY;
+
+  /** The names EDS, RDS or VHDS must subscribe to now: what the clusters, listeners and route configurations held reference. */
+  referenced(type: typeof TypeUrl.ClusterLoadAssignment | typeof TypeUrl.RouteConfiguration | typeof TypeUrl.VirtualHost): string[] {
     // only EDS clusters get their endpoints by EDS (DNS and ORIGINAL_DST ones carry them or need none)
     if (type === TypeUrl.ClusterLoadAssignment) return [...this.resources.clusters.values()].filter((c) => !c.discovery).map((c) => c.name);
+    if (type === TypeUrl.VirtualHost) return this.vhdsRoutes.size ? VHDS_WILDCARD : [];
     return [...this.resources.listeners.values()].flatMap((l) => (l.kind === 'outbound' ? [l.routeConfigName] : []));
   }
 
@@ -119,10 +178,12 @@ export class ResourceStore {
     const wanted = new Set(want);
     const had = new Set(st.names);
     const removed = st.names.filter((n) => !wanted.has(n));
-    if (type === TypeUrl.RouteConfiguration) for (const n of removed) this.warming.forget(n);
+    if (type === TypeUrl.RouteConfiguration) for (const n of removed) this.forgetRoute(n);
     st.names = want;
     const target = this.resources[FIELD[type]] as Map<string, unknown>;
-    for (const n of [...target.keys()]) if (!wanted.has(n)) { target.delete(n); st.resourceVersions.delete(n); }
+    // a wildcard subscription (VHDS) keeps whatever it brought
+    if (!wanted.has('*')) for (const n of [...target.keys()]) if (!wanted.has(n)) { target.delete(n); st.resourceVersions.delete(n); }
+    if (type === TypeUrl.VirtualHost && !want.length) st.received = false;
     return { added: want.filter((n) => !had.has(n)), removed };
   }
 
