@@ -1,0 +1,161 @@
+// The sidecar's XdsClient taking its outbound routes split (VHDS, over Delta xDS), against a
+// scripted ADS server over real gRPC on 127.0.0.1: it declares the feature, subscribes to
+// VirtualHost when the route configuration says vhds, and routes exactly as with the whole table.
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adsService, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from '../../proto/ads';
+import { pack, type AnyMessage } from '../../proto/any';
+import { decodeRouteConfig } from '../../proto/decode/decode';
+import { VHDS_FEATURE } from '../../proto/node-meta';
+import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
+import { logger } from '../../common/log';
+import { waitFor } from '../../common/wait';
+import { RouteTable } from '../runtime/config';
+import { XdsClient } from './client';
+
+type Obj = Record<string, unknown>;
+
+const cluster = (name: string): AnyMessage => pack(TypeUrl.Cluster, { name, type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name } });
+const assignment = (name: string): AnyMessage =>
+  pack(TypeUrl.ClusterLoadAssignment, { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 80 } } } }] }] });
+const listener = pack(TypeUrl.Listener, {
+  name: 'outbound',
+  address: { socket_address: { address: '0.0.0.0', port_value: 15001 } },
+  filter_chains: [
+    {
+      filters: [
+        {
+          name: 'envoy.filters.network.http_connection_manager',
+          typed_config: pack(TypeUrl.HttpConnectionManager, {
+            stat_prefix: 'outbound',
+            rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: 'outbound' },
+            http_filters: [{ name: 'envoy.filters.http.router', typed_config: pack(TypeUrl.Router, {}) }],
+          }),
+        },
+      ],
+    },
+  ],
+});
+const vhost = (host: string, clusters: [string, number][], domains = [host, host.split('.')[0]]): Obj => ({
+  name: host,
+  domains,
+  routes: [{ match: { prefix: '/' }, route: { weighted_clusters: { clusters: clusters.map(([name, weight]) => ({ name, weight: { value: weight } })) } } }],
+});
+const VHDS = { config_source: { ads: {}, resource_api_version: 'V3' } };
+const LIMIT = { max_direct_response_body_size_bytes: { value: 1 << 20 } };
+const split = (vh: Obj): AnyMessage => pack(TypeUrl.VirtualHost, { ...vh, name: `outbound/${vh.name as string}` });
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0).reverse()) c();
+});
+
+async function setup() {
+  const requests: DeltaDiscoveryRequest[] = [];
+  let write: (r: DeltaDiscoveryResponse) => void = () => undefined;
+  const server = new grpc.Server();
+  const handle = (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => {
+    write = (r) => void call.write(r);
+    call.on('data', (r: DeltaDiscoveryRequest) => requests.push(r));
+    call.on('error', () => undefined);
+    call.sendMetadata(new grpc.Metadata());
+  };
+  server.addService(adsService, { StreamAggregatedResources: () => undefined, DeltaAggregatedResources: handle as grpc.handleBidiStreamingCall<unknown, unknown> });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  cleanups.push(() => server.forceShutdown());
+  const quiet = logger('test', { write: () => true } as unknown as NodeJS.WritableStream);
+  const client = new XdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { id: 'n1' }, quiet, { baseMs: 50, maxMs: 100, random: () => 1 }, {}, 'delta');
+  const seen: string[] = [];
+  for (const e of ['ack', 'nack']) client.on(e, (t: XdsTypeUrl) => seen.push(`${e} ${t.split('.').at(-1)}`));
+  client.start();
+  cleanups.push(() => client.stop());
+  await waitFor('the stream', () => requests.some((r) => r.type_url === TypeUrl.Cluster));
+  let nonce = 0;
+  const send = (type: XdsTypeUrl, resources: [string, AnyMessage][], removed: string[] = []) => {
+    const n = String(++nonce);
+    write({ type_url: type, nonce: n, system_version_info: `v${n}`, resources: resources.map(([name, any]) => ({ name, version: `${name}@${n}`, resource: any })), removed_resources: removed });
+    return n;
+  };
+  const of = (type: XdsTypeUrl) => requests.filter((r) => r.type_url === type);
+  return { client, send, of, seen, requests };
+}
+
+const REVIEWS = 'reviews.default.svc.cluster.local';
+const RATINGS = 'ratings.default.svc.cluster.local';
+const clusters = ['v1', 'v2', 'ratings'];
+
+/** CDS, EDS and LDS in, as a control plane sends them before routes. */
+async function base(s: Awaited<ReturnType<typeof setup>>) {
+  s.send(TypeUrl.Cluster, clusters.map((c) => [c, cluster(c)]));
+  await waitFor('the EDS subscription', () => s.of(TypeUrl.ClusterLoadAssignment).length >= 1);
+  s.send(TypeUrl.ClusterLoadAssignment, clusters.map((c) => [c, assignment(c)]));
+  s.send(TypeUrl.Listener, [['outbound', listener]]);
+  await waitFor('the RDS subscription', () => s.of(TypeUrl.RouteConfiguration).length >= 1);
+}
+
+describe('XdsClient with VHDS', () => {
+  it('declares the feature, subscribes to VirtualHost for a route configuration with vhds, and routes as the whole table does', async () => {
+    const s = await setup();
+    expect(s.of(TypeUrl.Cluster)[0].node?.client_features).toEqual([VHDS_FEATURE]);
+    await base(s);
+    const hosts = [vhost(REVIEWS, [['v1', 80], ['v2', 20]]), vhost(RATINGS, [['ratings', 1]]), vhost('*.example.com', [['ratings', 1]], ['*.example.com'])];
+    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
+    const sub = await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    expect(sub.resource_names_subscribe).toEqual(['*']);
+    // until the virtual hosts come, the route configuration is not in force
+    expect(s.client.resources.routes.has('outbound')).toBe(false);
+    s.send(TypeUrl.VirtualHost, hosts.map((vh) => [`outbound/${vh.name as string}`, split(vh)]));
+    await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+    const whole = decodeRouteConfig(pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, virtual_hosts: hosts }));
+    const composed = s.client.resources.routes.get('outbound')!;
+    const byName = (rc: typeof whole) => [...rc.virtualHosts].sort((a, b) => (a.name < b.name ? -1 : 1));
+    expect(byName(composed)).toEqual(byName(whole));
+    const a = new RouteTable(composed, true);
+    const b = new RouteTable(whole, true);
+    for (const host of [REVIEWS, 'reviews', 'ratings:80', 'x.example.com', 'nowhere']) {
+      expect(a.match(host, '/', () => undefined)?.model.clusters.map((c) => c.name)).toEqual(b.match(host, '/', () => undefined)?.model.clusters.map((c) => c.name));
+    }
+    expect(s.seen).toContain('ack VirtualHost');
+
+    // a removed virtual host leaves the table
+    s.send(TypeUrl.VirtualHost, [], [`outbound/${RATINGS}`]);
+    await waitFor('ratings gone', () => !s.client.resources.routes.get('outbound')!.virtualHosts.some((vh) => vh.name === RATINGS));
+    expect(s.client.resources.virtualHosts.has(`outbound/${RATINGS}`)).toBe(false);
+    expect(new RouteTable(s.client.resources.routes.get('outbound'), true).match('ratings', '/', () => undefined)).toBeUndefined();
+  });
+
+  it('NACKs a bad VirtualHost naming it, and the last good one keeps serving', async () => {
+    const s = await setup();
+    await base(s);
+    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
+    await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 100]]))]]);
+    await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+    const bad = { ...vhost(REVIEWS, [['v1', 0]]), name: REVIEWS };
+    const n = s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(bad)]]);
+    const nack = await waitFor('the NACK', () => s.of(TypeUrl.VirtualHost).find((r) => r.response_nonce === n && r.error_detail));
+    expect(nack.error_detail!.message).toMatch(new RegExp(`outbound/${REVIEWS}: routes\\[0\\]\\.route\\.weighted_clusters: total weight is 0`));
+    expect(s.client.status.get(TypeUrl.VirtualHost)!.lastError).toContain(`outbound/${REVIEWS}`);
+    const rt = new RouteTable(s.client.resources.routes.get('outbound'), true);
+    expect(rt.match('reviews', '/', () => undefined)?.model.clusters).toEqual([expect.objectContaining({ name: 'v1', weight: 100 })]);
+  });
+
+  it('puts a virtual host naming a new cluster in force only once that cluster is warm', async () => {
+    const s = await setup();
+    await base(s);
+    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
+    await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 100]]))]]);
+    await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+    // v3 is not known yet: the edit waits (make before break)
+    s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 50], ['v3', 50]]))]]);
+    await waitFor('the ACK', () => s.seen.filter((x) => x === 'ack VirtualHost').length === 2);
+    const clustersOf = () => s.client.resources.routes.get('outbound')!.virtualHosts[0].routes[0].clusters.map((c) => c.name);
+    expect(clustersOf()).toEqual(['v1']);
+    s.send(TypeUrl.Cluster, [['v3', cluster('v3')]]);
+    await waitFor('the EDS subscription to v3', () => s.of(TypeUrl.ClusterLoadAssignment).some((r) => r.resource_names_subscribe?.includes('v3')));
+    expect(clustersOf()).toEqual(['v1']);
+    s.send(TypeUrl.ClusterLoadAssignment, [['v3', assignment('v3')]]);
+    await waitFor('the edit in force', () => clustersOf().length === 2);
+  });
+});
