@@ -99,3 +99,93 @@ describe('Delta and State of the World sidecars in one mesh', () => {
     await h.waitFor('both to drop the endpoint that left', async () => (await subsetEndpoints(sotw.admin)) === 0 && (await subsetEndpoints(delta.admin)) === 0);
   });
 });
+
+// VHDS: a Delta sidecar takes its outbound routes split (a RouteConfiguration with vhds and a
+// VirtualHost per service), a SotW one the whole table; through an edit, a new service and
+// a removed one, both route alike.
+const split = (weightV1: number, ratingsPort?: number) => `${edit(weightV1)}
+${ratingsPort === undefined ? '' : `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: ${ratingsPort}}}]`}`;
+
+describe('a Delta sidecar with VHDS and a SotW sidecar route alike', () => {
+  let dir: string;
+  let cp: h.ControlPlane;
+  let sotw: h.Sidecar;
+  let delta: h.Sidecar;
+  let ratingsPort: number;
+
+  beforeAll(async () => {
+    dir = h.tmpDir('tandem-vhds-e2e-');
+    const configPath = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(configPath, split(100));
+    cp = await h.startControlPlane(dir, configPath);
+    const front = await h.startApp('front');
+    const v1App = await h.startApp('v1', (_req, res) => res.end('v1'));
+    const v2App = await h.startApp('v2', (_req, res) => res.end('v2'));
+    ratingsPort = (await h.startApp('ratings', (_req, res) => res.end('ratings'))).port;
+    sotw = await h.startSidecar(cp, 'front', front.port, {}, { args: ['--xds-protocol', 'sotw'] });
+    delta = await h.startSidecar(cp, 'front', front.port, {}, { args: ['--xds-protocol', 'delta'] });
+    await h.startSidecar(cp, 'backend', v1App.port, { version: 'v1' }, { args: ['--xds-protocol', 'sotw'] });
+    await h.startSidecar(cp, 'backend', v2App.port, { version: 'v2' }, { args: ['--xds-protocol', 'sotw'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await h.stopAll();
+    await h.closeApps();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** what n requests to a host through a sidecar's outbound port answer, counted */
+  const answers = async (s: h.Sidecar, host: string, n: number) => {
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const r = await h.request(s.outbound, { host, path: '/' });
+      const k = r.status === 200 ? r.body : String(r.status);
+      seen[k] = (seen[k] ?? 0) + 1;
+    }
+    return seen;
+  };
+  const both = async (host: string, n: number) => ({ delta: await answers(delta, host, n), sotw: await answers(sotw, host, n) });
+
+  it('the Delta sidecar holds the split form, the SotW one the whole table', async () => {
+    const vhds = async () => (await h.json<Sync[]>(cp.admin, '/debug/syncz')).filter((e) => e.types.VHDS);
+    const rows = await h.waitFor('the Delta sidecar synced on VHDS', async () => {
+      const r = await vhds();
+      return r.length === 1 && r[0].types.VHDS.status === 'SYNCED' && r;
+    });
+    expect(rows[0].protocol).toBe('delta');
+    const d = await h.json<Dump>(delta.admin, '/config_dump');
+    expect(d.types.VHDS.version).toBeTruthy();
+    const s = await h.json<Dump>(sotw.admin, '/config_dump');
+    expect(s.types.VHDS.version).toBe('');
+    expect(await both('backend', 10)).toEqual({ delta: { v1: 10 }, sotw: { v1: 10 } });
+  });
+
+  it('through a weight edit', async () => {
+    fs.writeFileSync(cp.configPath, split(80));
+    for (const s of [delta, sotw]) await h.waitFor('the edit', async () => (await h.request(s.outbound, { host: 'backend', path: '/' })).body === 'v2' || undefined);
+    // a smooth weighted round robin: any 5 picks in a row at 80/20 are 4 and 1
+    expect(await both('backend', 50)).toEqual({ delta: { v1: 40, v2: 10 }, sotw: { v1: 40, v2: 10 } });
+  });
+
+  it('through a new service and a removed one', async () => {
+    expect(await both('ratings.example.com', 2)).toEqual({ delta: { 404: 2 }, sotw: { 404: 2 } });
+    fs.writeFileSync(cp.configPath, split(80, ratingsPort));
+    for (const s of [delta, sotw]) await h.waitFor('the new service', async () => (await h.request(s.outbound, { host: 'ratings.example.com', path: '/' })).body === 'ratings' || undefined);
+    expect(await both('ratings.example.com', 5)).toEqual({ delta: { ratings: 5 }, sotw: { ratings: 5 } });
+    fs.writeFileSync(cp.configPath, split(80));
+    for (const s of [delta, sotw]) await h.waitFor('the service gone', async () => (await h.request(s.outbound, { host: 'ratings.example.com', path: '/' })).status === 404 || undefined);
+    expect(await both('ratings.example.com', 2)).toEqual({ delta: { 404: 2 }, sotw: { 404: 2 } });
+    expect(await both('backend', 50)).toEqual({ delta: { v1: 40, v2: 10 }, sotw: { v1: 40, v2: 10 } });
+    // the Delta sidecar was sent the removal as such, and holds no virtual host for ratings
+    const d = await h.json<{ routes: { name: string }[] }>(delta.admin, '/config_dump');
+    expect(JSON.stringify(d.routes)).not.toContain('ratings.example.com');
+  });
+});
