@@ -4,7 +4,9 @@
 // listener's routes, an ACK carrying version and nonce for every response, the versions it
 // holds named again when it reconnects). It keeps only what the benchmark checks.
 // XDS_BENCH_PROTOCOL=delta: it speaks Delta xDS as the sidecar does by default (subscribe
-// and unsubscribe, an ACK per response nonce, initial_resource_versions on reconnect).
+// and unsubscribe, an ACK per response nonce, initial_resource_versions on reconnect), and
+// declares VHDS as it does: a route configuration with vhds is followed by a wildcard
+// subscription to VirtualHost.
 import * as grpc from '@grpc/grpc-js';
 import {
   adsService,
@@ -16,10 +18,11 @@ import {
 } from '../proto/ads';
 import type { AnyMessage } from '../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../proto/type-urls';
+import { withVhds } from '../proto/node-meta';
 import { decodeListener } from '../proto/decode/decode';
 import { CONTROL_PLANE_SNI } from '../certs/ca';
 import { MAX_XDS_MESSAGE_BYTES } from '../proto/limits';
-import { assignmentNameAndSize, clusterNameAndEds } from './xds-wire';
+import { assignmentNameAndSize, clusterNameAndEds, nameOf, routeHasVhds } from './xds-wire';
 
 const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
 
@@ -52,6 +55,8 @@ export class SimSidecar {
   /** what the follow-up subscriptions are made from: EDS clusters and the outbound listeners' routes held */
   private readonly edsClusters = new Set<string>();
   private readonly listenerRoutes = new Map<string, string | undefined>();
+  /** route configurations held that have vhds: while any is, VirtualHost is subscribed to */
+  private readonly vhdsRoutes = new Set<string>();
   private sentNode = false;
   private retry?: NodeJS.Timeout;
   private readonly types = new Map<XdsTypeUrl, TypeState>();
@@ -68,12 +73,14 @@ export class SimSidecar {
   constructor(
     private readonly target: string,
     private readonly creds: grpc.ChannelCredentials,
-    private readonly node: XdsNode,
+    private node: XdsNode,
     private readonly markers: Markers,
     /** how many endpoints each EDS cluster should hold */
     private readonly expected: (cluster: string) => number,
   ) {
-    for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as XdsTypeUrl[]) {
+    // VHDS is Delta xDS only, as in the sidecar
+    if (PROTOCOL === 'delta') this.node = withVhds(node);
+    for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost] as XdsTypeUrl[]) {
       this.types.set(t, { version: '', nonce: '', names: [], received: false, held: new Map() });
     }
   }
@@ -82,6 +89,7 @@ export class SimSidecar {
   get synced(): boolean {
     const got = (t: XdsTypeUrl) => this.types.get(t)!.received;
     if (!got(TypeUrl.Cluster) || !got(TypeUrl.Listener) || !got(TypeUrl.RouteConfiguration)) return false;
+    if (this.vhdsRoutes.size && !got(TypeUrl.VirtualHost)) return false;
     const eds = this.types.get(TypeUrl.ClusterLoadAssignment)!;
     return eds.names.length > 0 && this.endpoints.size >= eds.names.length;
   }
@@ -115,7 +123,7 @@ export class SimSidecar {
     stream.on('end', () => onEnd('ended by the control plane'));
     if (PROTOCOL === 'delta') {
       for (const t of [TypeUrl.Cluster, TypeUrl.Listener] as const) this.subscribe(t, ['*'], [], true);
-      for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) {
+      for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost] as const) {
         const names = this.types.get(t)!.names;
         if (names.length) this.subscribe(t, names, [], true);
       }
@@ -146,6 +154,7 @@ export class SimSidecar {
       st.held.delete(n);
       this.edsClusters.delete(n);
       this.listenerRoutes.delete(n);
+      if (type === TypeUrl.RouteConfiguration) this.vhdsRoutes.delete(n);
     }
     const resources = (res.resources ?? []).flatMap((r) => (r.resource ? [r] : []));
     for (const r of resources) st.held.set(r.name, r.version ?? '');
@@ -200,7 +209,14 @@ export class SimSidecar {
         const l = decodeListener(any);
         this.listenerRoutes.set(l.name, l.kind === 'outbound' ? l.routeConfigName : undefined);
       } else if (type === TypeUrl.RouteConfiguration) {
-        if (this.markers.route) this.routeMarked = Buffer.from(any.value).includes(this.markers.route);
+        const vhds = routeHasVhds(any.value);
+        const name = nameOf(any.value);
+        if (vhds) this.vhdsRoutes.add(name);
+        else this.vhdsRoutes.delete(name);
+        // with vhds, the routes (and the marker) come as virtual hosts
+        if (this.markers.route && !vhds) this.routeMarked = Buffer.from(any.value).includes(this.markers.route);
+      } else if (type === TypeUrl.VirtualHost) {
+        if (this.markers.route && Buffer.from(any.value).includes(this.markers.route)) this.routeMarked = true;
       }
     }
     st.received = true;
@@ -210,6 +226,7 @@ export class SimSidecar {
     this.lastAckAt = Date.now();
     if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, [...this.edsClusters]);
     if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, [...this.listenerRoutes.values()].filter((r): r is string => !!r));
+    if (PROTOCOL === 'delta' && (type === TypeUrl.Listener || type === TypeUrl.RouteConfiguration)) this.follow(TypeUrl.VirtualHost, this.vhdsRoutes.size ? ['*'] : []);
   }
 
   private setEndpoints(name: string, n: number): void {
@@ -234,6 +251,7 @@ export class SimSidecar {
     const dropped = st.names.filter((n) => !want.includes(n));
     st.names = want;
     for (const n of dropped) st.held.delete(n);
+    if (type === TypeUrl.RouteConfiguration) for (const n of dropped) this.vhdsRoutes.delete(n);
     if (type === TypeUrl.ClusterLoadAssignment) {
       const keep = new Set(want);
       for (const n of [...this.endpoints.keys()]) {

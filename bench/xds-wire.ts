@@ -61,3 +61,8 @@ export function assignmentNameAndSize(value: Uint8Array): { name: string; endpoi
 export function nameOf(value: Uint8Array): string {
   return text(fields(value).get(1)?.[0]);
 }
+
+/** envoy.config.route.v3.RouteConfiguration: whether it has vhds (9), its virtual hosts coming as VirtualHost resources. */
+export function routeHasVhds(value: Uint8Array): boolean {
+  return fields(value).has(9);
+}
