@@ -5,7 +5,7 @@ import { TypeUrl } from '../../proto/type-urls';
 import { parseConfigText } from '../config/load';
 import type { MeshConfig } from '../model/types';
 import { SnapshotCache } from './cache';
-import { checkMessageSizes, ENVELOPE_BYTES, OversizedConfigError, resourceBytes } from './message-size';
+import { checkMessageSizes, deltaResourceBytes, ENVELOPE_BYTES, OversizedConfigError, resourceBytes } from './message-size';
 import { Snapshot } from './snapshot';
 
 const OPTS = { domain: 'cluster.local', trustDomain: 'cluster.local' };
@@ -64,18 +64,27 @@ describe('every xDS response a config makes is measured against the sidecars’ 
     const seen = new Set<string>();
     for (const { type, resources } of snap.responses()) {
       seen.add(type);
-      const bytes = resources.reduce((sum, r) => sum + resourceBytes(r.any), 0);
-      const message = adsService.StreamAggregatedResources.responseSerialize({
-        version_info: 'abcdef012345',
-        type_url: type,
-        nonce: String(Number.MAX_SAFE_INTEGER),
-        resources: resources.map((r) => r.any),
-      });
+      // virtual hosts go over Delta xDS only (VHDS)
+      const delta = type === TypeUrl.VirtualHost;
+      const bytes = resources.reduce((sum, r) => sum + (delta ? deltaResourceBytes(r) : resourceBytes(r.any)), 0);
+      const message = delta
+        ? adsService.DeltaAggregatedResources.responseSerialize({
+            system_version_info: 'abcdef012345',
+            type_url: type,
+            nonce: String(Number.MAX_SAFE_INTEGER),
+            resources: resources.map((r) => ({ name: r.name, version: 'x'.repeat(22), resource: r.any })),
+          })
+        : adsService.StreamAggregatedResources.responseSerialize({
+            version_info: 'abcdef012345',
+            type_url: type,
+            nonce: String(Number.MAX_SAFE_INTEGER),
+            resources: resources.map((r) => r.any),
+          });
       expect(message.length).toBeGreaterThan(bytes);
       expect(message.length).toBeLessThanOrEqual(bytes + ENVELOPE_BYTES);
     }
     // what a sidecar subscribes to: every type
-    expect(seen.size).toBe(4);
+    expect(seen.size).toBe(5);
   });
 
   it('names the type, the resource and what fills it when one response is over the limit', () => {
@@ -83,7 +92,9 @@ describe('every xDS response a config makes is measured against the sidecars’ 
     const err = caught(() => checkMessageSizes(snap, 20_000));
     expect(err).toBeInstanceOf(OversizedConfigError);
     const over = (err as OversizedConfigError).responses;
-    expect(over.map((o) => o.type)).toEqual([TypeUrl.RouteConfiguration]);
+    // the table whole, and split into its virtual hosts (VHDS), which a first Delta response carries all at once
+    expect(over.map((o) => o.type)).toEqual([TypeUrl.RouteConfiguration, TypeUrl.VirtualHost]);
+    expect(over[1].largest[0].name).toBe('outbound/reviews.default.svc.cluster.local');
     expect(over[0].bytes).toBeGreaterThan(20_000 - ENVELOPE_BYTES);
     expect((err as Error).message).toMatch(/RouteConfiguration response .* over the 20,000-byte limit/);
     expect((err as Error).message).toMatch(/"outbound" [\d,]+ bytes \(2 virtual hosts, the most routes in reviews\.default\.svc\.cluster\.local \(201\), ratings/);

@@ -35,6 +35,14 @@ export function resourceBytes(any: AnyMessage): number {
   return fieldBytes(fieldBytes(Buffer.byteLength(any.type_url)) + fieldBytes(any.value.length));
 }
 
+/**
+ * The bytes one resource adds to a DeltaDiscoveryResponse (resources = 2): a Resource with
+ * its name, a version (a 22-character digest, served-set.ts) and the Any.
+ */
+export function deltaResourceBytes(r: Resource): number {
+  return fieldBytes(fieldBytes(22) + resourceBytes(r.any) + fieldBytes(Buffer.byteLength(r.name)));
+}
+
 export interface OversizedResponse {
   type: XdsTypeUrl;
   /** the resources' share of the message, envelope not included */
@@ -86,14 +94,16 @@ export function checkMessageSizes(s: Snapshot, limit = MAX_XDS_MESSAGE_BYTES): v
   const worst = new Map<XdsTypeUrl, { bytes: number; resources: Resource[] }>();
   for (const { type, resources } of s.responses()) {
     let bytes = 0;
-    for (const r of resources) bytes += resourceBytes(r.any);
+    // virtual hosts go only over Delta xDS (VHDS), each in its Resource
+    const size = type === TypeUrl.VirtualHost ? deltaResourceBytes : (r: Resource) => resourceBytes(r.any);
+    for (const r of resources) bytes += size(r);
     if (bytes + ENVELOPE_BYTES <= limit || bytes <= (worst.get(type)?.bytes ?? 0)) continue;
     worst.set(type, { bytes, resources });
   }
   if (!worst.size) return;
   const over = [...worst].map(([type, { bytes, resources }]): OversizedResponse => {
     const largest = resources
-      .map((r) => ({ r, bytes: resourceBytes(r.any) }))
+      .map((r) => ({ r, bytes: type === TypeUrl.VirtualHost ? deltaResourceBytes(r) : resourceBytes(r.any) }))
       .sort((a, b) => b.bytes - a.bytes)
       .slice(0, NAMED)
       .map(({ r, bytes }) => ({ name: r.name, bytes, detail: type === TypeUrl.RouteConfiguration ? routeDetail(r) : undefined }));
