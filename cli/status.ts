@@ -18,12 +18,17 @@ export async function statusCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+const BADNESS = ['SYNCED', 'NOT SENT', 'STALE', 'NACK'];
+const worse = (a: string, b: string): string => (BADNESS.indexOf(b) > BADNESS.indexOf(a) ? b : a);
+
 export function renderStatus(entries: SyncEntry[]): string {
   const rows = [['NAME', 'SERVICE', 'CDS', 'LDS', 'EDS', 'RDS', 'VERSION', 'CERT EXPIRES']];
   for (const e of entries) {
     const t = (k: string) => e.types[k]?.status ?? 'NOT SENT';
     const version = e.types.CDS?.acked ?? e.types.LDS?.acked ?? '-';
-    rows.push([e.id, e.service ? `${e.service}.${e.namespace}` : '(proxyless)', t('CDS'), t('LDS'), t('EDS'), t('RDS'), version, e.certExpires ?? '-']);
+    // a Delta sidecar's routes come split (VHDS): the column says the worse of the two
+    const routes = e.types.VHDS ? worse(t('RDS'), t('VHDS')) : t('RDS');
+    rows.push([e.id, e.service ? `${e.service}.${e.namespace}` : '(proxyless)', t('CDS'), t('LDS'), t('EDS'), routes, version, e.certExpires ?? '-']);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
