@@ -136,6 +136,8 @@ export class DeltaProtocol {
     } else {
       const held = heldBy(st);
       changed = set.resources.filter((r) => held.get(r.name) !== digestOf(r));
+      // all of it (a first answer): the set's own list, whose encoding every stream shares
+      if (changed.length === set.resources.length) changed = set.resources;
       removed = [...held.keys()].filter((n) => !set.summary.digests.has(n));
     }
     // As in State of the World, a route or endpoint set the client still subscribes to is
