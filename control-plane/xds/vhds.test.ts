@@ -170,6 +170,21 @@ describe('VHDS', () => {
     expect(added.removed_resources ?? []).toEqual([]);
   });
 
+  it('sends a reconnecting client that names the virtual hosts it holds only those that changed', async () => {
+    const { delta, cache } = await setup();
+    const p = delta();
+    p.send({ type_url: TypeUrl.VirtualHost, node: withVhds(node('a')), resource_names_subscribe: ['*'] });
+    const first = await p.nth(TypeUrl.VirtualHost, 1);
+    const held = Object.fromEntries(first.resources!.map((x) => [x.name, x.version]));
+    p.stream.cancel();
+    cache.setConfig(config(undefined, 80));
+    const again = delta();
+    again.send({ type_url: TypeUrl.VirtualHost, node: withVhds(node('a')), resource_names_subscribe: ['*'], initial_resource_versions: held });
+    const r = await again.nth(TypeUrl.VirtualHost, 1);
+    expect(names(r)).toEqual([`outbound/${fqdn('reviews')}`]);
+    expect(weights(r)).toEqual([80, 20]);
+  });
+
   it('gives every other client the whole table, exactly as before: Delta without the feature, State of the World with or without it', async () => {
     const { delta, sotw, cache } = await setup();
     const whole = cache.snapshot.served(TypeUrl.RouteConfiguration, ['outbound']).resources[0];

@@ -53,9 +53,13 @@ afterEach(() => {
 async function setup() {
   const requests: DeltaDiscoveryRequest[] = [];
   let write: (r: DeltaDiscoveryResponse) => void = () => undefined;
+  let end = () => undefined as void;
+  let streams = 0;
   const server = new grpc.Server();
   const handle = (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => {
     write = (r) => void call.write(r);
+    end = () => call.end();
+    streams++;
     call.on('data', (r: DeltaDiscoveryRequest) => requests.push(r));
     call.on('error', () => undefined);
     call.sendMetadata(new grpc.Metadata());
@@ -77,7 +81,7 @@ async function setup() {
     return n;
   };
   const of = (type: XdsTypeUrl) => requests.filter((r) => r.type_url === type);
-  return { client, send, of, seen, requests };
+  return { client, send, of, seen, requests, end: () => end(), streams: () => streams };
 }
 
 const REVIEWS = 'reviews.default.svc.cluster.local';
@@ -122,6 +126,22 @@ describe('XdsClient with VHDS', () => {
     await waitFor('ratings gone', () => !s.client.resources.routes.get('outbound')!.virtualHosts.some((vh) => vh.name === RATINGS));
     expect(s.client.resources.virtualHosts.has(`outbound/${RATINGS}`)).toBe(false);
     expect(new RouteTable(s.client.resources.routes.get('outbound'), true).match('ratings', '/', () => undefined)).toBeUndefined();
+  });
+
+  it('subscribes again when it reconnects, naming the virtual hosts it holds', async () => {
+    const s = await setup();
+    await base(s);
+    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
+    await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 100]]))]]);
+    await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+    const before = s.requests.length;
+    s.end();
+    const again = await waitFor('the VHDS subscription on a new stream', () => s.streams() === 2 && s.requests.slice(before).find((r) => r.type_url === TypeUrl.VirtualHost));
+    expect(again.resource_names_subscribe).toEqual(['*']);
+    expect(Object.keys(again.initial_resource_versions ?? {})).toEqual([`outbound/${REVIEWS}`]);
+    // what it holds stays in force meanwhile
+    expect(s.client.resources.routes.get('outbound')!.virtualHosts.map((vh) => vh.name)).toEqual([REVIEWS]);
   });
 
   it('NACKs a bad VirtualHost naming it, and the last good one keeps serving', async () => {
