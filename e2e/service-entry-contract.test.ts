@@ -6,7 +6,7 @@ import { parseConfigText } from '../control-plane/config';
 import { Snapshot } from '../control-plane/xds/snapshot';
 import { TypeUrl } from '../proto/type-urls';
 import { decoders, nameOf } from '../proto/decode/decode';
-import type { Resources } from '../sidecar/xds/client';
+import type { InForce } from '../sidecar/xds/client';
 import { RuntimeConfig, EndpointStats } from '../sidecar/runtime/config';
 import type { ResolvedAddress } from '../sidecar/runtime/dns';
 
@@ -53,8 +53,8 @@ spec:
 const snap = new Snapshot(1, parseConfigText(YAML, 'mesh.yaml'), [], { domain: 'cluster.local', trustDomain: 'cluster.local' });
 
 /** Everything the control plane serves, through the sidecar's decoders (a NACK throws here). */
-function decodedResources(): Resources {
-  const out: Resources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
+function decodedResources(): InForce {
+  const out: InForce = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
   const put = <T extends keyof typeof decoders>(type: T, into: Map<string, unknown>) => {
     for (const r of snap.served(type, null).resources) {
       const m = decoders[type](r.any);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compileRe2 } from '../../common/re2';
 import type { ClusterModel, EndpointModel, HeaderMatcher, LbPolicy, RouteConfigModel, RouteModel, StringMatcher, VirtualHostModel } from '../../proto/decode/model';
 import { noHeaderOps } from '../../proto/decode/model';
-import type { Resources } from '../xds/client';
+import type { InForce } from '../xds/client';
 import { EndpointStats, matchString, RouteTable, RuntimeConfig } from './config';
 import { makeBalancer, SmoothWeighted } from './pickers';
 
@@ -230,7 +230,7 @@ const CL = 'outbound|80||reviews.default.svc.cluster.local';
 const clusterModel = (name: string, lbPolicy: LbPolicy = 'ROUND_ROBIN'): ClusterModel => ({ name, lbPolicy, connectTimeoutMs: 1000, mesh: true, protocol: 'HTTP', limits: {} });
 const ep = (port: number, healthy = true): EndpointModel => ({ address: '127.0.0.1', port, healthy, labels: { version: `p${port}` } });
 
-function resources(lb: LbPolicy, eps: EndpointModel[], routes?: RouteConfigModel): Resources {
+function resources(lb: LbPolicy, eps: EndpointModel[], routes?: RouteConfigModel): InForce {
   return {
     clusters: new Map([[CL, clusterModel(CL, lb)]]),
     endpoints: new Map([[CL, { clusterName: CL, endpoints: eps }]]),

@@ -2,7 +2,7 @@
 // ones gets a share that ramps up over the window; the first ones never ramp.
 import { describe, expect, it } from 'vitest';
 import type { ClusterModel, EndpointModel, SlowStartModel } from '../../proto/decode/model';
-import type { Resources } from '../xds/client';
+import type { InForce } from '../xds/client';
 import { ClusterStats, EndpointStats, RuntimeConfig } from './config';
 import { slowStartWeight } from './slow-start';
 
@@ -38,7 +38,7 @@ function sidecar(lbPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST', slowStart: SlowStart
   const model: ClusterModel = { name: CL, lbPolicy, connectTimeoutMs: 1000, mesh: true, protocol: 'HTTP', limits: {}, ...(slowStart ? { slowStart } : {}) };
   const ep = (port: number): EndpointModel => ({ address: '127.0.0.1', port, healthy: true, labels: {} });
   const runtime = (ports: number[]) => {
-    const res: Resources = {
+    const res: InForce = {
       clusters: new Map([[CL, model]]),
       endpoints: new Map([[CL, { clusterName: CL, endpoints: ports.map(ep) }]]),
       listeners: new Map(),
