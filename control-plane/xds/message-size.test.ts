@@ -5,7 +5,8 @@ import { TypeUrl } from '../../proto/type-urls';
 import { parseConfigText } from '../config/load';
 import type { MeshConfig } from '../model/types';
 import { SnapshotCache } from './cache';
-import { checkMessageSizes, deltaResourceBytes, ENVELOPE_BYTES, OversizedConfigError, resourceBytes } from './message-size';
+import { checkMessageSizes, ENVELOPE_BYTES, OversizedConfigError, resourceBytes, vhdsSizes } from './message-size';
+import { splitRoutes } from './vhds';
 import { Snapshot } from './snapshot';
 
 const OPTS = { domain: 'cluster.local', trustDomain: 'cluster.local' };
@@ -64,27 +65,30 @@ describe('every xDS response a config makes is measured against the sidecars’ 
     const seen = new Set<string>();
     for (const { type, resources } of snap.responses()) {
       seen.add(type);
-      // virtual hosts go over Delta xDS only (VHDS)
-      const delta = type === TypeUrl.VirtualHost;
-      const bytes = resources.reduce((sum, r) => sum + (delta ? deltaResourceBytes(r) : resourceBytes(r.any)), 0);
-      const message = delta
-        ? adsService.DeltaAggregatedResources.responseSerialize({
-            system_version_info: 'abcdef012345',
-            type_url: type,
-            nonce: String(Number.MAX_SAFE_INTEGER),
-            resources: resources.map((r) => ({ name: r.name, version: 'x'.repeat(22), resource: r.any })),
-          })
-        : adsService.StreamAggregatedResources.responseSerialize({
-            version_info: 'abcdef012345',
-            type_url: type,
-            nonce: String(Number.MAX_SAFE_INTEGER),
-            resources: resources.map((r) => r.any),
-          });
+      const bytes = resources.reduce((sum, r) => sum + resourceBytes(r.any), 0);
+      const message = adsService.StreamAggregatedResources.responseSerialize({
+        version_info: 'abcdef012345',
+        type_url: type,
+        nonce: String(Number.MAX_SAFE_INTEGER),
+        resources: resources.map((r) => r.any),
+      });
       expect(message.length).toBeGreaterThan(bytes);
       expect(message.length).toBeLessThanOrEqual(bytes + ENVELOPE_BYTES);
     }
     // what a sidecar subscribes to: every type
-    expect(seen.size).toBe(5);
+    expect(seen.size).toBe(4);
+  });
+
+  it('measures the routes split (VHDS) from the whole table exactly as a Delta response carries them', () => {
+    const snap = new Snapshot(1, withRoutes(parseConfigText(YAML, 'mesh.yaml'), 200), [workload], OPTS);
+    const whole = snap.served(TypeUrl.RouteConfiguration, ['outbound'], workload);
+    const sizes = vhdsSizes(whole.resources[0]);
+    const vhosts = [...splitRoutes(new Map([['outbound', whole.resources[0]]])).vhosts.values()];
+    expect(sizes.map((v) => v.name)).toEqual(vhosts.map((r) => r.name));
+    const serialized = (resources: { name: string; version: string; resource: (typeof vhosts)[number]['any'] }[]) =>
+      adsService.DeltaAggregatedResources.responseSerialize({ type_url: '', nonce: '', resources }).length;
+    const one = (r: (typeof vhosts)[number]) => serialized([{ name: r.name, version: 'x'.repeat(22), resource: r.any }]) - serialized([]);
+    sizes.forEach((v, i) => expect(v.bytes).toBe(one(vhosts[i])));
   });
 
   it('names the type, the resource and what fills it when one response is over the limit', () => {

@@ -3,10 +3,12 @@
 // RESOURCE_EXHAUSTED, over and over, while the config would look loaded here. So every
 // response a config makes is measured before the config is accepted, and one too large is a
 // load error naming the type and what fills it.
+import * as protobuf from 'protobufjs';
 import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { TypeUrl, typeNameOf, type XdsTypeUrl } from '../../proto/type-urls';
 import type { AnyMessage } from '../../proto/any';
 import type { Resource, Snapshot } from './snapshot';
+import { vhdsName } from './vhds';
 
 /**
  * Kept for what a response carries besides its resources: a 12-character version, a nonce
@@ -36,11 +38,39 @@ export function resourceBytes(any: AnyMessage): number {
 }
 
 /**
- * The bytes one resource adds to a DeltaDiscoveryResponse (resources = 2): a Resource with
- * its name, a version (a 22-character digest, served-set.ts) and the Any.
+ * The bytes a resource of `anyBytes` adds to a DeltaDiscoveryResponse (resources = 2): a
+ * Resource with its name, a version (a 22-character digest, served-set.ts) and the Any.
  */
-export function deltaResourceBytes(r: Resource): number {
-  return fieldBytes(fieldBytes(22) + resourceBytes(r.any) + fieldBytes(Buffer.byteLength(r.name)));
+const deltaBytes = (name: string, anyBytes: number): number => fieldBytes(fieldBytes(22) + anyBytes + fieldBytes(Buffer.byteLength(name)));
+
+export const deltaResourceBytes = (r: Resource): number => deltaBytes(r.name, resourceBytes(r.any));
+
+const VIRTUAL_HOSTS_TAG = (2 << 3) | 2; // RouteConfiguration.virtual_hosts, length-delimited
+
+/**
+ * The VirtualHost resources (VHDS, vhds.ts) a whole route configuration splits into, each as
+ * a DeltaDiscoveryResponse carries it, measured from the whole one's encoding: a virtual host
+ * is the same message there but for its name, so nothing is encoded to measure it.
+ */
+export function vhdsSizes(rc: Resource): { name: string; bytes: number }[] {
+  const vhosts = (rc.obj.virtual_hosts ?? []) as { name: string }[];
+  const lengths: number[] = [];
+  const reader = protobuf.Reader.create(rc.any.value);
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag !== VIRTUAL_HOSTS_TAG) {
+      reader.skipType(tag & 7);
+      continue;
+    }
+    const len = reader.uint32();
+    lengths.push(len);
+    reader.skip(len);
+  }
+  return vhosts.map((vh, i) => {
+    const name = vhdsName(rc.name, vh.name);
+    const message = lengths[i] - fieldBytes(Buffer.byteLength(vh.name)) + fieldBytes(Buffer.byteLength(name));
+    return { name, bytes: deltaBytes(name, fieldBytes(fieldBytes(Buffer.byteLength(TypeUrl.VirtualHost)) + fieldBytes(message))) };
+  });
 }
 
 export interface OversizedResponse {
@@ -91,23 +121,29 @@ function routeDetail(r: Resource): string | undefined {
  * snapshot already holds: nothing is encoded again.
  */
 export function checkMessageSizes(s: Snapshot, limit = MAX_XDS_MESSAGE_BYTES): void {
-  const worst = new Map<XdsTypeUrl, { bytes: number; resources: Resource[] }>();
+  type Sized = { name: string; bytes: number; r?: Resource };
+  const worst = new Map<XdsTypeUrl, { bytes: number; sized: () => Sized[] }>();
+  const consider = (type: XdsTypeUrl, sized: () => Sized[], bytes: number) => {
+    if (bytes + ENVELOPE_BYTES <= limit || bytes <= (worst.get(type)?.bytes ?? 0)) return;
+    worst.set(type, { bytes, sized });
+  };
   for (const { type, resources } of s.responses()) {
     let bytes = 0;
-    // virtual hosts go only over Delta xDS (VHDS), each in its Resource
-    const size = type === TypeUrl.VirtualHost ? deltaResourceBytes : (r: Resource) => resourceBytes(r.any);
-    for (const r of resources) bytes += size(r);
-    if (bytes + ENVELOPE_BYTES <= limit || bytes <= (worst.get(type)?.bytes ?? 0)) continue;
-    worst.set(type, { bytes, resources });
+    for (const r of resources) bytes += resourceBytes(r.any);
+    consider(type, () => resources.map((r) => ({ name: r.name, bytes: resourceBytes(r.any), r })), bytes);
+    if (type !== TypeUrl.RouteConfiguration) continue;
+    // the same routes split (VHDS): a first Delta response carries every virtual host at once
+    const split = resources.flatMap(vhdsSizes);
+    consider(TypeUrl.VirtualHost, () => split, split.reduce((sum, v) => sum + v.bytes, 0));
   }
   if (!worst.size) return;
-  const over = [...worst].map(([type, { bytes, resources }]): OversizedResponse => {
-    const largest = resources
-      .map((r) => ({ r, bytes: type === TypeUrl.VirtualHost ? deltaResourceBytes(r) : resourceBytes(r.any) }))
+  const over = [...worst].map(([type, { bytes, sized }]): OversizedResponse => {
+    const all = sized();
+    const largest = [...all]
       .sort((a, b) => b.bytes - a.bytes)
       .slice(0, NAMED)
-      .map(({ r, bytes }) => ({ name: r.name, bytes, detail: type === TypeUrl.RouteConfiguration ? routeDetail(r) : undefined }));
-    return { type, bytes, count: resources.length, largest };
+      .map(({ name, bytes, r }) => ({ name, bytes, detail: r && type === TypeUrl.RouteConfiguration ? routeDetail(r) : undefined }));
+    return { type, bytes, count: all.length, largest };
   });
   throw new OversizedConfigError(over, limit);
 }

@@ -242,8 +242,7 @@ export class Snapshot {
   /**
    * The resources one State-of-the-World response carries to a sidecar, for each kind of
    * caller translated so far and each type: a sidecar subscribes to all of its clusters,
-   * their endpoint sets and its routes, and gets the outbound listener with its own inbound one
-   * (and, over Delta xDS with VHDS, every virtual host at once).
+   * their endpoint sets and its routes, and gets the outbound listener with its own inbound one.
    */
   *responses(): Generator<{ type: XdsTypeUrl; resources: Resource[] }> {
     const shared = [...this.listeners.values()];
@@ -253,8 +252,6 @@ export class Snapshot {
     for (const v of this.views.values()) {
       yield { type: TypeUrl.Cluster, resources: [...v.clusters.values()] };
       yield { type: TypeUrl.RouteConfiguration, resources: [...v.routes.values()] };
-      // split (VHDS), a first response carries every virtual host, each in a Delta Resource
-      yield { type: TypeUrl.VirtualHost, resources: [...splitRoutes(v.routes).vhosts.values()] };
       const endpoints = [...v.specs.keys()].map((n) => this.assignment(v, n)).filter((r): r is Resource => !!r);
       yield { type: TypeUrl.ClusterLoadAssignment, resources: endpoints };
     }
