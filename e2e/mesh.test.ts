@@ -457,7 +457,7 @@ describe('mesh e2e: control plane + four sidecars', () => {
         writeConfig(meshYaml(10, 90, bad));
         const dbg = await h.waitFor(`lastError for ${bad}`, async () => {
           const d = await debugConfig();
-          return d.lastError && (bad === 'unknown-field' ? /wieght/ : /v3/).test(d.lastError.message) ? d : undefined;
+          return d.lastError && (bad === 'unknown-field' ? /wieght/ : /subset "v3"/).test(d.lastError.message) ? d : undefined;
         });
         const err = dbg.lastError!;
         expect(err.file).toBe(configPath);
