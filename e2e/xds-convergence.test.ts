@@ -136,7 +136,10 @@ describe('Delta and SotW clients converge to the same state', () => {
     await converged('the state after the restart', delta, sotw, (c) => c.connected && weights(c)?.[0] === 70 && !c.resources.clusters.has(C_RATINGS) && endpoints(c, C_V1).length === 2);
     expect(cp2.ads.streams.size).toBe(2);
     // both ACKed what they hold: nothing is NACKed on either protocol
-    for (const c of [delta, sotw]) for (const t of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment]) expect(c.status.get(t)!.lastError).toBeUndefined();
+    for (const c of [delta, sotw]) for (const t of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment, TypeUrl.VirtualHost]) expect(c.status.get(t)!.lastError).toBeUndefined();
+    // the Delta client took its routes split (VHDS), the SotW one whole: the same table either way
+    expect(delta.resources.virtualHosts.size).toBeGreaterThan(0);
+    expect(sotw.resources.virtualHosts.size).toBe(0);
   });
 
   it('a reconnect to a control plane with the same config is sent nothing it holds, on either protocol', async () => {
@@ -146,6 +149,8 @@ describe('Delta and SotW clients converge to the same state', () => {
     await converged('the first config', delta, sotw, (c) => endpoints(c, C_V1).length === 2 && c.resources.routes.has('outbound'));
     const listenerUpdates = new Map<XdsClient, number>([[delta, 0], [sotw, 0]]);
     for (const c of [delta, sotw]) c.on('update', (t: string) => t === TypeUrl.Listener && listenerUpdates.set(c, listenerUpdates.get(c)! + 1));
+    let vhdsUpdates = 0;
+    delta.on('update', (t: string) => t === TypeUrl.VirtualHost && vhdsUpdates++);
     cp.stop();
     await waitFor('both to notice', () => !delta.connected && !sotw.connected);
     const cp2 = await controlPlane(config(90), cp.port);
@@ -155,5 +160,10 @@ describe('Delta and SotW clients converge to the same state', () => {
     expect(lds().map((st) => st!.sentNonce)).toEqual([undefined, undefined]);
     expect([...listenerUpdates.values()]).toEqual([0, 0]);
     await converged('the same state', delta, sotw, (c) => c.connected && endpoints(c, C_V1).length === 2);
+    // the virtual hosts it named on reconnecting are not sent again
+    const vhds = () => [...cp2.ads.streams.values()].find((s) => s.protocol === 'delta')?.types.get(TypeUrl.VirtualHost);
+    await waitFor('the VirtualHost request handled', () => vhds()?.sentSet !== undefined);
+    expect(vhds()!.sentNonce).toBeUndefined();
+    expect(vhdsUpdates).toBe(0);
   });
 });
