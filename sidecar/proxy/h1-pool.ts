@@ -3,7 +3,7 @@
 // the idle list when its response is over. Kept here rather than in undici's Pool so that
 // a request knows whether its connection carried one before (a reset as it is reused is
 // retried, never a 503) and so that a cluster's requests and lifetime per connection hold.
-import { Client } from 'undici';
+import Client = require('undici/lib/dispatcher/client');
 import * as net from 'node:net';
 import type { Target } from './dispatch';
 import { connector } from './h1-connect';
