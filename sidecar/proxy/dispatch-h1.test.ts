@@ -16,7 +16,7 @@ afterEach(() => {
 });
 
 /** a server that, for the n-th request (from 1) on each connection, writes what `answer` says, or resets it */
-async function rawServer(answer: (n: number, connection: number) => string | 'reset' | 'silent') {
+async function rawServer(answer: (n: number, connection: number, head: string) => string | 'reset' | 'silent') {
   const seen = { connections: 0 };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -28,8 +28,9 @@ async function rawServer(answer: (n: number, connection: number) => string | 're
     s.on('data', (d) => {
       buf += d.toString('latin1');
       while (buf.includes('\r\n\r\n')) {
-        buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
-        const a = answer(++n, connection);
+        const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
+        buf = buf.slice(head.length + 4);
+        const a = answer(++n, connection, head);
         if (a === 'reset') return void s.resetAndDestroy();
         if (a !== 'silent') s.write(a);
       }
@@ -87,6 +88,37 @@ describe('H1Dispatcher', () => {
     expect(err).toBeInstanceOf(UpstreamResetError);
     expect(err).not.toBeInstanceOf(ReusedConnectionResetError);
     expect(b.seen.connections).toBe(2);
+  });
+
+  it('a HEAD answer and a 204 carry no body; after a HEAD the next request takes a new connection (undici closes it)', async () => {
+    const b = await rawServer((_n, _c, head) =>
+      head.startsWith('HEAD') ? 'HTTP/1.1 200 OK\r\nconnection: keep-alive\r\ncontent-length: 5\r\n\r\n' : head.startsWith('GET /204') ? 'HTTP/1.1 204 No Content\r\n\r\n' : OK,
+    );
+    const d = dispatcher();
+    const t = { host: '127.0.0.1', port: b.port };
+    const send = (method: string, path: string) => d.dispatch(t, { method, path, authority: 'b', headers: {}, body: null, connectTimeoutMs: 1000 }).response;
+    const head = await send('HEAD', '/');
+    expect([head.status, head.headers['content-length'], await read(head)]).toEqual([200, '5', '']);
+    const none = await send('GET', '/204');
+    expect([none.status, await read(none)]).toEqual([204, '']);
+    expect(await read(await send('GET', '/'))).toBe('ok');
+    // the 204's connection carried the last request too
+    expect(b.seen.connections).toBe(2);
+  });
+
+  it('a response set aside unread, then cut by its upstream, ends quietly (no unheard error)', async () => {
+    const b = await rawServer(() => 'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial');
+    const d = dispatcher();
+    const r = await get(d, { host: '127.0.0.1', port: b.port });
+    cleanup.splice(0).forEach((c) => c());
+    await new Promise((res) => r.body.once('close', res));
+    expect(r.body.destroyed).toBe(true);
+  }, 5000);
+
+  it('a response framed two ways (Content-Length and Transfer-Encoding) is refused as an upstream reset, never relayed', async () => {
+    const b = await rawServer(() => 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    const err = await get(dispatcher(), { host: '127.0.0.1', port: b.port }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamResetError);
   });
 
   it('a response that says connection: close is the last on its connection', async () => {

@@ -28,6 +28,14 @@ class ResponseBody extends Readable {
 
 const closes = (h: http.IncomingHttpHeaders): boolean => typeof h.connection === 'string' && /(^|,)\s*close\s*(,|$)/i.test(h.connection);
 
+/** Ends a body cut short: with its error where someone listens (respond.ts does), quietly where
+ * nobody does (a response a layer set aside), since an unheard 'error' would end the process. */
+function fail(body: Readable, err: Error): void {
+  if (body.destroyed) return;
+  if (body.listenerCount('error') > 0) body.destroy(err);
+  else body.destroy();
+}
+
 // socket-level failures; on a reused connection before any answer, the server closed it as it was reused
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
@@ -75,8 +83,9 @@ export class H1Dispatcher implements Dispatcher {
         body.resumeUpstream = resume;
         body.cancel = cut;
         const headers = responseHeaders(raw as unknown as Buffer[]);
-        // the server closes after this response (draining, or HTTP/1.0): not handed out again
-        if (closes(headers)) keep = false;
+        // the server closes after this response (draining), or undici will (it keeps no
+        // connection past a HEAD): not handed out again
+        if (req.method === 'HEAD' || closes(headers)) keep = false;
         const trailers = new Promise<http.IncomingHttpHeaders | undefined>((r) => (endTrailers = r));
         settle.resolve({ status, headers, body, trailers });
         return true;
@@ -95,7 +104,7 @@ export class H1Dispatcher implements Dispatcher {
         pool.drop(conn);
         if (body) {
           endTrailers!(undefined);
-          if (!body.destroyed) body.destroy(aborted ?? err);
+          fail(body, aborted ?? err);
           return;
         }
         const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -122,7 +131,7 @@ export class H1Dispatcher implements Dispatcher {
         // not yet written (still connecting): the connection was made for this request alone
         if (!abortUpstream) pool.drop(conn);
         else abortUpstream(aborted);
-        if (body && !body.destroyed) body.destroy(aborted);
+        if (body) fail(body, aborted);
       },
     };
   }
