@@ -69,6 +69,14 @@ describe('H1Dispatcher', () => {
     expect(await read(r)).toBe('ok');
   });
 
+  it('takes response headers up to 60 KiB, as the listeners take request headers', async () => {
+    const big = 'x'.repeat(40 * 1024);
+    const b = await rawServer(() => `HTTP/1.1 200 OK\r\nx-big: ${big}\r\ncontent-length: 2\r\n\r\nok`);
+    const r = await get(dispatcher(), { host: '127.0.0.1', port: b.port });
+    expect(r.headers['x-big']).toBe(big);
+    expect(await read(r)).toBe('ok');
+  });
+
   it('hands over a chunked body and its trailers', async () => {
     const b = await rawServer(() => 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: grpc-status\r\n\r\n2\r\nhi\r\n0\r\ngrpc-status: 0\r\n\r\n');
     const r = await get(dispatcher(), { host: '127.0.0.1', port: b.port });

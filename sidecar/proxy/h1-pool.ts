@@ -7,6 +7,7 @@ import Client = require('undici/lib/dispatcher/client');
 import * as net from 'node:net';
 import type { Target } from './dispatch';
 import { connector } from './h1-connect';
+import { MAX_HEADER_BYTES } from './limits';
 
 /** an idle socket the server gave no Keep-Alive hint for is kept this long */
 const IDLE_MS = 60_000;
@@ -101,6 +102,8 @@ export class H1Pool {
       // a socket is given up a second before the server said it would close it
       keepAliveTimeoutThreshold: 1000,
       maxRequestsPerClient: conn?.maxRequestsPerConnection || undefined,
+      // a response's headers may be as large as a request's (Envoy's max_response_headers_kb is 60 too)
+      maxHeaderSize: MAX_HEADER_BYTES,
     });
     const c: Conn = { client, born: this.now(), served: 0, closed: false, dead: false };
     this.live.add(c);
