@@ -27,7 +27,8 @@
 // from /proc/<pid>/stat of the proxy and its descendants (a --concurrency primary and its
 // workers, nginx master and worker), before/after each slice, per request completed; their
 // RSS (VmRSS, summed the same way) is read idle, once everything has started and before any
-// load, and sampled every 250 ms under load (the peak).
+// load (at once, and again once it has settled: rss.ts settledRss), and sampled every 250 ms
+// under load (the peak).
 // Open loop (open-loop.ts): direct, nginx, one sidecar, the nginx pair and the mesh hop at a
 // fixed BENCH_RATE requests/s (1,000) over BENCH_RATE_CONNECTIONS (10), in alternating slices
 // of about 2 s: p50, p99 and p99.9, and each added over direct. autocannon's own rate limit sends
@@ -50,7 +51,7 @@ import { caInProcess, caOverGrpc } from './ca';
 import { CA_CONCURRENCY, CA_OFF, CA_REQUESTS, CA_SIGN_SECONDS, CA_WORKLOADS, CONNECTIONS, DURATION, RATE, RATE_CONNECTIONS, RATE_DURATION, WARMUP } from './config';
 import { alternation, measure, measureGroup, measureRateGroup, startLoadGenerator } from './measure';
 import { nginxVersion, startNginx, startNginxPair } from './nginx';
-import { treeRss, type Rss } from './rss';
+import { settledRss, treeRss, type Rss } from './rss';
 import { fmt, printMarkdown, printReport, printText, traceTable, type CaResults } from './report';
 import { SPANS_TARGET, startTandem, type Mesh } from './tandem';
 import { NAMES, startBackend, type RateRow, type Row, type Target } from './target';
@@ -120,9 +121,13 @@ async function main(): Promise<number> {
     console.log('wire check (5 requests each through a byte-recording relay, before measuring):');
     for (const v of verified) console.log(`  ${v}`);
   }
-  // Idle memory: everything has started and served only the readiness and wire-check requests.
-  const idle = new Map<number, Rss>();
-  for (const t of targets) for (const p of t.proxies) if (!idle.has(p.pid)) idle.set(p.pid, treeRss(p.pid));
+  // Idle memory: everything has started and served only the readiness and wire-check requests;
+  // read at once (what a proxy that just started shows) and once settled (what an idle one holds).
+  const justStarted = new Map<number, Rss>();
+  for (const t of targets) for (const p of t.proxies) if (!justStarted.has(p.pid)) justStarted.set(p.pid, treeRss(p.pid));
+  const pids = [...justStarted.keys()];
+  console.log('waiting for idle memory to settle (V8 returns what starting left behind after ~10 s idle) ...');
+  const idle = new Map<number, Rss>((await settledRss(pids)).map((r, i) => [pids[i], r]));
   console.log('');
 
   if (isInterrupted()) return 130;
@@ -132,6 +137,7 @@ async function main(): Promise<number> {
     r.rss.forEach((x, k) => {
       x.idleMb = idle.get(t.proxies[k].pid)?.totalMb;
       x.idleEachMb = idle.get(t.proxies[k].pid)?.eachMb;
+      x.startedMb = justStarted.get(t.proxies[k].pid)?.totalMb;
     });
     r.rssIdleMb = t.proxies.length ? r.rss.reduce((a, x) => a + (x.idleMb ?? 0), 0) : undefined;
     const mtls = t.xfcc ? `, ${r.xfcc}/${r.served} with a SPIFFE XFCC (${t.xfcc === 'all' ? 'mTLS' : 'plaintext'})` : t.nginxTls ? `, ${r.nginxTls}/${r.served} over nginx's verified TLS` : '';

@@ -53,8 +53,8 @@ export interface Row {
   /** the proxies' resident memory: before any load (set by run.ts), and the peak while measured, MB */
   rssIdleMb?: number;
   rssLoadMb?: number;
-  /** per proxy process tree, the same order as breakdown */
-  rss: { label: string; idleMb?: number; idleEachMb?: number[]; loadMb: number; processes: number }[];
+  /** per proxy process tree, the same order as breakdown; idleMb once settled (rss.ts settledRss), startedMb at once after start */
+  rss: { label: string; idleMb?: number; idleEachMb?: number[]; startedMb?: number; loadMb: number; processes: number }[];
 }
 
 /** One open-loop run's row: latency at a fixed rate. */

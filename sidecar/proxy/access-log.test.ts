@@ -34,7 +34,7 @@ function heldSink() {
   const pending: (() => void)[] = [];
   const sink: AccessLogSink = {
     write: (d) => new Promise<void>((r) => {
-      writes.push(d);
+      writes.push(d.toString());
       pending.push(r);
     }),
     close: async () => undefined,
@@ -101,7 +101,7 @@ describe('access log batching', () => {
   it('a failing sink drops (counted) and carries on', async () => {
     let fail = true;
     const got: string[] = [];
-    const sink: AccessLogSink = { write: async (d) => { if (fail) throw new Error('disk full'); got.push(d); }, close: async () => undefined };
+    const sink: AccessLogSink = { write: async (d) => { if (fail) throw new Error('disk full'); got.push(d.toString()); }, close: async () => undefined };
     const errors: string[] = [];
     const w = new AccessLogWriter(sink, { onError: (e) => errors.push(e.message), flushDelayMs: 1 });
     w.write(entry('x'));
@@ -116,7 +116,7 @@ describe('access log batching', () => {
 
   it('close writes out what is buffered, and later lines are dropped', async () => {
     const got: string[] = [];
-    const w = new AccessLogWriter({ write: async (d) => void got.push(d), close: async () => undefined }, { setTimer: () => ({}) });
+    const w = new AccessLogWriter({ write: async (d) => void got.push(d.toString()), close: async () => undefined }, { setTimer: () => ({}) });
     w.write(entry('last'));
     await w.close();
     expect(got.join('')).toContain('"request_id":"last"');

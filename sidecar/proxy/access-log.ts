@@ -6,6 +6,7 @@
 // at its path; what is buffered is written out on stop.
 import * as fs from 'node:fs';
 import * as client from 'prom-client';
+import { maxLineBytes, writeAccessLine } from './access-line';
 
 export interface AccessEntry {
   start_time: string;
@@ -35,7 +36,7 @@ export type AccessLog = ((e: AccessEntry) => void) | null;
 
 /** Where batches go. One write is in flight at a time. */
 export interface AccessLogSink {
-  write(data: string): Promise<void>;
+  write(data: Buffer): Promise<void>;
   /** called at most once a second before a write: reopen if the file was rotated away */
   reopenIfMoved?(): Promise<void>;
   close(): Promise<void>;
@@ -54,8 +55,15 @@ export interface AccessLogWriterOptions {
   setTimer?: (fn: () => void, ms: number) => { unref?(): unknown };
 }
 
+/** lines are written into buffers of this size (a longer line gets one of its own) */
+const CHUNK_BYTES = 64 * 1024;
+
 export class AccessLogWriter {
-  private buffer: string[] = [];
+  // lines wait as bytes (access-line.ts encodes them in place), never as strings
+  private chunks: Buffer[] = [];
+  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private used = 0;
+  private lines = 0;
   private writing: Promise<void> | null = null;
   private timer: unknown = null;
   private lastCheck: number;
@@ -81,8 +89,15 @@ export class AccessLogWriter {
 
   /** Never blocks and never throws: a line is buffered, or dropped and counted. */
   write(e: AccessEntry): void {
-    if (this.closed || this.buffer.length >= this.max) return this.drop(1);
-    this.buffer.push(JSON.stringify(e));
+    if (this.closed || this.lines >= this.max) return this.drop(1);
+    const room = maxLineBytes(e);
+    if (this.chunk.length - this.used < room) {
+      if (this.used > 0) this.chunks.push(this.chunk.subarray(0, this.used));
+      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, room));
+      this.used = 0;
+    }
+    this.used = writeAccessLine(this.chunk, this.used, e);
+    this.lines++;
     if (this.timer === null && this.writing === null) {
       const t = this.setTimer(() => {
         this.timer = null;
@@ -96,15 +111,18 @@ export class AccessLogWriter {
   /** Writes everything buffered so far; resolves once it is with the sink. */
   async flush(): Promise<void> {
     while (this.writing) await this.writing;
-    if (this.buffer.length === 0) return;
-    const batch = this.buffer;
-    this.buffer = [];
+    if (this.lines === 0) return;
+    // a copy: the current buffer's room is used again by the next lines
+    const batch = { data: Buffer.concat([...this.chunks, this.chunk.subarray(0, this.used)]), lines: this.lines };
+    this.chunks = [];
+    this.used = 0;
+    this.lines = 0;
     this.writing = this.writeBatch(batch).finally(() => {
       this.writing = null;
     });
     await this.writing;
     // what arrived meanwhile goes right away: it has waited a write already
-    if (this.buffer.length > 0) return this.flush();
+    if (this.lines > 0) return this.flush();
   }
 
   /** Flushes what is buffered, then closes the sink; later lines are dropped. */
@@ -114,15 +132,15 @@ export class AccessLogWriter {
     await this.sink.close();
   }
 
-  private async writeBatch(lines: string[]): Promise<void> {
+  private async writeBatch(batch: { data: Buffer; lines: number }): Promise<void> {
     try {
       if (this.sink.reopenIfMoved && this.now() - this.lastCheck >= this.checkMs) {
         this.lastCheck = this.now();
         await this.sink.reopenIfMoved();
       }
-      await this.sink.write(lines.join('\n') + '\n');
+      await this.sink.write(batch.data);
     } catch (err) {
-      this.drop(lines.length);
+      this.drop(batch.lines);
       this.o.onError?.(err as Error);
     }
   }
