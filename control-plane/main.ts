@@ -19,7 +19,7 @@ import { caHandlers } from './identity/ca-service';
 import { CallRefused, peerIdentity } from './identity/peer';
 import { meshServerCredentials } from './identity/server-credentials';
 import { CertTracker } from './identity/cert-tracker';
-import { ControlPlaneMetrics } from './metrics';
+import { ControlPlaneMetrics, metricType } from './metrics';
 import { syncz } from './syncz';
 
 // Pings on every connection: a sidecar whose machine vanished (a half-open stream) is
@@ -86,13 +86,13 @@ export async function runControlPlane(o: ControlPlaneOptions): Promise<{ stop():
   const ads = new AdsServer(
     cache,
     {
-      onPush: (t) => metrics.pushes.inc({ type: shortName[t] }),
+      onPush: (t) => metrics.pushes.inc({ type: metricType(t) }),
       onNack: (s, t, msg) => {
-        metrics.nacks.inc({ type: shortName[t] });
+        metrics.nacks.inc({ type: metricType(t) });
         log.warn(`${s.node?.id ?? s.key} rejected ${shortName[t]}: ${msg}`);
       },
       onAck: (_s, t, _v, since) => {
-        if (since) metrics.convergence.observe({ type: shortName[t] }, (Date.now() - since) / 1000);
+        if (since) metrics.convergence.observe({ type: metricType(t) }, (Date.now() - since) / 1000);
       },
       onStreamsChanged: (n) => metrics.connectedProxies.set(n),
       onRefused: (reason, msg) => {

@@ -1,5 +1,13 @@
 // Control-plane figures, under the tandem_ prefix.
 import * as client from 'prom-client';
+import { shortName, TypeUrl, type XdsTypeUrl } from '../proto/type-urls';
+
+/**
+ * The `type` label of the xDS figures: a VirtualHost (split routes, VHDS) counts as RDS, route
+ * discovery, so that dashboards and alerts on RDS pushes and convergence see a route edit
+ * whichever form a sidecar takes its routes in; /debug/syncz tells VHDS apart.
+ */
+export const metricType = (t: XdsTypeUrl): string => (t === TypeUrl.VirtualHost ? 'RDS' : shortName[t]);
 
 export class ControlPlaneMetrics {
   readonly registry = new client.Registry();
