@@ -52,15 +52,16 @@ export function sampleRss(roots: number[], everyMs = 250): { stop(): Rss[] } {
 
 /**
  * RSS once idle memory has settled: V8 returns what starting left behind only after its
- * memory reducer has seen the process idle for a while (~10 s), so a reading right after
- * start shows garbage, not what an idle proxy holds. Read every second until no tree has
- * shrunk by more than 1 MB for three readings, or `maxMs` has passed.
+ * memory reducer has seen the process idle for a while (it first looks after 8 s), so a
+ * reading right after start shows garbage, not what an idle proxy holds. Read every second,
+ * for at least `minMs`, then until no tree has shrunk by more than 1 MB for three readings,
+ * or `maxMs` has passed.
  */
-export async function settledRss(roots: number[], maxMs = 30_000): Promise<Rss[]> {
-  const deadline = Date.now() + maxMs;
+export async function settledRss(roots: number[], minMs = 15_000, maxMs = 40_000): Promise<Rss[]> {
+  const start = Date.now();
   let last = roots.map(treeRss);
   let steady = 0;
-  while (steady < 3 && Date.now() < deadline) {
+  while ((steady < 3 || Date.now() - start < minMs) && Date.now() - start < maxMs) {
     await new Promise((r) => setTimeout(r, 1000));
     const now = roots.map(treeRss);
     steady = now.every((r, i) => r.totalMb > last[i].totalMb - 1) ? steady + 1 : 0;

@@ -126,7 +126,7 @@ async function main(): Promise<number> {
   const justStarted = new Map<number, Rss>();
   for (const t of targets) for (const p of t.proxies) if (!justStarted.has(p.pid)) justStarted.set(p.pid, treeRss(p.pid));
   const pids = [...justStarted.keys()];
-  console.log('waiting for idle memory to settle (V8 returns what starting left behind after ~10 s idle) ...');
+  console.log('waiting for idle memory to settle (V8\'s memory reducer returns what starting left behind after 8–15 s idle) ...');
   const idle = new Map<number, Rss>((await settledRss(pids)).map((r, i) => [pids[i], r]));
   console.log('');
 
