@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import { classifyUpstreamError, ReusedConnectionResetError } from './errors';
 import type { Dispatcher, InFlight, Target, UpstreamRequest, UpstreamResponse } from './dispatch';
-import { H1Pool, type Conn } from './h1-pool';
+import { H1Pool } from './h1-pool';
 import { responseHeaders } from './h1-headers';
 
 /** a response body, read by the proxy as fast as its downstream takes it */
