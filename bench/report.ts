@@ -284,7 +284,7 @@ export function printReport(rows: Row[], rate: RateRow[], verified: string[] | u
       "Sidecars run with their defaults (access log to stdout, metrics) unless the row says otherwise. " +
       `1 sidecar = client → sidecar outbound → HTTP/1.1 keep-alive → backend as a ServiceEntry (STATIC, plain HTTP); mesh hop = client → client sidecar → TLS 1.3 with client certificates, HTTP/1.1 keep-alive → server sidecar → backend; ` +
       'nginx = one HTTP/1.1 proxy (1 worker, upstream keep-alive); nginx pair = nginx → TLS 1.3 with client certificates, keep-alive → nginx → backend. ' +
-      `CPU is utime+stime from /proc per completed request, every process of a proxy (the primary and its workers; nginx master and worker); RSS is VmRSS summed the same way, idle before any load once it has settled (V8 returns what starting left behind after ~10 s idle; the target row also gives the reading right after start) and the peak sampled under load.` +
+      `CPU is utime+stime from /proc per completed request, every process of a proxy (the primary and its workers; nginx master and worker); RSS is VmRSS summed the same way, idle before any load once it has settled (V8's memory reducer returns what starting left behind after 8–15 s idle; the target row also gives the reading right after start) and the peak sampled under load.` +
       (caTables ? ` CA: ${CA_REQUESTS} CSRs per credential over gRPC from ${CA_WORKLOADS} workloads, ${CA_CONCURRENCY} in flight; CPU per certificate issued.` : '') +
       '_',
   );
