@@ -163,12 +163,13 @@ export class DeltaProtocol {
     st.sentVersion = set.version;
     st.sentNonce = this.host.nextNonce();
     if (changedAt !== undefined) st.pendingSince ??= changedAt;
+    // the resources go as their shared encoding alone (proto/ads.ts writes resourcesWire),
+    // not as objects made again for every stream
     const res: PreparedDeltaResponse = {
       system_version_info: set.version,
       type_url: type,
       nonce: st.sentNonce,
       removed_resources: removed,
-      resources: changed.map((r) => ({ name: r.name, version: digestOf(r), resource: r.any })),
       resourcesWire: set.deltaWire(changed),
     };
     this.host.send(info, res, type);
