@@ -19,9 +19,12 @@ function bytesField(field: number, value: Uint8Array): Buffer {
 
 const stringField = (field: number, s: string): Buffer => (s ? bytesField(field, Buffer.from(s, 'utf8')) : Buffer.alloc(0));
 
-/** google.protobuf.Any { type_url = 1; value = 2 } as DiscoveryResponse.resources (field 2). */
+/** google.protobuf.Any { type_url = 1; value = 2 } */
+const anyMessage = (any: AnyMessage): Buffer => Buffer.concat([stringField(1, any.type_url), bytesField(2, any.value)]);
+
+/** The Any as DiscoveryResponse.resources (field 2). */
 export function encodeResourceField(any: AnyMessage): Buffer {
-  return bytesField(2, Buffer.concat([stringField(1, any.type_url), bytesField(2, any.value)]));
+  return bytesField(2, anyMessage(any));
 }
 
 /** envoy.service.discovery.v3.DiscoveryResponse: version_info 1, resources 2, type_url 4, nonce 5. */
@@ -31,8 +34,7 @@ export function encodeDiscoveryResponse(version: string, resources: Buffer, type
 
 /** envoy.service.discovery.v3.Resource { version 1, resource 2 (Any), name 3 } as DeltaDiscoveryResponse.resources (field 2). */
 export function encodeDeltaResourceField(name: string, version: string, any: AnyMessage): Buffer {
-  const anyBytes = Buffer.concat([stringField(1, any.type_url), bytesField(2, any.value)]);
-  return bytesField(2, Buffer.concat([stringField(1, version), bytesField(2, anyBytes), stringField(3, name)]));
+  return bytesField(2, Buffer.concat([stringField(1, version), bytesField(2, anyMessage(any)), stringField(3, name)]));
 }
 
 /** DeltaDiscoveryResponse: system_version_info 1, resources 2, type_url 4, nonce 5, removed_resources 6. */
