@@ -23,6 +23,12 @@ export function tlsMode(c: ClusterSpec): ClientTls['mode'] {
 const sans = (names: string[] | undefined, type: 'URI' | 'DNS'): Obj =>
   names?.length ? { match_typed_subject_alt_names: names.map((n) => ({ san_type: type, matcher: { exact: n } })) } : {};
 
+/** The cluster carries HTTP/2 only: an HTTP/2 or gRPC port, or h2UpgradePolicy UPGRADE. */
+function h2Only(c: ClusterSpec): boolean {
+  const protocol = portProtocol(c.service, c.port);
+  return protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgrades(c.policy);
+}
+
 export function transportSocket(c: ClusterSpec): Obj | undefined {
   const tls = c.policy?.tls;
   const mode = tlsMode(c);
@@ -33,14 +39,12 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
   if (mode === 'ISTIO_MUTUAL') {
     // h2 always (HTTP/2 callers, gRPC); http/1.1 too where HTTP/1.1 may cross as itself: the
     // sidecar picks one per connection (Istio's DO_NOT_UPGRADE default)
-    const protocol = portProtocol(c.service, c.port);
-    const h2Only = protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgrades(c.policy);
     ctx = {
       // Istio's SNI form, so a peer could tell which cluster a connection is for
       sni: tls?.sni ?? `outbound_.${c.port}_.${c.subset}_.${c.service.fqdn}`,
       common_tls_context: {
         tls_params: TLS13,
-        alpn_protocols: h2Only ? ['h2'] : ['h2', 'http/1.1'],
+        alpn_protocols: h2Only(c) ? ['h2'] : ['h2', 'http/1.1'],
         tls_certificate_sds_secret_configs: [{ name: SDS_WORKLOAD_CERT, sds_config: ADS_SOURCE }],
         combined_validation_context: {
           default_validation_context: sans(subjectAltNames, 'URI'),
@@ -57,8 +61,7 @@ export function transportSocket(c: ClusterSpec): Obj | undefined {
     if (mode === 'MUTUAL') {
       common.tls_certificates = [{ certificate_chain: { filename: tls!.clientCertificate }, private_key: { filename: tls!.privateKey } }];
     }
-    const protocol = portProtocol(c.service, c.port);
-    if (protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || upgrades(c.policy)) common.alpn_protocols = ['h2'];
+    if (h2Only(c)) common.alpn_protocols = ['h2'];
     // a wildcard entry's SNI is the host each request names (the sidecar's default for an unset sni)
     const sni = tls?.sni ?? (c.service.fqdn.startsWith('*') ? undefined : c.service.fqdn);
     ctx = { ...(sni ? { sni } : {}), common_tls_context: common };
