@@ -49,7 +49,6 @@ export interface AdsEvents {
   onUnknownType?(info: StreamInfo, typeUrl: string): void;
 }
 
-
 export class AdsServer implements ProtocolHost {
   readonly streams = new Map<string, StreamInfo>();
   private nonce = 0;
@@ -65,13 +64,13 @@ export class AdsServer implements ProtocolHost {
     if (!this.interned.get(key)?.deref()) this.interned.delete(key);
   });
 
+  private readonly delta = new DeltaProtocol(this);
+
   /**
    * @param warmupMs after a restart, clients that already hold config (their request
    *   carries a version) wait this long before being answered, so that they are not
    *   handed endpoint sets from which the not-yet-reconnected sidecars are missing.
    */
-  private readonly delta = new DeltaProtocol(this);
-
   constructor(
     readonly cache: SnapshotCache,
     readonly events: AdsEvents = {},

@@ -118,7 +118,6 @@ export class ResourceStore {
     if (type === TypeUrl.VirtualHost) {
       // the first VHDS response puts in force the route configurations that waited for it
       const names = st.received ? recompose : new Set(this.vhdsRoutes.keys());
-      st.received = true;
       for (const n of names) this.offerComposed(n);
     }
     if (type === TypeUrl.Cluster || type === TypeUrl.ClusterLoadAssignment) this.warming.promote(this.resources);
