@@ -3,7 +3,9 @@
 // only the resources that changed, each with its own version, plus the names removed.
 // A reconnecting client names what it holds (initial_resource_versions) and is sent only
 // what differs. A resource's version is the digest of its encoding (served-set.ts), so the
-// same resource has the same version in every snapshot and over both protocols.
+// same resource has the same version in every snapshot and over both protocols. A push
+// larger than a client's message limit goes as several responses (delta-split.ts), every one
+// but the last marked (proto/delta-parts.ts), so that a sidecar puts it in force whole.
 //
 // The stream itself (who may connect, registration, flow control, warm-up, events) is the
 // AdsServer's, shared with State of the World; this file is how Delta speaks.
@@ -11,7 +13,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { DeltaDiscoveryRequest, PreparedDeltaResponse } from '../../proto/ads';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import type { SnapshotCache } from './cache';
+import { partVersion } from '../../proto/delta-parts';
 import { digestOf, type Resource } from './served-set';
+import { splitDelta } from './delta-split';
+import { ENVELOPE_BYTES } from './message-size';
 import { subscriptionKey, type Snapshot } from './snapshot';
 import { CallRefused } from '../identity/peer';
 import { MAX_NAMES_PER_REQUEST, type StreamInfo, type TypeState } from './stream-state';
@@ -25,9 +30,12 @@ export interface ProtocolHost {
   checkRequest(info: StreamInfo, type: string, names: number): type is XdsTypeUrl;
   nextNonce(): string;
   holdForWarmup(info: StreamInfo, type: XdsTypeUrl): boolean;
-  admit(info: StreamInfo, changedAt?: number): boolean;
+  /** `responses`: the parts of one push, admitted together */
+  admit(info: StreamInfo, changedAt?: number, responses?: number): boolean;
   send(info: StreamInfo, res: PreparedDeltaResponse, type: XdsTypeUrl): void;
   intern(key: string, names: string[]): string[];
+  /** the largest message a client takes (proto/limits.ts); a push larger than it goes in parts */
+  readonly maxMessageBytes: number;
 }
 
 /**
@@ -68,6 +76,8 @@ export class DeltaProtocol {
   /** An ACK or a NACK of a response. */
   private onAnswer(info: StreamInfo, type: XdsTypeUrl, st: TypeState, req: DeltaDiscoveryRequest): void {
     if (req.error_detail) {
+      // a part of the push in flight refused: the push is not taken, whatever its last part's answer
+      if (st.partNonces?.includes(req.response_nonce ?? '')) st.sentNonce = undefined;
       st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', at: Date.now() };
       // The client kept what it had of that response's resources: which those are is not
       // known here, so the next push sends it every resource it is subscribed to again.
@@ -155,23 +165,31 @@ export class DeltaProtocol {
       st.asked = undefined;
       return;
     }
-    if (!this.host.admit(info, changedAt)) return;
+    // a push too large for one message goes in parts, each within the sidecars' limit
+    // (delta-split.ts); its parts are admitted together and each counts as a response
+    const parts = splitDelta(set, changed, removed, this.host.maxMessageBytes - ENVELOPE_BYTES);
+    if (!this.host.admit(info, changedAt, parts.length)) return;
     st.sentSet = set.summary;
     st.heldVersions = undefined;
     st.asked = undefined;
     st.answerOwed = false;
     st.sentVersion = set.version;
-    st.sentNonce = this.host.nextNonce();
     if (changedAt !== undefined) st.pendingSince ??= changedAt;
-    // the resources go as their shared encoding alone (proto/ads.ts writes resourcesWire),
-    // not as objects made again for every stream
-    const res: PreparedDeltaResponse = {
-      system_version_info: set.version,
-      type_url: type,
-      nonce: st.sentNonce,
-      removed_resources: removed,
-      resourcesWire: set.deltaWire(changed),
-    };
-    this.host.send(info, res, type);
+    const nonces = parts.map(() => this.host.nextNonce());
+    // the push is taken when its last part is: an ACK of an earlier one is not the push's
+    st.sentNonce = nonces.at(-1);
+    st.partNonces = parts.length > 1 ? nonces.slice(0, -1) : undefined;
+    parts.forEach((part, i) => {
+      // the resources go as their shared encoding alone (proto/ads.ts writes resourcesWire),
+      // not as objects made again for every stream
+      const res: PreparedDeltaResponse = {
+        system_version_info: partVersion(set.version, i + 1, parts.length),
+        type_url: type,
+        nonce: nonces[i],
+        removed_resources: part.removed,
+        resourcesWire: set.deltaWire(part.resources),
+      };
+      this.host.send(info, res, type);
+    });
   }
 }

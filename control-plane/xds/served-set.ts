@@ -56,6 +56,7 @@ export class ServedSet {
   private readonly gone = new WeakMap<Held, string[]>();
   private readonly wires = new WeakMap<Resource[], Buffer>();
   private readonly deltaWires = new WeakMap<Resource[], Buffer>();
+  private readonly runs = new WeakMap<Resource[], { budget: number; runs: Resource[][] }>();
 
   constructor(
     readonly version: string,
@@ -91,5 +92,32 @@ export class ServedSet {
   /** `list` as DeltaDiscoveryResponse resources, encoded once for every stream sent it. */
   deltaWire(list: Resource[]): Buffer {
     return once(this.deltaWires, list, (l) => Buffer.concat(l.map(deltaWireOf)));
+  }
+
+  /**
+   * `list` cut, in order, into runs of at most `budget` bytes as DeltaDiscoveryResponse
+   * resources (a resource larger than that alone in its run), once for every stream sent it:
+   * the runs are the same arrays for all of them, so each run's encoding (deltaWire) is too.
+   * A list that fits is its own single run.
+   */
+  deltaRuns(list: Resource[], budget: number): Resource[][] {
+    const have = this.runs.get(list);
+    if (have?.budget === budget) return have.runs;
+    const runs: Resource[][] = [];
+    let run: Resource[] = [];
+    let bytes = 0;
+    for (const r of list) {
+      const b = deltaWireOf(r).length;
+      if (run.length && bytes + b > budget) {
+        runs.push(run);
+        run = [];
+        bytes = 0;
+      }
+      run.push(r);
+      bytes += b;
+    }
+    if (run.length) runs.push(runs.length ? run : list);
+    this.runs.set(list, { budget, runs });
+    return runs;
   }
 }

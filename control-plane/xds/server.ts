@@ -8,9 +8,9 @@
 // RouteConfiguration and ClusterLoadAssignment responses carry only what changed since
 // (served-set.ts), and every response is written from resources encoded once per
 // snapshot. Flow control: a stream has at most MAX_WRITES_IN_FLIGHT responses not yet
-// taken by its client, and all streams together at most maxBytesInFlight (a thousand
-// sidecars connecting at once would otherwise each be handed the whole mesh at once);
-// past either, pushes are not queued but noted, and when the client reads again (or the
+// taken by its client (or one Delta push in more parts than that, delta-split.ts), and
+// all streams together at most maxBytesInFlight (a thousand sidecars connecting at once
+// would otherwise each be handed the whole mesh at once); past either, pushes are not queued but noted, and when the client reads again (or the
 // budget frees) the stream is sent the latest state, whatever happened meanwhile.
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DeltaDiscoveryRequest, DeltaStream, DiscoveryRequest, PreparedResponse } from '../../proto/ads';
@@ -21,6 +21,7 @@ import type { SnapshotCache } from './cache';
 import { subscriptionKey, type Snapshot } from './snapshot';
 import { MAX_NAMES_PER_REQUEST, MAX_TYPES_PER_STREAM, sameNames, subscription, type StreamInfo, type XdsProtocol } from './stream-state';
 import { identify, type StreamPolicy } from './registration';
+import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { DeltaProtocol, type ProtocolHost } from './delta-server';
 
 export { MAX_NAMES_PER_REQUEST, MAX_TYPES_PER_STREAM } from './stream-state';
@@ -76,6 +77,8 @@ export class AdsServer implements ProtocolHost {
     readonly events: AdsEvents = {},
     private readonly warmupMs = 0,
     private readonly maxBytesInFlight = MAX_BYTES_IN_FLIGHT,
+    /** the clients' message limit; a Delta push larger than it goes in parts (injectable for tests) */
+    readonly maxMessageBytes = MAX_XDS_MESSAGE_BYTES,
   ) {
     cache.on('snapshot', (snap: Snapshot, changedAt: number) => {
       for (const s of this.streams.values()) this.pushAll(s, snap, changedAt);
@@ -292,11 +295,14 @@ export class AdsServer implements ProtocolHost {
   /**
    * Flow control, for both protocols: whether a response may be written to the stream now.
    * If not, nothing is queued: when the client reads again (or the budget frees) it is sent
-   * the state of that moment.
+   * the state of that moment. `responses`: a Delta push in parts is written whole or not at
+   * all, each part counted as a response; one of more parts than MAX_WRITES_IN_FLIGHT goes
+   * when nothing else is in flight.
    */
-  admit(info: StreamInfo, changedAt?: number): boolean {
+  admit(info: StreamInfo, changedAt?: number, responses = 1): boolean {
     const overBudget = this.bytesInFlight >= this.maxBytesInFlight;
-    if (info.inFlight < MAX_WRITES_IN_FLIGHT && !overBudget) return true;
+    const room = info.inFlight === 0 || info.inFlight + responses <= MAX_WRITES_IN_FLIGHT;
+    if (room && !overBudget) return true;
     const owed = (info.owed ??= {});
     if (changedAt !== undefined && (owed.changedAt === undefined || changedAt < owed.changedAt)) owed.changedAt = changedAt;
     if (overBudget) this.waiting.add(info);

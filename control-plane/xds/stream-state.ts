@@ -29,6 +29,8 @@ export interface TypeState {
   answerOwed?: boolean;
   sentVersion?: string;
   sentNonce?: string;
+  /** Delta xDS: the nonces of the parts before the last of a push sent in parts (delta-split.ts) */
+  partNonces?: string[];
   ackedVersion?: string;
   lastNack?: NackRecord;
   /**
