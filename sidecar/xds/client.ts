@@ -19,6 +19,7 @@ import {
 } from '../../proto/ads';
 import { TypeUrl, isXdsType, shortName, type XdsTypeUrl } from '../../proto/type-urls';
 import { leavingNode, withVhds } from '../../proto/node-meta';
+import { morePartsFollow } from '../../proto/delta-parts';
 import type { Logger } from '../../common/log';
 import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { ResourceStore, type Incoming, type Resources, type TypeStatus } from './resources';
@@ -51,6 +52,8 @@ export class XdsClient extends EventEmitter {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private sentNode = false;
+  /** types a part of whose push in progress was NACKed */
+  private readonly refusedParts = new Set<XdsTypeUrl>();
 
   constructor(
     private readonly target: string,
@@ -122,8 +125,11 @@ export class XdsClient extends EventEmitter {
     const stream: Stream = this.protocol === 'delta' ? calls.DeltaAggregatedResources() : calls.StreamAggregatedResources();
     this.stream = stream;
     this.sentNode = false;
-    // nonces belong to a stream; a new stream starts without one
+    // nonces belong to a stream; a new stream starts without one, and without the parts of a
+    // push the old one did not finish (what it names as held on reconnecting is what is in force)
     for (const st of this.status.values()) st.nonce = '';
+    this.store.dropHeld();
+    this.refusedParts.clear();
     let ended = false;
     const onEnd = (why: string) => {
       if (ended) return;
@@ -253,14 +259,16 @@ export class XdsClient extends EventEmitter {
     const st = this.status.get(type)!;
     st.nonce = res.nonce;
     const incoming: Incoming[] = (res.resources ?? []).flatMap((r) => (r.resource ? [{ any: r.resource, version: r.version ?? '' }] : []));
-    const errors = this.store.apply(type, incoming, res.removed_resources ?? []);
+    // a part with more to follow is answered now, on its own, and held until the last one
+    const more = morePartsFollow(res.system_version_info);
+    const errors = this.store.apply(type, incoming, res.removed_resources ?? [], more);
     const version = res.system_version_info ?? '';
     if (errors.length) this.answer(type, res.nonce, this.rejected(type, version, errors));
     else {
-      st.version = version;
+      if (!more) st.version = version;
       this.answer(type, res.nonce);
     }
-    this.applied(type, errors);
+    this.applied(type, errors, more);
   }
 
   private rejected(type: XdsTypeUrl, version: string, errors: string[]): string {
@@ -270,13 +278,22 @@ export class XdsClient extends EventEmitter {
     return st.lastError;
   }
 
-  /** After a response was applied (and answered): events, and EDS and RDS follow CDS and LDS. */
-  private applied(type: XdsTypeUrl, errors: string[]): void {
+  /**
+   * After a response was applied (and answered): events, and EDS and RDS follow CDS and LDS.
+   * `held`: a part of a push held for its last one, nothing of which is in force yet.
+   */
+  private applied(type: XdsTypeUrl, errors: string[], held = false): void {
     if (errors.length) this.emit('nack', type);
     else {
-      this.status.get(type)!.lastError = undefined;
+      // a part of the same push refused stays the last error: its last part's ACK took only itself
+      if (!this.refusedParts.has(type)) this.status.get(type)!.lastError = undefined;
       this.emit('ack', type);
     }
+    if (held) {
+      if (errors.length) this.refusedParts.add(type);
+      return;
+    }
+    this.refusedParts.delete(type);
     if (type === TypeUrl.Cluster) this.follow(TypeUrl.ClusterLoadAssignment, this.store.referenced(TypeUrl.ClusterLoadAssignment));
     if (type === TypeUrl.Listener) this.follow(TypeUrl.RouteConfiguration, this.store.referenced(TypeUrl.RouteConfiguration));
     if (type === TypeUrl.Listener || type === TypeUrl.RouteConfiguration) this.follow(TypeUrl.VirtualHost, this.store.referenced(TypeUrl.VirtualHost));

@@ -4,6 +4,8 @@
 // RDS must subscribe to, followed from the clusters and listeners in force. A route
 // configuration with `vhds` (Delta xDS) is put in force with its inline virtual hosts and
 // the VirtualHost resources named for it (`<its name>/<host>`), through the same warming.
+// A Delta push that came in parts (proto/delta-parts.ts) is put in force at its last part,
+// all of it at once: a route table is never in force with only some of its virtual hosts.
 import type { AnyMessage } from '../../proto/any';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { decoders, decodeVirtualHost, nameOf, DecodeError } from '../../proto/decode/decode';
@@ -52,6 +54,21 @@ const FIELD: Record<XdsTypeUrl, keyof Resources> = {
 
 type Model = ClusterModel | EndpointsModel | ListenerModel | RouteConfigModel | VirtualHostResourceModel;
 
+interface Decoded {
+  name: string;
+  model: Model;
+  version: string;
+}
+
+/** One response (or part of a push) decoded, not yet applied. */
+interface Part {
+  decoded: Decoded[];
+  /** every resource named in it, decoded or not (State of the World: what is not named is gone) */
+  seen: Set<string>;
+  errors: string[];
+  removed?: string[];
+}
+
 /** What the sidecar subscribes to of VirtualHost: all of them, over the same Delta stream. */
 export const VHDS_WILDCARD = ['*'];
 
@@ -63,6 +80,8 @@ export class ResourceStore {
     ORDER.map((t) => [t, { version: '', nonce: '', names: [], resourceVersions: new Map(), received: false }]),
   );
   private readonly warming = new Warming();
+  /** parts of a Delta push held until its last part (apply), per type */
+  private readonly held = new Map<XdsTypeUrl, Part[]>();
   private warmTimer?: NodeJS.Timeout;
 
   /** @param onWarmed a route waiting for its clusters went in force when its grace ran out */
@@ -71,33 +90,69 @@ export class ResourceStore {
   /**
    * Applies the resources of one response. `removed`: the names a Delta response removes;
    * undefined for State of the World, where a listener or cluster missing from the
-   * response is gone. Returns what could not be applied, each naming its resource and field.
+   * response is gone. `more`: a part of a Delta push after which more follow
+   * (proto/delta-parts.ts): its resources are decoded (and what cannot be is returned now,
+   * for this part's NACK) but held, and the push is applied whole with its last part, so
+   * that a route table is never in force with only some of its virtual hosts.
+   * Returns what could not be applied, each naming its resource and field.
    */
-  apply(type: XdsTypeUrl, incoming: Incoming[], removed?: string[]): string[] {
-    const st = this.status.get(type)!;
+  apply(type: XdsTypeUrl, incoming: Incoming[], removed?: string[], more = false): string[] {
+    const part = this.decode(type, incoming, removed);
+    const held = this.held.get(type);
+    if (more) {
+      if (held) held.push(part);
+      else this.held.set(type, [part]);
+      return part.errors;
+    }
+    this.held.delete(type);
+    const parts = held ? [...held, part] : [part];
+    this.put(
+      type,
+      parts.flatMap((p) => p.decoded),
+      parts.flatMap((p) => [...p.seen]),
+      removed && parts.flatMap((p) => p.removed ?? []),
+    );
+    return part.errors;
+  }
+
+  /** Held parts belong to the stream that sent them: a new stream starts without any. */
+  dropHeld(): void {
+    this.held.clear();
+  }
+
+  private decode(type: XdsTypeUrl, incoming: Incoming[], removed?: string[]): Part {
     const decode = type === TypeUrl.VirtualHost ? (a: AnyMessage) => decodeVirtualHost(a, this.maxDirectBody) : (decoders[type] as (a: AnyMessage) => Model);
-    const target = this.resources[FIELD[type]] as Map<string, unknown>;
-    const errors: string[] = [];
-    const seen = new Set<string>();
-    /** route configurations whose VHDS virtual hosts changed */
-    const recompose = new Set<string>();
+    const part: Part = { decoded: [], seen: new Set(), errors: [], removed };
     incoming.forEach(({ any, version }, i) => {
       try {
-        const m = decode(any);
-        const name = nameOf(m);
-        seen.add(name);
-        // routes go in force once the clusters they use are warm (make before break)
-        if (type === TypeUrl.RouteConfiguration) this.offerRoute(m as RouteConfigModel);
-        else target.set(name, m);
-        if (type === TypeUrl.VirtualHost) recompose.add((m as VirtualHostResourceModel).routeConfigName);
-        if (type === TypeUrl.Cluster) this.warming.revived(name);
-        st.resourceVersions.set(name, version);
+        const model = decode(any);
+        const name = nameOf(model);
+        part.seen.add(name);
+        part.decoded.push({ name, model, version });
       } catch (err) {
-        if (err instanceof DecodeError) seen.add(err.resource);
-        errors.push(err instanceof DecodeError ? err.message : `resources[${i}]: ${(err as Error).message}`);
+        if (err instanceof DecodeError) part.seen.add(err.resource);
+        part.errors.push(err instanceof DecodeError ? err.message : `resources[${i}]: ${(err as Error).message}`);
       }
     });
-    const gone = removed ?? (type === TypeUrl.Listener || type === TypeUrl.Cluster ? [...target.keys()].filter((n) => !seen.has(n)) : []);
+    return part;
+  }
+
+  /** Puts what a response (all its parts) brought in force; `seen`: every name in it, decoded or not. */
+  private put(type: XdsTypeUrl, decoded: Decoded[], seen: string[], removed?: string[]): void {
+    const st = this.status.get(type)!;
+    const target = this.resources[FIELD[type]] as Map<string, unknown>;
+    /** route configurations whose VHDS virtual hosts changed */
+    const recompose = new Set<string>();
+    for (const { name, model, version } of decoded) {
+      // routes go in force once the clusters they use are warm (make before break)
+      if (type === TypeUrl.RouteConfiguration) this.offerRoute(model as RouteConfigModel);
+      else target.set(name, model);
+      if (type === TypeUrl.VirtualHost) recompose.add((model as VirtualHostResourceModel).routeConfigName);
+      if (type === TypeUrl.Cluster) this.warming.revived(name);
+      st.resourceVersions.set(name, version);
+    }
+    const named = new Set(seen);
+    const gone = removed ?? (type === TypeUrl.Listener || type === TypeUrl.Cluster ? [...target.keys()].filter((n) => !named.has(n)) : []);
     if (type === TypeUrl.Cluster) {
       const dropped = new Map<string, ClusterModel>();
       for (const name of gone) {
@@ -123,7 +178,6 @@ export class ResourceStore {
     if (type === TypeUrl.Cluster || type === TypeUrl.ClusterLoadAssignment) this.warming.promote(this.resources);
     this.scheduleWarming();
     st.received = true;
-    return errors;
   }
 
   /** A route configuration as it came: with `vhds`, it waits for (and is put in force with) its VHDS virtual hosts. */
@@ -182,7 +236,10 @@ export class ResourceStore {
     const target = this.resources[FIELD[type]] as Map<string, unknown>;
     // a wildcard subscription (VHDS) keeps whatever it brought
     if (!wanted.has('*')) for (const n of [...target.keys()]) if (!wanted.has(n)) { target.delete(n); st.resourceVersions.delete(n); }
-    if (type === TypeUrl.VirtualHost && !want.length) st.received = false;
+    if (type === TypeUrl.VirtualHost && !want.length) {
+      st.received = false;
+      this.held.delete(type);
+    }
     return { added: want.filter((n) => !had.has(n)), removed };
   }
 
