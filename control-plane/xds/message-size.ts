@@ -2,7 +2,9 @@
 // takes at most MAX_XDS_MESSAGE_BYTES in one message: past it, its stream ends with
 // RESOURCE_EXHAUSTED, over and over, while the config would look loaded here. So every
 // response a config makes is measured before the config is accepted, and one too large is a
-// load error naming the type and what fills it.
+// load error naming the type and what fills it. Delta cuts a push too large for one message
+// into parts (delta-split.ts): for VirtualHost, served over Delta only, what must fit is each
+// one alone; the whole table is measured as RouteConfiguration, which goes in one piece.
 import * as protobuf from 'protobufjs';
 import { MAX_XDS_MESSAGE_BYTES } from '../../proto/limits';
 import { TypeUrl, typeNameOf, type XdsTypeUrl } from '../../proto/type-urls';
@@ -89,8 +91,10 @@ const counted = (n: number, what: string): string => `${num(n)} ${what}${n === 1
 function describe(o: OversizedResponse, limit: number): string {
   const what = o.largest.map((r) => `${JSON.stringify(r.name)} ${num(r.bytes)} bytes${r.detail ? ` (${r.detail})` : ''}`);
   const which = o.count === 1 ? `${typeName(o.type)} ${what[0]}` : `the largest of its ${counted(o.count, 'resource')}: ${what.join(', ')}`;
+  // a VirtualHost push is cut into parts, but no part is smaller than one virtual host
+  const response = o.type === TypeUrl.VirtualHost ? 'a VirtualHost response to a sidecar (one virtual host alone)' : `the ${typeName(o.type)} response to a sidecar`;
   return (
-    `the ${typeName(o.type)} response to a sidecar would be ${num(o.bytes)} bytes, over the ${num(limit)}-byte limit ` +
+    `${response} would be ${num(o.bytes)} bytes, over the ${num(limit)}-byte limit ` +
     `of a sidecar's xDS message (${num(ENVELOPE_BYTES)} of it kept for the envelope); ${which}`
   );
 }
@@ -132,9 +136,9 @@ export function checkMessageSizes(s: Snapshot, limit = MAX_XDS_MESSAGE_BYTES): v
     for (const r of resources) bytes += resourceBytes(r.any);
     consider(type, () => resources.map((r) => ({ name: r.name, bytes: resourceBytes(r.any), r })), bytes);
     if (type !== TypeUrl.RouteConfiguration) continue;
-    // the same routes split (VHDS): a first Delta response carries every virtual host at once
-    const split = resources.flatMap(vhdsSizes);
-    consider(TypeUrl.VirtualHost, () => split, split.reduce((sum, v) => sum + v.bytes, 0));
+    // The same routes split (VHDS, Delta only): a push of them larger than one message goes
+    // in parts (delta-split.ts), so what must fit is each virtual host alone.
+    for (const v of resources.flatMap(vhdsSizes)) consider(TypeUrl.VirtualHost, () => [v], v.bytes);
   }
   if (!worst.size) return;
   const over = [...worst].map(([type, { bytes, sized }]): OversizedResponse => {
