@@ -7,6 +7,7 @@ import { adsService, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } f
 import { pack, type AnyMessage } from '../../proto/any';
 import { decodeRouteConfig } from '../../proto/decode/decode';
 import { VHDS_FEATURE } from '../../proto/node-meta';
+import { partVersion } from '../../proto/delta-parts';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { logger } from '../../common/log';
 import { waitFor } from '../../common/wait';
@@ -75,9 +76,10 @@ async function setup() {
   cleanups.push(() => client.stop());
   await waitFor('the stream', () => requests.some((r) => r.type_url === TypeUrl.Cluster));
   let nonce = 0;
-  const send = (type: XdsTypeUrl, resources: [string, AnyMessage][], removed: string[] = []) => {
+  /** `version`: the response's system_version_info, a part's marker (proto/delta-parts.ts) among it */
+  const send = (type: XdsTypeUrl, resources: [string, AnyMessage][], removed: string[] = [], version?: string) => {
     const n = String(++nonce);
-    write({ type_url: type, nonce: n, system_version_info: `v${n}`, resources: resources.map(([name, any]) => ({ name, version: `${name}@${n}`, resource: any })), removed_resources: removed });
+    write({ type_url: type, nonce: n, system_version_info: version ?? `v${n}`, resources: resources.map(([name, any]) => ({ name, version: `${name}@${n}`, resource: any })), removed_resources: removed });
     return n;
   };
   const of = (type: XdsTypeUrl) => requests.filter((r) => r.type_url === type);
@@ -177,5 +179,79 @@ describe('XdsClient with VHDS', () => {
     expect(clustersOf()).toEqual(['v1']);
     s.send(TypeUrl.ClusterLoadAssignment, [['v3', assignment('v3')]]);
     await waitFor('the edit in force', () => clustersOf().length === 2);
+  });
+
+  describe('a push that came in parts (proto/delta-parts.ts)', () => {
+    const hosts = [vhost(REVIEWS, [['v1', 80], ['v2', 20]]), vhost(RATINGS, [['ratings', 1]]), vhost('*.example.com', [['ratings', 1]], ['*.example.com'])];
+    const entry = (vh: Obj): [string, AnyMessage] => [`outbound/${vh.name as string}`, split(vh)];
+    const acked = (s: Awaited<ReturnType<typeof setup>>, n: string) => waitFor(`the answer to ${n}`, () => s.of(TypeUrl.VirtualHost).find((r) => r.response_nonce === n));
+    const vhostsInForce = (s: Awaited<ReturnType<typeof setup>>) => s.client.resources.routes.get('outbound')?.virtualHosts.map((vh) => vh.name).sort();
+    async function subscribed() {
+      const s = await setup();
+      await base(s);
+      s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
+      await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+      return s;
+    }
+
+    it('ACKs each part, and puts the route configuration in force only at the last, with every virtual host', async () => {
+      const s = await subscribed();
+      for (const [i, vh] of hosts.slice(0, 2).entries()) {
+        const n = s.send(TypeUrl.VirtualHost, [entry(vh)], [], partVersion('v9', i + 1, 3));
+        expect((await acked(s, n)).error_detail).toBeUndefined();
+        // held: no route table in force with only some of its virtual hosts
+        expect(s.client.resources.routes.has('outbound')).toBe(false);
+        expect(s.client.status.get(TypeUrl.VirtualHost)!.resourceVersions.size).toBe(0);
+      }
+      s.send(TypeUrl.VirtualHost, [entry(hosts[2])], [], partVersion('v9', 3, 3));
+      await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+      expect(vhostsInForce(s)).toEqual(['*.example.com', RATINGS, REVIEWS]);
+      const st = s.client.status.get(TypeUrl.VirtualHost)!;
+      expect(st.version).toBe('v9');
+      expect([...st.resourceVersions.keys()].sort()).toEqual(hosts.map((vh) => `outbound/${vh.name as string}`).sort());
+    });
+
+    it('keeps the table in force unchanged through the parts of a later push, and applies it whole at the last', async () => {
+      const s = await subscribed();
+      s.send(TypeUrl.VirtualHost, hosts.map(entry));
+      await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+      const before = s.client.resources.routes.get('outbound');
+      const n = s.send(TypeUrl.VirtualHost, [entry(vhost(REVIEWS, [['v2', 1]]))], [], partVersion('v10', 1, 2));
+      await acked(s, n);
+      expect(s.client.resources.routes.get('outbound')).toBe(before);
+      s.send(TypeUrl.VirtualHost, [], [`outbound/${RATINGS}`], partVersion('v10', 2, 2));
+      await waitFor('the push in force', () => vhostsInForce(s)?.length === 2);
+      const rt = new RouteTable(s.client.resources.routes.get('outbound'), true);
+      expect(rt.match('reviews', '/', () => undefined)?.model.clusters.map((c) => c.name)).toEqual(['v2']);
+    });
+
+    it('NACKs a bad part by name; the rest goes in force at the last part, the bad virtual host as it was, and the error stays', async () => {
+      const s = await subscribed();
+      s.send(TypeUrl.VirtualHost, hosts.map(entry));
+      await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+      const bad = { ...vhost(REVIEWS, [['v1', 0]]), name: REVIEWS };
+      const n = s.send(TypeUrl.VirtualHost, [entry(bad)], [], partVersion('v11', 1, 2));
+      expect((await acked(s, n)).error_detail?.message).toContain(`outbound/${REVIEWS}`);
+      const last = s.send(TypeUrl.VirtualHost, [], [`outbound/${RATINGS}`], partVersion('v11', 2, 2));
+      expect((await acked(s, last)).error_detail).toBeUndefined();
+      await waitFor('the push in force', () => vhostsInForce(s)?.length === 2);
+      const rt = new RouteTable(s.client.resources.routes.get('outbound'), true);
+      expect(rt.match('reviews', '/', () => undefined)?.model.clusters.map((c) => c.name)).toEqual(['v1', 'v2']);
+      expect(s.client.status.get(TypeUrl.VirtualHost)!.lastError).toContain(`outbound/${REVIEWS}`);
+    });
+
+    it('drops the parts an ended stream did not finish: the new stream names only what is in force', async () => {
+      const s = await subscribed();
+      s.send(TypeUrl.VirtualHost, [entry(hosts[0])], [], partVersion('v12', 1, 2));
+      await waitFor('the part held', () => s.of(TypeUrl.VirtualHost).some((r) => r.response_nonce));
+      const before = s.requests.length;
+      s.end();
+      const again = await waitFor('the VHDS subscription on a new stream', () => s.streams() === 2 && s.requests.slice(before).find((r) => r.type_url === TypeUrl.VirtualHost));
+      expect(again.initial_resource_versions ?? {}).toEqual({});
+      // a push on the new stream does not bring the old stream's part in with it
+      s.send(TypeUrl.VirtualHost, [entry(hosts[1])]);
+      await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+      expect(vhostsInForce(s)).toEqual([RATINGS]);
+    });
   });
 });
