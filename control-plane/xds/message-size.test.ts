@@ -96,9 +96,12 @@ describe('every xDS response a config makes is measured against the sidecars’ 
     const err = caught(() => checkMessageSizes(snap, 20_000));
     expect(err).toBeInstanceOf(OversizedConfigError);
     const over = (err as OversizedConfigError).responses;
-    // the table whole, and split into its virtual hosts (VHDS), which a first Delta response carries all at once
+    // the table whole, and its largest virtual host alone (VHDS): a VirtualHost push goes in
+    // parts, but no part is smaller than one virtual host
     expect(over.map((o) => o.type)).toEqual([TypeUrl.RouteConfiguration, TypeUrl.VirtualHost]);
-    expect(over[1].largest[0].name).toBe('outbound/reviews.default.svc.cluster.local');
+    expect(over[1].count).toBe(1);
+    expect(over[1].largest.map((v) => v.name)).toEqual(['outbound/reviews.default.svc.cluster.local']);
+    expect((err as Error).message).toMatch(/a VirtualHost response to a sidecar \(one virtual host alone\) would be [\d,]+ bytes, over the 20,000-byte limit .*; VirtualHost "outbound\/reviews\.default\.svc\.cluster\.local" [\d,]+ bytes/);
     expect(over[0].bytes).toBeGreaterThan(20_000 - ENVELOPE_BYTES);
     expect((err as Error).message).toMatch(/RouteConfiguration response .* over the 20,000-byte limit/);
     expect((err as Error).message).toMatch(/"outbound" [\d,]+ bytes \(2 virtual hosts, the most routes in reviews\.default\.svc\.cluster\.local \(201\), ratings/);
@@ -115,6 +118,43 @@ describe('every xDS response a config makes is measured against the sidecars’ 
     expect(err.message).toMatch(/Cluster response .*the largest of its \d+ resources: "outbound\|/);
   });
 
+  it('accepts a whole table between ~2.5 and 4 MiB of many small virtual hosts, whose split form is over 4 MiB (it goes in parts)', () => {
+    // 6,000 services of four routes each, in groups (a config file holds at most 10,000 documents)
+    const group = (g: number) => {
+      const hosts = Array.from({ length: 100 }, (_, i) => `svc-${g * 100 + i}.example.com`).join(', ');
+      const routes = Array.from({ length: 4 }, (_, j) => `  - match: [{uri: {prefix: /r${j}}}]\n    route: [{destination: {host: svc-${g * 100}.example.com}}]`).join('\n');
+      return `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: g${g}}
+spec:
+  hosts: [${hosts}]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: 9}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: g${g}}
+spec:
+  hosts: [${hosts}]
+  http:
+${routes}`;
+    };
+    const big = parseConfigText(Array.from({ length: 60 }, (_, g) => group(g)).join('\n'), 'mesh.yaml');
+    const cache = new SnapshotCache(OPTS);
+    cache.setConfig(big);
+    const whole = cache.snapshot.served(TypeUrl.RouteConfiguration, ['outbound']).resources[0];
+    const wholeBytes = resourceBytes(whole.any);
+    expect(wholeBytes).toBeGreaterThan(2.5 * 2 ** 20);
+    expect(wholeBytes).toBeLessThan(MAX_XDS_MESSAGE_BYTES - ENVELOPE_BYTES);
+    // what was measured as one first VirtualHost response before the split, and refused
+    const split = vhdsSizes(whole);
+    expect(split).toHaveLength(6_000);
+    expect(split.reduce((sum, v) => sum + v.bytes, 0)).toBeGreaterThan(MAX_XDS_MESSAGE_BYTES);
+    expect(cache.snapshot.config).toBe(big);
+  }, 60_000);
+
   it('refuses at load, keeping the config in force, a route table over 4 MiB (40,000 routes)', () => {
     const cache = new SnapshotCache(OPTS);
     const good = parseConfigText(YAML, 'mesh.yaml');
@@ -123,6 +163,8 @@ describe('every xDS response a config makes is measured against the sidecars’ 
     expect(err).toBeInstanceOf(OversizedConfigError);
     expect((err as OversizedConfigError).responses[0].bytes).toBeGreaterThan(MAX_XDS_MESSAGE_BYTES);
     expect((err as Error).message).toMatch(/RouteConfiguration "outbound"/);
+    // and its one virtual host, over the limit alone, is named for the sidecars that take it split
+    expect((err as OversizedConfigError).responses[1]).toMatchObject({ type: TypeUrl.VirtualHost, count: 1, largest: [{ name: 'outbound/reviews.default.svc.cluster.local' }] });
     expect(cache.snapshot.config).toBe(good);
     expect(cache.snapshot.generation).toBe(1);
   }, 30_000);
