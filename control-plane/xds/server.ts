@@ -10,8 +10,9 @@
 // snapshot. Flow control: a stream has at most MAX_WRITES_IN_FLIGHT responses not yet
 // taken by its client (or one Delta push in more parts than that, delta-split.ts), and
 // all streams together at most maxBytesInFlight (a thousand sidecars connecting at once
-// would otherwise each be handed the whole mesh at once); past either, pushes are not queued but noted, and when the client reads again (or the
-// budget frees) the stream is sent the latest state, whatever happened meanwhile.
+// would otherwise each be handed the whole mesh at once); past either, pushes are not
+// queued but noted, and when the client reads again (or the budget frees) the stream is
+// sent the latest state, whatever happened meanwhile.
 import * as grpc from '@grpc/grpc-js';
 import type { AdsStream, DeltaDiscoveryRequest, DeltaStream, DiscoveryRequest, PreparedResponse } from '../../proto/ads';
 import { isXdsType, TypeUrl, xdsTypes, type XdsTypeUrl } from '../../proto/type-urls';
