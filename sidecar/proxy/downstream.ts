@@ -1,18 +1,18 @@
 // One listening socket that speaks HTTP/1.1 and h2c (prior knowledge) alike, and, for
 // the inbound port, TLS too: the first bytes of a connection decide. Limits from SPEC
 // section 7 are set here.
-import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { uriSanOf } from '../../certs/svid';
 import { defaultLimits, type ListenerLimits } from './limits';
 import { H2Guard, PREMATURE_RESET_MS, ResetBudget } from './h2-guard';
+import { H1Connections, type H1Request, type H1Response } from './h1-server';
 
 export { MAX_HEADER_BYTES, MAX_HEADERS_COUNT, MESH_ADDED_HEADERS } from './limits';
 
-export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
-export type DownstreamResponse = http.ServerResponse | http2.Http2ServerResponse;
+export type DownstreamRequest = H1Request | http2.Http2ServerRequest;
+export type DownstreamResponse = H1Response | http2.Http2ServerResponse;
 export type RequestHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -102,23 +102,10 @@ export function dualProtocolServer(
       if (!stream.destroyed && !stream.closed) track(req, res);
     });
   };
-  // the whole-request and stream-idle timeouts are the request path's (stream-watch.ts), for both protocols alike
-  const h1 = http.createServer(
-    { maxHeaderSize: limits.maxHeaderBytes, headersTimeout, requestTimeout: 0, keepAliveTimeout: limits.idleTimeoutMs, connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeout / 2)) },
-    track,
-  );
-  // one more than the limit is kept, so that going over it is seen (request-info.ts answers 431)
-  // instead of Node silently dropping what follows
+  // the whole-request and stream-idle timeouts are the request path's (stream-watch.ts), for both
+  // protocols alike; the headers and idle timeouts are the connection's (h1-server.ts)
   const maxHeaders = limits.maxHeadersCount;
-  h1.maxHeadersCount = maxHeaders + 1;
-  // h1 never listens itself (the sniffer hands it sockets), but its header-timeout
-  // tracking starts on 'listening': without this, slow headers would never get a 408.
-  h1.emit('listening');
-  h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-    if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-  });
+  const h1 = new H1Connections(track as (req: H1Request, res: H1Response) => void, { limits, isDraining: () => draining });
   // room past the limit (and the pseudo-headers) so that a request over it gets its 431, not a reset
   const h2 = http2.createServer({ maxSessionMemory: 64, maxHeaderListPairs: 2 * maxHeaders, settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams } }, trackH2);
   const sockets = new Set<net.Socket>();
@@ -142,7 +129,7 @@ export function dualProtocolServer(
       opts.onConnection?.(s, info);
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
-      if (s.alpnProtocol !== 'h2') return void h1.emit('connection', s);
+      if (s.alpnProtocol !== 'h2') return void h1.serve(s);
       // the h2 server makes the session synchronously, inside this emit
       h2Pending = info;
       h2.emit('connection', s);
@@ -200,7 +187,7 @@ export function dualProtocolServer(
       const isH2 = head.length >= 3 && head.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
       if (!isH2) {
         socket.unshift(head);
-        return void h1.emit('connection', socket);
+        return void h1.serve(socket);
       }
       // the first read is judged before an HTTP/2 session is made for it: a flood that opens
       // with its resets costs no session at all
@@ -218,7 +205,7 @@ export function dualProtocolServer(
       draining = true;
       // GOAWAY: the open streams finish, the client makes new ones elsewhere
       for (const session of sessions) session.close();
-      h1.closeIdleConnections();
+      h1.closeIdle();
       const stopAccepting = () => {
         server.close();
         h1.close();
