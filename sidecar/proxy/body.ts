@@ -36,6 +36,15 @@ export interface BodyProgress {
   requestDone(): void;
 }
 
+/**
+ * What a body is read from, in flowing mode: a downstream request (h1-server.ts's H1Request,
+ * node:http2's request) or any Readable. Events: data, end, error, aborted, close.
+ */
+export interface BodySource extends NodeJS.EventEmitter {
+  pause(): unknown;
+  resume(): unknown;
+}
+
 export class RequestBody {
   private chunks: Buffer[] = [];
   /** chunks dropped from the front once they were past the replay limit and consumed */
@@ -47,7 +56,7 @@ export class RequestBody {
   private readonly taps = new Map<Readable, number>();
 
   constructor(
-    private readonly src: Readable,
+    private readonly src: BodySource,
     private readonly replayLimit = REPLAY_LIMIT,
     /** told of every chunk and of the end (the stream timeouts) */
     private readonly progress?: BodyProgress,

@@ -10,10 +10,11 @@ let port: number;
 let seen: { url: string; headers: Record<string, unknown>; body: string; complete: boolean }[] = [];
 
 /** Raw bytes in (each string a separate write, `gapMs` apart), everything written back, and whether the server closed. */
-function raw(payload: string | string[], o: { waitMs?: number; gapMs?: number } = {}): Promise<{ out: string; closed: boolean }> {
+function raw(payload: string | string[], o: { waitMs?: number; gapMs?: number; halfOpen?: boolean } = {}): Promise<{ out: string; closed: boolean }> {
   const parts = Array.isArray(payload) ? payload : [payload];
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', async () => {
+    // halfOpen: the client goes on writing after the server has closed its side
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: o.halfOpen ?? false }, async () => {
       for (const p of parts) {
         if (s.destroyed) break;
         s.write(p, 'latin1');
@@ -27,10 +28,13 @@ function raw(payload: string | string[], o: { waitMs?: number; gapMs?: number } 
       s.destroy();
       resolve({ out, closed: false });
     }, o.waitMs ?? 1500);
-    s.on('close', () => {
+    const closed = () => {
       clearTimeout(t);
       resolve({ out, closed: true });
-    });
+    };
+    s.on('close', closed);
+    // a half-open client sees the server's side closed as its end
+    if (o.halfOpen) s.on('end', closed);
   });
 }
 
@@ -41,6 +45,11 @@ const statusOf = (out: string): number[] => [...out.matchAll(/HTTP\/1\.1 (\d{3})
 beforeAll(async () => {
   srv = dualProtocolServer(
     (req, res) => {
+      // answered before its body is read, as a local reply (a timeout, a denial) is
+      if (req.url === '/early') {
+        req.on('data', () => undefined);
+        return void res.writeHead(403, { 'content-length': 0 }).end();
+      }
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString('latin1')));
       req.on('error', () => undefined);
@@ -199,6 +208,19 @@ describe('keep-alive, pipelining, framing', () => {
     seen = [];
     await raw('GET /h HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\nCookie: a=1\r\nCookie: b=2\r\nUser-Agent: one\r\nUser-Agent: two\r\nSet-Cookie: s=1\r\nConnection: close\r\n\r\n');
     expect(seen[0].headers).toMatchObject({ host: 'a', 'x-dup': '1, 2', cookie: 'a=1; b=2', 'user-agent': 'one', 'set-cookie': ['s=1'] });
+  });
+});
+
+describe('a request answered before its body is read', () => {
+  it('closes the connection after the answer, and bytes the client still sends are dropped, never read as a request', async () => {
+    const before = seen.length;
+    const r = await raw(['POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab', 'cd', 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n', 'ef'], { gapMs: 50, halfOpen: true });
+    expect(statusOf(r.out)).toEqual([403]);
+    expect(r.out).toMatch(/connection: close\r\n/);
+    expect(r.closed).toBe(true);
+    expect(seen.length).toBe(before);
+    // the listener is still there
+    expect(statusOf((await raw('GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).out)).toEqual([200]);
   });
 });
 

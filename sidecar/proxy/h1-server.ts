@@ -9,7 +9,6 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type * as net from 'node:net';
-import { Readable } from 'node:stream';
 import { ChunkedDecoder } from './h1-chunked';
 import { HeadError, headEnd, leadingBlankLines, parseHead, type RequestHead } from './h1-parse';
 import type { ListenerLimits } from './limits';
@@ -18,8 +17,13 @@ type Socket = net.Socket;
 
 export type H1Handler = (req: H1Request, res: H1Response) => void;
 
-/** A request as the request path reads it: node:http's IncomingMessage, in what it uses of it. */
-export class H1Request extends Readable {
+/**
+ * A request as the request path reads it: node:http's IncomingMessage, in what it uses of it.
+ * Its body is events (data, end, aborted, error, close) with pause() and resume(), as a
+ * Readable in flowing mode gives them, without a stream's state per request (most requests
+ * have no body, and a Readable made and ended for each of them cost more than the rest of this).
+ */
+export class H1Request extends EventEmitter {
   readonly method: string;
   readonly url: string;
   readonly httpVersion: string;
@@ -30,6 +34,11 @@ export class H1Request extends Readable {
   /** the whole body arrived */
   complete = false;
   aborted = false;
+  destroyed = false;
+  readableEnded = false;
+  private paused = false;
+  private held: Buffer[] = [];
+  private endHeld = false;
 
   constructor(
     head: RequestHead,
@@ -45,18 +54,56 @@ export class H1Request extends Readable {
     this.rawHeaders = head.rawHeaders;
   }
 
-  override _read(): void {
-    this.conn.bodyWanted();
+  /** Body bytes from the connection; false: read no more until resume(). */
+  deliver(chunk: Buffer): boolean {
+    if (this.destroyed) return true;
+    if (this.paused || this.held.length || !this.listenerCount('data')) {
+      this.held.push(chunk);
+      return false;
+    }
+    this.emit('data', chunk);
+    return !this.paused;
+  }
+
+  /** The body is over (the connection read its last byte). */
+  finish(): void {
+    this.complete = true;
+    this.endHeld = true;
+    this.flush();
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    this.paused = false;
+    this.flush();
+    if (!this.complete && !this.paused) this.conn.bodyWanted();
+    return this;
+  }
+
+  private flush(): void {
+    while (!this.paused && this.held.length && this.listenerCount('data')) this.emit('data', this.held.shift());
+    if (this.endHeld && !this.held.length && !this.destroyed) {
+      this.endHeld = false;
+      this.readableEnded = true;
+      this.emit('end');
+      this.emit('close');
+    }
   }
 
   /** cut short: the client went, or its body could not be read */
   abort(err: Error): void {
-    if (this.complete || this.destroyed) return;
+    if (this.readableEnded || this.destroyed) return;
+    this.destroyed = true;
     this.aborted = true;
+    this.held = [];
     this.emit('aborted');
     // an unheard 'error' would end the process: a request nobody reads ends quietly
-    if (this.listenerCount('error') > 0) this.destroy(err);
-    else this.destroy();
+    if (this.listenerCount('error')) this.emit('error', err);
+    this.emit('close');
   }
 }
 
@@ -160,7 +207,8 @@ export class H1Response extends EventEmitter {
         lines += `transfer-encoding: chunked${CRLF}`;
       } else this.shouldKeepAlive = false;
     }
-    if (closeAsked || this.conn.draining) this.shouldKeepAlive = false;
+    // answered before its body was read to the end: the rest cannot be told from the next request
+    if (closeAsked || this.conn.draining || !this.conn.bodyRead()) this.shouldKeepAlive = false;
     if (!hasDate) lines += `date: ${httpDate()}${CRLF}`;
     lines += this.shouldKeepAlive ? `connection: keep-alive${CRLF}keep-alive: timeout=${this.keepAliveSec}${CRLF}` : `connection: close${CRLF}`;
     this.head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}${CRLF}${lines}${CRLF}`;
@@ -322,10 +370,11 @@ export class H1Connections {
   }
 }
 
-type Phase = 'head' | 'body' | 'response';
+/** reading a head, reading a body, answering, or ending (nothing more is read) */
+type Phase = 'head' | 'body' | 'response' | 'ending';
 
-/** how long a refused connection is given to read its answer and close */
-const REFUSED_GRACE_MS = 2000;
+/** how long a connection we closed is given to read its last answer and close its side */
+const CLOSE_GRACE_MS = 2000;
 
 class H1Connection {
   private buf: Buffer | null = null;
@@ -374,6 +423,8 @@ class H1Connection {
     this.append(d);
     if (this.phase === 'head') this.readHead();
     else if (this.phase === 'body') this.readBody();
+    // the connection said it closes, and the client still sends: cut
+    else if (this.phase === 'ending') this.socket.destroy();
     // an exchange in flight: what follows (a pipelined request) waits, unread, until it is over
     else this.pause();
   }
@@ -431,8 +482,8 @@ class H1Connection {
     this.req = req;
     this.res = res;
     if (head.body.kind === 'none') {
+      // ended once the request path has had the request (a consumer of the body attaches as it gets it)
       req.complete = true;
-      req.push(null);
       this.phase = 'response';
     } else {
       this.phase = 'body';
@@ -446,17 +497,18 @@ class H1Connection {
       // the request path answers its own errors; one that escapes it costs this connection, not the process
       return void this.socket.destroy();
     }
+    if (head.body.kind === 'none') req.finish();
     if (this.phase === 'body') this.readBody();
     else if (this.buf) this.pause();
   }
 
   private readBody(): void {
-    const req = this.req!;
+    const req = this.req;
     const buf = this.buf;
-    if (!buf || req.destroyed) return;
+    if (!req || !buf || req.destroyed) return;
     let full = false;
     const give = (c: Buffer) => {
-      if (!req.push(c)) full = true;
+      if (!req.deliver(c)) full = true;
     };
     let used: number;
     if (this.chunks) {
@@ -474,15 +526,20 @@ class H1Connection {
     }
     this.buf = used < buf.length ? buf.subarray(used) : null;
     if (this.chunks ? this.chunks.done : this.bodyLeft === 0) {
-      req.complete = true;
       this.chunks = undefined;
-      req.push(null);
+      // the exchange is answering before 'end' is heard (its handler may answer at once)
       this.phase = 'response';
       if (this.buf) this.pause();
+      req.finish();
       return;
     }
     // the request path reads the body at its own pace (the upstream's)
     if (full) this.pause();
+  }
+
+  /** Whether the body of the exchange in flight was read to its end (or it had none). */
+  bodyRead(): boolean {
+    return this.phase !== 'body';
   }
 
   /** The request path wants more of the body. */
@@ -497,8 +554,12 @@ class H1Connection {
     this.req = undefined;
     this.res = undefined;
     if (!keep) {
-      // a body not read to its end leaves the connection unreadable: it closes with the response
+      // a body not read to its end leaves the connection unreadable: it closes with the response,
+      // and what the client still sends is dropped
+      this.phase = 'ending';
+      this.buf = null;
       this.socket.end();
+      this.destroyLater();
       return;
     }
     this.phase = 'head';
@@ -521,7 +582,7 @@ class H1Connection {
 
   /** A head that cannot be read: answered, and the connection closed (what follows it cannot be read either). */
   private refuse(status: number): void {
-    this.phase = 'response';
+    this.phase = 'ending';
     this.buf = null;
     this.headSince = 0;
     const res = this.res;
@@ -531,8 +592,12 @@ class H1Connection {
     }
     this.socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}${CRLF}connection: close${CRLF}content-length: 0${CRLF}${CRLF}`, 'latin1');
     this.pause();
-    // a client that never closes its side does not keep the socket
-    setTimeout(() => this.socket.destroy(), REFUSED_GRACE_MS).unref();
+    this.destroyLater();
+  }
+
+  /** A client that never closes its side after ours does not keep the socket. */
+  private destroyLater(): void {
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   closeIfIdle(): void {
