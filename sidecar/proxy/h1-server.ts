@@ -210,7 +210,9 @@ export class H1Response extends EventEmitter {
     // answered before its body was read to the end: the rest cannot be told from the next request
     if (closeAsked || this.conn.draining || !this.conn.bodyRead()) this.shouldKeepAlive = false;
     if (!hasDate) lines += `date: ${httpDate()}${CRLF}`;
-    lines += this.shouldKeepAlive ? `connection: keep-alive${CRLF}keep-alive: timeout=${this.keepAliveSec}${CRLF}` : `connection: close${CRLF}`;
+    // the idle timeout told, as node:http tells it, so that a client gives the connection up first
+    if (!this.shouldKeepAlive) lines += `connection: close${CRLF}`;
+    else lines += this.keepAliveSec > 0 ? `connection: keep-alive${CRLF}keep-alive: timeout=${this.keepAliveSec}${CRLF}` : `connection: keep-alive${CRLF}`;
     this.head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}${CRLF}${lines}${CRLF}`;
     this.headersSent = true;
     return this;
@@ -356,7 +358,8 @@ export class H1Connections {
   private startSweeper(): NodeJS.Timeout {
     const l = this.o.limits;
     // as node:http's connectionsCheckingInterval: a timeout fires within a fraction of itself
-    const every = Math.max(10, Math.min(1000, Math.min(l.headersTimeoutMs, l.idleTimeoutMs) / 4));
+    const timeouts = [l.headersTimeoutMs, l.idleTimeoutMs].filter((ms) => ms > 0);
+    const every = Math.max(10, Math.min(1000, Math.min(4000, ...timeouts) / 4));
     const t = setInterval(() => {
       const now = Date.now();
       for (const c of this.live) c.sweep(now);
@@ -421,12 +424,17 @@ class H1Connection {
   private onData(d: Buffer): void {
     this.idleSince = 0;
     this.append(d);
-    if (this.phase === 'head') this.readHead();
-    else if (this.phase === 'body') this.readBody();
-    // the connection said it closes, and the client still sends: cut
-    else if (this.phase === 'ending') this.socket.destroy();
-    // an exchange in flight: what follows (a pipelined request) waits, unread, until it is over
-    else this.pause();
+    try {
+      if (this.phase === 'head') this.readHead();
+      else if (this.phase === 'body') this.readBody();
+      // the connection said it closes, and the client still sends: cut
+      else if (this.phase === 'ending') this.socket.destroy();
+      // an exchange in flight: what follows (a pipelined request) waits, unread, until it is over
+      else this.pause();
+    } catch (err) {
+      // a fault of ours costs this connection, never the process and every other one
+      this.socket.destroy(err as Error);
+    }
   }
 
   /** Adds to what is buffered; a head that trickles in is copied once per doubling, not once per byte. */
@@ -478,7 +486,7 @@ class H1Connection {
   private begin(head: RequestHead): void {
     this.draining = this.o.isDraining();
     const req = new H1Request(head, this.socket, this);
-    const res = new H1Response(this, this.socket, head.method === 'HEAD', head.version, head.keepAlive, Math.round(this.o.limits.idleTimeoutMs / 1000));
+    const res = new H1Response(this, this.socket, head.method === 'HEAD', head.version, head.keepAlive, Math.max(0, Math.floor(this.o.limits.idleTimeoutMs / 1000)));
     this.req = req;
     this.res = res;
     if (head.body.kind === 'none') {
@@ -604,10 +612,11 @@ class H1Connection {
     if (!this.req && !this.buf) this.socket.destroy();
   }
 
+  /** The headers and idle timeouts (0: none). */
   sweep(now: number): void {
     const l = this.o.limits;
-    if (this.headSince && now - this.headSince >= l.headersTimeoutMs && this.phase === 'head') this.refuse(408);
-    else if (this.idleSince && now - this.idleSince >= l.idleTimeoutMs) this.socket.destroy();
+    if (this.headSince && l.headersTimeoutMs > 0 && now - this.headSince >= l.headersTimeoutMs && this.phase === 'head') this.refuse(408);
+    else if (this.idleSince && l.idleTimeoutMs > 0 && now - this.idleSince >= l.idleTimeoutMs) this.socket.destroy();
   }
 
   private gone(err: Error): void {
