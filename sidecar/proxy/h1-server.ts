@@ -1,11 +1,11 @@
 // The HTTP/1.1 half of a listener, on the raw socket: a strict parser (h1-parse.ts,
 // h1-chunked.ts) and one small request and response object per exchange, in place of
-// node:http's server, whose IncomingMessage, ServerResponse and stream plumbing were a
-// seventh of a sidecar's CPU per request (33 → 24 µs in a bare relay). What node:http did
-// for us is done here: keep-alive and pipelining (one exchange at a time, what follows held
-// unread until it is over), the headers timeout (408), the idle timeout, 100-continue,
-// 400/431 for a head that cannot be read, chunked responses when no length is known, the
-// Date header. The request path sees the same shape as before (downstream.ts types it).
+// node:http's server (IncomingMessage, ServerResponse and their stream plumbing cost more
+// per request than this: README, "The raw listener, built"). What node:http did for us is
+// done here: keep-alive and pipelining (one exchange at a time, what follows held unread
+// until it is over), the headers timeout (408), the idle timeout, 100-continue, 400/431 for
+// a head that cannot be read, chunked responses when no length is known, the Date header.
+// The request path sees the same shape as before (downstream.ts types it).
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type * as net from 'node:net';
