@@ -4,6 +4,7 @@
 // caller's trace id with a parent span id that is neither the caller's nor the first
 // sidecar's; both sidecars log the request under one request id and one trace id.
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +154,22 @@ describe('B3', () => {
 });
 
 describe('request id and the access log', () => {
+  it('bytes_received counts the body, also one that comes chunked with no Content-Length to tell it', async () => {
+    const id = `bytes-${Date.now()}`;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ port: caller.outbound, host: '127.0.0.1', method: 'POST', path: '/trace', headers: { host: 'backend', 'x-request-id': id, 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.write('hello');
+      req.end('world!');
+    });
+    expect(status).toBe(200);
+    expect(await logged(callerLog, id)).toMatchObject({ method: 'POST', bytes_received: 11 });
+    expect(await logged(backendLog, id)).toMatchObject({ method: 'POST', bytes_received: 11 });
+  });
+
   it('a request without x-request-id gets one: the same at the app and in both sidecars\' logs', async () => {
     const seen = await viaMeshH1({ 'user-agent': 'tracing-e2e' });
     const id = seen['x-request-id']!;

@@ -72,6 +72,8 @@ export function logEntry(
   routeName: string | null,
   peerPrincipal: string | null = null,
   traceId?: string,
+  /** the body bytes read from the client (a chunked or HTTP/2 body has no Content-Length to say it) */
+  bytesReceived?: number,
 ): AccessEntry {
   const tp = first(req.headers.traceparent);
   return {
@@ -81,7 +83,7 @@ export function logEntry(
     protocol: info?.protocol ?? `HTTP/${req.httpVersion}`,
     response_code: status,
     response_flags: flags,
-    bytes_received: Number(first(req.headers['content-length']) ?? 0) || 0,
+    bytes_received: bytesReceived ?? (Number(first(req.headers['content-length']) ?? 0) || 0),
     bytes_sent: bytesSent,
     duration_ms: Date.now() - start,
     upstream_service_time_ms: upstreamMs,

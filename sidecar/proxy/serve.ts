@@ -51,7 +51,7 @@ export function serve(o: ServeOptions) {
           // a metrics bug never costs a request its answer or its log line
         }
       }
-      if (o.log) o.log(logEntry(o.direction, req, info, started, status, flags, bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null, facts.trace?.traceId));
+      if (o.log) o.log(logEntry(o.direction, req, info, started, status, flags, bytes, upMs, facts.host, facts.cluster, facts.route, conn.peerPrincipal ?? null, facts.trace?.traceId, x?.body?.received));
     };
     const fail = (err: unknown) => {
       const e = err instanceof ProxyError ? err : new UpstreamResetError(String(err), { cause: err });
