@@ -62,6 +62,13 @@ beforeAll(async () => {
           return void res.end(Buffer.from('cd'));
         }
         if (url === '/nocontent') return void res.writeHead(204, { 'x-a': '1' }).end();
+        if (url === '/badlength') {
+          try {
+            res.writeHead(200, { 'content-length': '5, 5' });
+          } catch (err) {
+            return void res.writeHead(500, { 'content-length': 0, 'x-error': (err as { code?: string }).code ?? '' }).end();
+          }
+        }
         if (url === '/inject') {
           try {
             res.writeHead(200, { 'x-bad': 'a\r\nset-cookie: evil=1' });
@@ -196,6 +203,13 @@ describe('keep-alive, pipelining, framing', () => {
     expect(statusOf(r.out)).toEqual([500]);
     expect(r.out).toMatch(/x-error: ERR_INVALID_CHAR/);
     expect(r.out).not.toMatch(/evil/);
+  });
+
+  it('a response Content-Length that is not one plain number is never written (the body could not be framed by it)', async () => {
+    const r = await raw('GET /badlength HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(statusOf(r.out)).toEqual([500]);
+    expect(r.out).toMatch(/x-error: ERR_INVALID_CHAR/);
+    expect(r.out).not.toMatch(/5, 5/);
   });
 
   it('Expect: 100-continue is answered before the body is sent', async () => {

@@ -180,10 +180,12 @@ export class H1Response extends EventEmitter {
   /** Sets the status line and headers; they go out with the first bytes of the body (or its end), in one write. */
   writeHead(status: number, headers: OutgoingHttpHeaders = {}): this {
     if (this.headersSent) throw new Error('headers already sent');
+    if (!Number.isInteger(status) || status < 100 || status > 999) throw new RangeError(`invalid status code ${status}`);
     const all: OutgoingHttpHeaders = this.preset ? { ...this.preset, ...headers } : headers;
     let lines = '';
     let hasDate = false;
     let closeAsked = false;
+    let declared = -1;
     for (const name in all) {
       const value = all[name];
       if (value === undefined) continue;
@@ -195,9 +197,14 @@ export class H1Response extends EventEmitter {
       // framing is this connection's to say, not the upstream's
       if (lower === 'transfer-encoding' || lower === 'keep-alive') continue;
       if (lower === 'date') hasDate = true;
-      else if (lower === 'content-length') this.declared = Number(value);
+      else if (lower === 'content-length') {
+        // one plain number, or the body could not be framed by it
+        if (Array.isArray(value) || !/^\d{1,15}$/.test(String(value))) throw new InvalidHeaderError(`invalid response Content-Length ${JSON.stringify(value)}`);
+        declared = Number(value);
+      }
       lines += headerLines(name, value);
     }
+    this.declared = declared;
     this.statusCode = status;
     this.noBody = this.isHead || status === 204 || status === 304 || (status >= 100 && status < 200);
     if (!this.noBody && this.declared < 0) {
