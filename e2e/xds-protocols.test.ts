@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as h from './harness';
+import { crowdYaml } from './fixtures/crowd';
 
 interface Sync {
   id: string;
@@ -196,28 +197,7 @@ describe('a Delta sidecar with VHDS and a SotW sidecar route alike', () => {
 // takes no message over 4 MiB, so it syncs at all only if the push came in parts. The service
 // routed to sorts last: its virtual host comes in the last part.
 const crowd = (targetPort: number) => {
-  const groups = Array.from({ length: 60 }, (_, g) => {
-    const hosts = Array.from({ length: 100 }, (_, i) => `svc-${g * 100 + i}.example.com`).join(', ');
-    const routes = Array.from({ length: 4 }, (_, j) => `  - match: [{uri: {prefix: /r${j}}}]\n    route: [{destination: {host: svc-${g * 100}.example.com}}]`).join('\n');
-    return `---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: g${g}}
-spec:
-  hosts: [${hosts}]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {http: 9}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: g${g}}
-spec:
-  hosts: [${hosts}]
-  http:
-${routes}`;
-  });
-  return `${groups.join('\n')}
+  return `${crowdYaml()}
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry

@@ -8,6 +8,7 @@ import { SnapshotCache } from './cache';
 import { checkMessageSizes, ENVELOPE_BYTES, OversizedConfigError, resourceBytes, vhdsSizes } from './message-size';
 import { splitRoutes } from './vhds';
 import { Snapshot } from './snapshot';
+import { crowdYaml } from '../../e2e/fixtures/crowd';
 
 const OPTS = { domain: 'cluster.local', trustDomain: 'cluster.local' };
 
@@ -119,29 +120,7 @@ describe('every xDS response a config makes is measured against the sidecars’ 
   });
 
   it('accepts a whole table between ~2.5 and 4 MiB of many small virtual hosts, whose split form is over 4 MiB (it goes in parts)', () => {
-    // 6,000 services of four routes each, in groups (a config file holds at most 10,000 documents)
-    const group = (g: number) => {
-      const hosts = Array.from({ length: 100 }, (_, i) => `svc-${g * 100 + i}.example.com`).join(', ');
-      const routes = Array.from({ length: 4 }, (_, j) => `  - match: [{uri: {prefix: /r${j}}}]\n    route: [{destination: {host: svc-${g * 100}.example.com}}]`).join('\n');
-      return `---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: g${g}}
-spec:
-  hosts: [${hosts}]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {http: 9}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: g${g}}
-spec:
-  hosts: [${hosts}]
-  http:
-${routes}`;
-    };
-    const big = parseConfigText(Array.from({ length: 60 }, (_, g) => group(g)).join('\n'), 'mesh.yaml');
+    const big = parseConfigText(crowdYaml(), 'mesh.yaml');
     const cache = new SnapshotCache(OPTS);
     cache.setConfig(big);
     const whole = cache.snapshot.served(TypeUrl.RouteConfiguration, ['outbound']).resources[0];
