@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HelpRequested, parseFlags, parseLabels, UsageError } from './flags';
+import { HelpRequested, usageOf, parseFlags, parseLabels, UsageError } from './flags';
 
 const SPEC = { service: { required: true }, admin: { default: '127.0.0.1:15000' }, verbose: { boolean: true } };
 
@@ -31,6 +31,13 @@ describe('parseFlags', () => {
     expect(err?.message).toMatch(/usage: tandem sidecar/);
     expect(err?.message).toMatch(/--service VALUE\s+\(required\)/);
     expect(err?.message).toMatch(/--admin VALUE\s+\(default: 127\.0\.0\.1:15000\)/);
+  });
+
+  it('keeps the notes in one column past a flag name longer than the usual width', () => {
+    const usage = usageOf('x', { 'a-rather-long-flag-name-indeed': { default: '1' }, short: { default: '2' } });
+    const [long, short] = usage.split('\n').filter((l) => l.startsWith('  --'));
+    expect(long).toMatch(/VALUE {2}\(default: 1\)$/);
+    expect(long.indexOf('(default')).toBe(short.indexOf('(default'));
   });
 
   it('reads labels k=v,k=v and refuses anything else', () => {

@@ -17,10 +17,12 @@ export interface FlagSpec {
 }
 
 export function usageOf(command: string, spec: FlagSpec): string {
-  const lines = Object.entries(spec).map(([name, v]) => {
-    const value = v.boolean ? '' : ' VALUE';
+  const flags = Object.entries(spec).map(([name, v]) => `  --${name}${v.boolean ? '' : ' VALUE'}`);
+  // the notes in one column, two spaces past the longest flag
+  const width = Math.max(32, ...flags.map((f) => f.length + 2));
+  const lines = Object.entries(spec).map(([, v], i) => {
     const note = v.required ? '(required)' : v.shown !== undefined ? `(default: ${v.shown})` : v.default !== undefined ? `(default: ${v.default})` : '';
-    return (`  --${name}${value}`.padEnd(32) + note).trimEnd();
+    return (flags[i].padEnd(width) + note).trimEnd();
   });
   return `usage: tandem ${command} [flags]\n\nflags:\n${lines.join('\n')}\n`;
 }
