@@ -63,16 +63,24 @@ function checkValue(field: protobuf.Field, val: unknown, at: string): void {
 
 const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 
+const types = new Map<string, protobuf.Type>();
+/** the named message type, looked up once: a lookup walks the namespaces, and every xDS request and resource is coded through here */
+function typeOf(typeName: string): protobuf.Type {
+  let t = types.get(typeName);
+  if (!t) types.set(typeName, (t = envoyRoot().lookupType(typeName)));
+  return t;
+}
+
 /** Encode a plain (snake_case) object as the named message, rejecting unknown fields and enum names. */
 export function encode(typeName: string, obj: object): Uint8Array {
-  const type = envoyRoot().lookupType(typeName);
+  const type = typeOf(typeName);
   check(type, obj, '');
   return type.encode(type.fromObject(obj)).finish();
 }
 
 /** Decode bytes into a plain object: enums as names, 64-bit ints as numbers, defaults omitted. */
 export function decode<T = Record<string, unknown>>(typeName: string, bytes: Uint8Array): T {
-  const type = envoyRoot().lookupType(typeName);
+  const type = typeOf(typeName);
   return type.toObject(type.decode(bytes), { enums: String, longs: Number, bytes: Buffer as never, defaults: false }) as T;
 }
 
