@@ -1,7 +1,7 @@
 // One place that loads the Envoy v3 API (and Tandem's CA service) for both the control plane
 // and the sidecar, from a JSON descriptor generated from the .proto files (envoy-protos.ts):
-// building the types from JSON leaves ~5 MB less heap than parsing the .proto text, whose
-// text protobufjs' parsed names keep alive.
+// building the types from JSON leaves ~5 MB less heap than parsing the .proto text did, and
+// does not keep that text alive.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
