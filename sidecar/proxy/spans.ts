@@ -20,7 +20,7 @@ import {
   ATTR_URL_QUERY,
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
-} from '@opentelemetry/semantic-conventions';
+} from './semconv';
 import type { ExchangeFacts } from './exchange';
 import type { TraceIds } from './trace-context';
 
