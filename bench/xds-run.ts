@@ -6,8 +6,8 @@
 // CPU, and for three events (a route edit, one endpoint joining, 10% of the sidecars
 // reconnecting) convergence from the file write or the event to each sidecar's last ACK
 // (p50/p99/max over the sidecars), the control plane's CPU and the bytes it wrote.
-// XDS_BENCH_PROTOCOL=delta: the simulated sidecars speak Delta xDS (as the sidecar does by
-// default) instead of State of the World.
+// The simulated sidecars speak Delta xDS, as the sidecar does by default;
+// XDS_BENCH_PROTOCOL=sotw: State of the World instead.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { newKey } from '../certs/keys';
@@ -213,7 +213,7 @@ async function runOne(n: number): Promise<Row> {
 function print(rows: Row[]): void {
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   const out: string[] = [];
-  const protocol = process.env.XDS_BENCH_PROTOCOL === 'delta' ? 'Delta xDS' : 'State of the World';
+  const protocol = process.env.XDS_BENCH_PROTOCOL === 'sotw' ? 'State of the World' : 'Delta xDS';
   out.push('', `## xDS at scale (control plane, N simulated sidecars on N/2 services, ${protocol})`, '');
   out.push('| N | services | initial sync s | sync CPU s | RSS after sync MB | peak RSS MB |');
   out.push('|---|---|---|---|---|---|');

@@ -3,10 +3,11 @@
 // (CDS and LDS as wildcards, then EDS for the EDS clusters and RDS for the outbound
 // listener's routes, an ACK carrying version and nonce for every response, the versions it
 // holds named again when it reconnects). It keeps only what the benchmark checks.
-// XDS_BENCH_PROTOCOL=delta: it speaks Delta xDS as the sidecar does by default (subscribe
-// and unsubscribe, an ACK per response nonce, initial_resource_versions on reconnect), and
-// declares VHDS as it does: a route configuration with vhds is followed by a wildcard
-// subscription to VirtualHost.
+// It speaks Delta xDS as the sidecar does by default (subscribe and unsubscribe, an ACK per
+// response nonce, initial_resource_versions on reconnect), and declares VHDS as it does: a
+// route configuration with vhds is followed by a wildcard subscription to VirtualHost.
+// XDS_BENCH_PROTOCOL=sotw: State of the World instead (as `--xds-protocol sotw` and
+// proxyless gRPC clients speak).
 import * as grpc from '@grpc/grpc-js';
 import {
   adsService,
@@ -27,7 +28,7 @@ import { assignmentNameAndSize, clusterNameAndEds, nameOf, routeHasVhds } from '
 const ADS_CLIENT = grpc.makeGenericClientConstructor(adsService, 'AggregatedDiscoveryService');
 
 /** the xDS protocol the simulated sidecars speak: sotw (the default) or delta */
-export const PROTOCOL: 'sotw' | 'delta' = process.env.XDS_BENCH_PROTOCOL === 'delta' ? 'delta' : 'sotw';
+export const PROTOCOL: 'sotw' | 'delta' = process.env.XDS_BENCH_PROTOCOL === 'sotw' ? 'sotw' : 'delta';
 
 /** Why streams ended unasked, and how often: the benchmark reports it. */
 export const drops = new Map<string, number>();
