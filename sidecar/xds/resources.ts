@@ -7,7 +7,7 @@
 // A Delta push that came in parts (proto/delta-parts.ts) is put in force at its last part,
 // all of it at once: a route table is never in force with only some of its virtual hosts.
 import type { AnyMessage } from '../../proto/any';
-import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
+import { TypeUrl, shortName, type XdsTypeUrl } from '../../proto/type-urls';
 import { decoders, decodeVirtualHost, nameOf, DecodeError } from '../../proto/decode/decode';
 import { ENVOY_MAX_DIRECT_RESPONSE_BODY } from '../../proto/decode/decode-route-action';
 import type { ClusterModel, EndpointsModel, ListenerModel, RouteConfigModel, VirtualHostResourceModel } from '../../proto/decode/model';
@@ -69,6 +69,14 @@ interface Part {
   removed?: string[];
 }
 
+/**
+ * The most parts of one push held for its last (proto/delta-parts.ts): the control plane
+ * refuses a config whose whole route table is over one message (message-size.ts), so its
+ * largest push, split, is two or three parts; this bounds what a control plane that never
+ * sends a last part could make a sidecar hold (16 messages of 4 MiB).
+ */
+export const MAX_HELD_PARTS = 16;
+
 /** What the sidecar subscribes to of VirtualHost: all of them, over the same Delta stream. */
 export const VHDS_WILDCARD = ['*'];
 
@@ -97,8 +105,13 @@ export class ResourceStore {
    * Returns what could not be applied, each naming its resource and field.
    */
   apply(type: XdsTypeUrl, incoming: Incoming[], removed?: string[], more = false): string[] {
-    const part = this.decode(type, incoming, removed);
     const held = this.held.get(type);
+    if (more && (held?.length ?? 0) + 1 >= MAX_HELD_PARTS) {
+      // a push that never ends does not hold memory without end: it is refused, and what is in force stays
+      this.held.delete(type);
+      return [`a push of ${shortName[type]} in more than ${MAX_HELD_PARTS} parts: refused, the resources in force stay`];
+    }
+    const part = this.decode(type, incoming, removed);
     if (more) {
       if (held) held.push(part);
       else this.held.set(type, [part]);

@@ -8,6 +8,7 @@ import { pack, type AnyMessage } from '../../proto/any';
 import { decodeRouteConfig } from '../../proto/decode/decode';
 import { VHDS_FEATURE } from '../../proto/node-meta';
 import { partVersion } from '../../proto/delta-parts';
+import { MAX_HELD_PARTS } from './resources';
 import { TypeUrl, type XdsTypeUrl } from '../../proto/type-urls';
 import { logger } from '../../common/log';
 import { waitFor } from '../../common/wait';
@@ -238,6 +239,18 @@ describe('XdsClient with VHDS', () => {
       const rt = new RouteTable(s.client.resources.routes.get('outbound'), true);
       expect(rt.match('reviews', '/', () => undefined)?.model.clusters.map((c) => c.name)).toEqual(['v1', 'v2']);
       expect(s.client.status.get(TypeUrl.VirtualHost)!.lastError).toContain(`outbound/${REVIEWS}`);
+    });
+
+    it('refuses a push that never reaches its last part once it holds MAX_HELD_PARTS of it, and what is in force stays', async () => {
+      const s = await subscribed();
+      s.send(TypeUrl.VirtualHost, hosts.map(entry));
+      await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
+      const before = s.client.resources.routes.get('outbound');
+      let n = '';
+      for (let i = 1; i <= MAX_HELD_PARTS; i++) n = s.send(TypeUrl.VirtualHost, [entry(vhost(REVIEWS, [['v2', 1]]))], [], partVersion('v13', i, 1000));
+      const answer = await acked(s, n);
+      expect(answer.error_detail?.message).toMatch(new RegExp(`more than ${MAX_HELD_PARTS} parts`));
+      expect(s.client.resources.routes.get('outbound')).toBe(before);
     });
 
     it('drops the parts an ended stream did not finish: the new stream names only what is in force', async () => {
