@@ -62,6 +62,13 @@ beforeAll(async () => {
           return void res.end(Buffer.from('cd'));
         }
         if (url === '/nocontent') return void res.writeHead(204, { 'x-a': '1' }).end();
+        if (url === '/badstatus') {
+          try {
+            res.writeHead(1000, {});
+          } catch (err) {
+            return void res.writeHead(500, { 'content-length': 0, 'x-error': (err as Error).name }).end();
+          }
+        }
         if (url === '/badlength') {
           try {
             res.writeHead(200, { 'content-length': '5, 5' });
@@ -210,6 +217,13 @@ describe('keep-alive, pipelining, framing', () => {
     expect(statusOf(r.out)).toEqual([500]);
     expect(r.out).toMatch(/x-error: ERR_INVALID_CHAR/);
     expect(r.out).not.toMatch(/5, 5/);
+  });
+
+  it('a status outside 100-999 is never written (a status line that is not three digits)', async () => {
+    const r = await raw('GET /badstatus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(statusOf(r.out)).toEqual([500]);
+    expect(r.out).toMatch(/x-error: RangeError/);
+    expect(r.out).not.toMatch(/1000/);
   });
 
   it('Expect: 100-continue is answered before the body is sent', async () => {
