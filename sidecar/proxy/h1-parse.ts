@@ -8,6 +8,7 @@
 // the request path reads the same headers it always did.
 import { METHODS } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import { addHeaderLine } from './h1-headers';
 
 export class HeadError extends Error {
   constructor(
@@ -53,28 +54,6 @@ const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
 for (let c = 0x80; c <= 0xff; c++) TARGET[c] = 1;
 
-/** node:http keeps the first of these and drops the rest (_http_incoming.js matchKnownFields) */
-const FIRST_ONLY = new Set([
-  'content-type',
-  'content-length',
-  'user-agent',
-  'referer',
-  'host',
-  'authorization',
-  'proxy-authorization',
-  'if-modified-since',
-  'if-unmodified-since',
-  'from',
-  'location',
-  'max-forwards',
-  'retry-after',
-  'etag',
-  'last-modified',
-  'server',
-  'age',
-  'expires',
-]);
-
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -100,19 +79,6 @@ export function leadingBlankLines(buf: Buffer): number {
   let i = 0;
   while (i + 1 < buf.length && buf[i] === CR && buf[i + 1] === LF) i += 2;
   return i;
-}
-
-function addHeader(headers: IncomingHttpHeaders, name: string, value: string): void {
-  const h = headers as Record<string, string | string[] | undefined>;
-  const prev = h[name];
-  if (prev === undefined) {
-    h[name] = name === 'set-cookie' ? [value] : value;
-    return;
-  }
-  if (FIRST_ONLY.has(name)) return;
-  if (name === 'set-cookie') (prev as string[]).push(value);
-  else if (name === 'cookie') h[name] = `${prev as string}; ${value}`;
-  else h[name] = `${prev as string}, ${value}`;
 }
 
 /** Comma-separated tokens of a header, lower-cased. */
@@ -166,7 +132,7 @@ export function parseHead(buf: Buffer, start: number, end: number, keep: number)
     // what is over the limit is counted (request-info.ts answers 431), not kept
     if (rawHeaders.length >= keep * 2) continue;
     rawHeaders.push(rawName, value);
-    addHeader(headers, name, value);
+    addHeaderLine(headers, name, value);
   }
 
   let body: BodyFraming = { kind: 'none' };
