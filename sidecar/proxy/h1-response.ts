@@ -3,7 +3,7 @@
 // length or chunked, and what would break the framing (CR or LF in a header, a length that
 // is not one number) is never written.
 import { EventEmitter } from 'node:events';
-import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import { STATUS_CODES, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import type * as net from 'node:net';
 
 /** What a response needs of its connection. */
@@ -17,8 +17,6 @@ export interface ResponseSink {
 }
 
 export const CRLF = '\r\n';
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-const INVALID_NAME = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 
 let dateSecond = -1;
 let dateString = '';
@@ -33,18 +31,20 @@ function httpDate(): string {
   return dateString;
 }
 
+/** a Content-Length the body could not be framed by (node:http's own code for a bad header value) */
 class InvalidHeaderError extends TypeError {
   readonly code = 'ERR_INVALID_CHAR';
 }
 
+/** A header's lines, checked as node:http checks them (a name that is a token, no CR, LF or NUL in a value): throws before anything is written. */
 function headerLines(name: string, value: OutgoingHttpHeaders[string]): string {
-  if (INVALID_NAME.test(name) || !name) throw new InvalidHeaderError(`invalid response header name ${JSON.stringify(name)}`);
+  validateHeaderName(name);
   if (value === undefined) return '';
   const values = Array.isArray(value) ? value : [value];
   let out = '';
   for (const v of values) {
     const s = String(v);
-    if (INVALID_VALUE.test(s)) throw new InvalidHeaderError(`invalid character in response header ${name}`);
+    validateHeaderValue(name, s);
     out += `${name}: ${s}${CRLF}`;
   }
   return out;
