@@ -90,8 +90,6 @@ export function dualProtocolServer(
   const track: RequestHandler = (req, res) => {
     active++;
     res.once('close', () => active--);
-    // draining: this connection's last request (Node closes it once the response is out)
-    if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     handler(req, res);
   };
   // An HTTP/2 stream starts once what arrived with it has been read: one its client resets in

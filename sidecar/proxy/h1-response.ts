@@ -58,7 +58,6 @@ export class H1Response extends EventEmitter {
   /** the connection outlives this exchange (local-reply.ts reads that this is HTTP/1) */
   shouldKeepAlive: boolean;
   statusCode = 200;
-  private preset?: OutgoingHttpHeaders;
   private trailers?: OutgoingHttpHeaders;
   private head = '';
   private chunked = false;
@@ -81,22 +80,16 @@ export class H1Response extends EventEmitter {
     this.shouldKeepAlive = keepAlive;
   }
 
-  setHeader(name: string, value: string | number | string[]): this {
-    (this.preset ??= {})[name.toLowerCase()] = value;
-    return this;
-  }
-
   /** Sets the status line and headers; they go out with the first bytes of the body (or its end), in one write. */
   writeHead(status: number, headers: OutgoingHttpHeaders = {}): this {
     if (this.headersSent) throw new Error('headers already sent');
     if (!Number.isInteger(status) || status < 100 || status > 999) throw new RangeError(`invalid status code ${status}`);
-    const all: OutgoingHttpHeaders = this.preset ? { ...this.preset, ...headers } : headers;
     let lines = '';
     let hasDate = false;
     let closeAsked = false;
     let declared = -1;
-    for (const name in all) {
-      const value = all[name];
+    for (const name in headers) {
+      const value = headers[name];
       if (value === undefined) continue;
       const lower = name.toLowerCase();
       if (lower === 'connection') {
@@ -181,13 +174,8 @@ export class H1Response extends EventEmitter {
 
   end(chunk?: Buffer | string): this {
     if (this.writableEnded || this.destroyed) return this;
-    if (!this.headersSent) {
-      if (chunk !== undefined && !(this.preset && 'content-length' in this.preset)) {
-        // a whole body known at once goes with its length, not chunked
-        this.setHeader('content-length', typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length);
-      }
-      this.writeHead(this.statusCode);
-    }
+    // a whole body known at once goes with its length, not chunked
+    if (!this.headersSent) this.writeHead(this.statusCode, chunk === undefined ? {} : { 'content-length': typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length });
     if (chunk !== undefined) this.write(chunk);
     this.writableEnded = true;
     let last = '';

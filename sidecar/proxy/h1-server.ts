@@ -95,6 +95,8 @@ class H1Connection implements RequestSource, ResponseSink {
   private paused = false;
   draining = false;
   private closed = false;
+  /** what a kept-alive response says its idle timeout is (rounded down, as node:http says it) */
+  private readonly keepAliveSec: number;
 
   constructor(
     private readonly socket: Socket,
@@ -103,6 +105,7 @@ class H1Connection implements RequestSource, ResponseSink {
     private readonly onClosed: () => void,
   ) {
     this.idleSince = Date.now();
+    this.keepAliveSec = Math.max(0, Math.floor(o.limits.idleTimeoutMs / 1000));
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.res?.drained());
     // the client's FIN: what is in flight is given up, as node:http does (no half-open); an
@@ -184,7 +187,7 @@ class H1Connection implements RequestSource, ResponseSink {
   private begin(head: RequestHead): void {
     this.draining = this.o.isDraining();
     const req = new H1Request(head, this.socket, this);
-    const res = new H1Response(this, this.socket, head.method === 'HEAD', head.version, head.keepAlive, Math.max(0, Math.floor(this.o.limits.idleTimeoutMs / 1000)));
+    const res = new H1Response(this, this.socket, head.method === 'HEAD', head.version, head.keepAlive, this.keepAliveSec);
     this.req = req;
     this.res = res;
     if (head.body.kind === 'none') {
