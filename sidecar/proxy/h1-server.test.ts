@@ -267,3 +267,25 @@ describe('timeouts', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
   });
 });
+
+describe('draining', () => {
+  it('a response given while the listener drains says Connection: close, and its connection closes after it', async () => {
+    const d = dualProtocolServer((_req, res) => void setTimeout(() => res.writeHead(200, { 'content-length': 2 }).end('ok'), 150));
+    await new Promise<void>((r) => d.server.listen(0, '127.0.0.1', () => r()));
+    const p = (d.server.address() as net.AddressInfo).port;
+    const answer = new Promise<{ out: string; closed: boolean }>((resolve) => {
+      const s = net.connect(p, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      let out = '';
+      s.on('data', (b) => (out += b.toString('latin1')));
+      const t = setTimeout(() => (s.destroy(), resolve({ out, closed: false })), 1500);
+      s.on('close', () => (clearTimeout(t), resolve({ out, closed: true })));
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const drained = d.drain(2000, 500);
+    const r = await answer;
+    await drained;
+    expect(statusOf(r.out)).toEqual([200]);
+    expect(r.out).toMatch(/connection: close\r\n/);
+    expect(r.closed).toBe(true);
+  });
+});

@@ -93,7 +93,6 @@ class H1Connection implements RequestSource, ResponseSink {
   private bodyLeft = 0;
   private chunks?: ChunkedDecoder;
   private paused = false;
-  draining = false;
   private closed = false;
   /** what a kept-alive response says its idle timeout is (rounded down, as node:http says it) */
   private readonly keepAliveSec: number;
@@ -185,7 +184,6 @@ class H1Connection implements RequestSource, ResponseSink {
   }
 
   private begin(head: RequestHead): void {
-    this.draining = this.o.isDraining();
     const req = new H1Request(head, this.socket, this);
     const res = new H1Response(this, this.socket, head.method === 'HEAD', head.version, head.keepAlive, this.keepAliveSec);
     this.req = req;
@@ -244,6 +242,11 @@ class H1Connection implements RequestSource, ResponseSink {
     }
     // the request path reads the body at its own pace (the upstream's)
     if (full) this.pause();
+  }
+
+  /** Read when a response's head is made, not when its request came: one in flight as draining starts says close too. */
+  get draining(): boolean {
+    return this.o.isDraining();
   }
 
   /** Whether the body of the exchange in flight was read to its end (or it had none). */
