@@ -100,6 +100,15 @@ async function base(s: Awaited<ReturnType<typeof setup>>) {
   await waitFor('the RDS subscription', () => s.of(TypeUrl.RouteConfiguration).length >= 1);
 }
 
+/** Set up, with the outbound route configuration saying `vhds`, and its VirtualHost subscription made. */
+async function subscribed() {
+  const s = await setup();
+  await base(s);
+  s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
+  await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+  return s;
+}
+
 describe('XdsClient with VHDS', () => {
   it('declares the feature, subscribes to VirtualHost for a route configuration with vhds, and routes as the whole table does', async () => {
     const s = await setup();
@@ -132,10 +141,7 @@ describe('XdsClient with VHDS', () => {
   });
 
   it('subscribes again when it reconnects, naming the virtual hosts it holds', async () => {
-    const s = await setup();
-    await base(s);
-    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
-    await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    const s = await subscribed();
     s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 100]]))]]);
     await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
     const before = s.requests.length;
@@ -148,10 +154,7 @@ describe('XdsClient with VHDS', () => {
   });
 
   it('NACKs a bad VirtualHost naming it, and the last good one keeps serving', async () => {
-    const s = await setup();
-    await base(s);
-    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
-    await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    const s = await subscribed();
     s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 100]]))]]);
     await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
     const bad = { ...vhost(REVIEWS, [['v1', 0]]), name: REVIEWS };
@@ -164,10 +167,7 @@ describe('XdsClient with VHDS', () => {
   });
 
   it('puts a virtual host naming a new cluster in force only once that cluster is warm', async () => {
-    const s = await setup();
-    await base(s);
-    s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
-    await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
+    const s = await subscribed();
     s.send(TypeUrl.VirtualHost, [[`outbound/${REVIEWS}`, split(vhost(REVIEWS, [['v1', 100]]))]]);
     await waitFor('the routes in force', () => s.client.resources.routes.get('outbound'));
     // v3 is not known yet: the edit waits (make before break)
@@ -187,13 +187,6 @@ describe('XdsClient with VHDS', () => {
     const entry = (vh: Obj): [string, AnyMessage] => [`outbound/${vh.name as string}`, split(vh)];
     const acked = (s: Awaited<ReturnType<typeof setup>>, n: string) => waitFor(`the answer to ${n}`, () => s.of(TypeUrl.VirtualHost).find((r) => r.response_nonce === n));
     const vhostsInForce = (s: Awaited<ReturnType<typeof setup>>) => s.client.resources.routes.get('outbound')?.virtualHosts.map((vh) => vh.name).sort();
-    async function subscribed() {
-      const s = await setup();
-      await base(s);
-      s.send(TypeUrl.RouteConfiguration, [['outbound', pack(TypeUrl.RouteConfiguration, { name: 'outbound', ...LIMIT, vhds: VHDS })]]);
-      await waitFor('the VHDS subscription', () => s.of(TypeUrl.VirtualHost)[0]);
-      return s;
-    }
 
     it('ACKs each part, and puts the route configuration in force only at the last, with every virtual host', async () => {
       const s = await subscribed();
