@@ -2,7 +2,7 @@
 // unknown keys and unknown enum names without a word, which would turn a typo in a
 // resource into a silently different config. Here both are errors naming the field.
 import * as protobuf from 'protobufjs';
-import { envoyRoot } from './load';
+import { lookupType } from './load';
 import { typeNameOf } from './type-urls';
 
 export interface AnyMessage {
@@ -63,24 +63,16 @@ function checkValue(field: protobuf.Field, val: unknown, at: string): void {
 
 const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 
-const types = new Map<string, protobuf.Type>();
-/** the named message type, looked up once: a lookup walks the namespaces, and every xDS request and resource is coded through here */
-function typeOf(typeName: string): protobuf.Type {
-  let t = types.get(typeName);
-  if (!t) types.set(typeName, (t = envoyRoot().lookupType(typeName)));
-  return t;
-}
-
 /** Encode a plain (snake_case) object as the named message, rejecting unknown fields and enum names. */
 export function encode(typeName: string, obj: object): Uint8Array {
-  const type = typeOf(typeName);
+  const type = lookupType(typeName);
   check(type, obj, '');
   return type.encode(type.fromObject(obj)).finish();
 }
 
 /** Decode bytes into a plain object: enums as names, 64-bit ints as numbers, defaults omitted. */
 export function decode<T = Record<string, unknown>>(typeName: string, bytes: Uint8Array): T {
-  const type = typeOf(typeName);
+  const type = lookupType(typeName);
   return type.toObject(type.decode(bytes), { enums: String, longs: Number, bytes: Buffer as never, defaults: false }) as T;
 }
 

@@ -27,6 +27,11 @@ export function envoyRoot(): protobuf.Root {
   return r;
 }
 
+const types = new Map<string, protobuf.Type>();
+
+/** A message type by its full name, looked up once: a lookup walks the namespaces, and every xDS request and resource is coded through here (any.ts). */
 export function lookupType(name: string): protobuf.Type {
-  return envoyRoot().lookupType(name);
+  let t = types.get(name);
+  if (!t) types.set(name, (t = envoyRoot().lookupType(name)));
+  return t;
 }
